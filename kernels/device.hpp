@@ -1,0 +1,20 @@
+#pragma once
+// Which accelerators this process can see. Built without CUDA, the list is always empty.
+#include <string>
+#include <vector>
+
+namespace kiln::kernels {
+
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  int compute_major = 0;
+  int compute_minor = 0;
+  double memory_gib = 0;
+};
+
+// Never throws: a machine without a driver or a GPU simply has no devices. When the CUDA
+// runtime reports why, `why_none` receives its message.
+std::vector<DeviceInfo> cuda_devices(std::string* why_none = nullptr);
+
+}  // namespace kiln::kernels

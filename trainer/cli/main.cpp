@@ -1,0 +1,59 @@
+// `kiln <verb> ...`: the single entry point (DESIGN.md §10).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "kernels/device.hpp"
+#include "parallel/mpi_environment.hpp"
+#include "trainer/cli/command.hpp"
+#include "trainer/core/error.hpp"
+#include "trainer/core/version.hpp"
+
+namespace {
+
+std::string version_text() {
+  std::string why_no_gpu;
+  const auto devices = kiln::kernels::cuda_devices(&why_no_gpu);
+  std::string text = fmt::format("kiln {} (CUDA backend: {}, MPI: {})", kiln::kVersion,
+                                 kiln::kBuiltWithCuda ? "built" : "not built",
+                                 kiln::kBuiltWithMpi ? "built" : "not built");
+  if (devices.empty()) {
+    text += fmt::format("\nGPUs: none ({})", why_no_gpu);
+  }
+  for (const auto& device : devices) {
+    text += fmt::format("\nGPU {}: {} (sm_{}{}, {:.0f} GiB)", device.index, device.name,
+                        device.compute_major, device.compute_minor, device.memory_gib);
+  }
+  return text;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"kiln: curate, tokenize, prepare and train language models"};
+  app.set_version_flag("--version", version_text);
+  app.require_subcommand(1);
+  kiln::cli::add_corpus_command(app);
+  kiln::cli::add_tokenizer_command(app);
+  kiln::cli::add_prepare_command(app);
+  kiln::cli::add_info_command(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const kiln::Error& error) {
+    const auto& mpi = kiln::parallel::MpiEnvironment::instance();
+    std::fprintf(stderr, "kiln: error: %s\n", error.what());
+    // A rank that fails alone would leave the others waiting on it forever.
+    if (mpi.distributed()) mpi.abort(1);
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "kiln: internal error: %s\n", error.what());
+    return 3;
+  }
+}

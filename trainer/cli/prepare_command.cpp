@@ -1,0 +1,7 @@
+#include "trainer/cli/command.hpp"
+
+namespace kiln::cli {
+
+void add_prepare_command(CLI::App& app) { (void)app; }
+
+}  // namespace kiln::cli
