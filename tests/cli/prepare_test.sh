@@ -43,7 +43,7 @@ check "info verifies the result" grep -q -i "verified" "$work/info.out"
   --val-fraction 0.1 --threads 1 --quiet >/dev/null 2>&1
 "$kiln" info "$work/data1" >"$work/info1.out" 2>&1
 check "thread count does not change the datasets" \
-  diff <(grep -i -E "checksum|tokens|documents" "$work/info.out") <(grep -i -E "checksum|tokens|documents" "$work/info1.out")
+  diff <(grep -i -E "checksum|xxh3|tokens|documents" "$work/info.out") <(grep -i -E "checksum|xxh3|tokens|documents" "$work/info1.out")
 
 # Compressed input gives the same datasets as plain input.
 zstd -q -f "$work/corpus.jsonl" -o "$work/corpus.jsonl.zst"
@@ -51,8 +51,8 @@ zstd -q -f "$work/corpus.jsonl" -o "$work/corpus.jsonl.zst"
   --val-fraction 0.1 --quiet >/dev/null 2>&1
 "$kiln" info "$work/data_zst" >"$work/info_zst.out" 2>&1
 check "jsonl.zst input equals jsonl input" \
-  diff <(grep -i -E "checksum|tokens|documents" "$work/info.out" | grep -v -i source) \
-       <(grep -i -E "checksum|tokens|documents" "$work/info_zst.out" | grep -v -i source)
+  diff <(grep -i -E "checksum|xxh3|tokens|documents" "$work/info.out" | grep -v -i source) \
+       <(grep -i -E "checksum|xxh3|tokens|documents" "$work/info_zst.out" | grep -v -i source)
 
 # Bad input.
 printf '{"text": "fine"}\n{"text": "broken\n{"text": "also fine"}\n' >"$work/bad.jsonl"
