@@ -48,6 +48,9 @@ class Rng {
   // Uniform in [0, 1) with 53 random bits.
   constexpr double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
+  // The whole generator state: Rng(state()) continues the same sequence (checkpoints save it).
+  constexpr std::uint64_t state() const { return state_; }
+
   template <class T>
   const T& pick(const std::vector<T>& items) {
     return items[below(items.size())];

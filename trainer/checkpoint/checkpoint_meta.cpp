@@ -1,0 +1,50 @@
+#include "trainer/checkpoint/checkpoint_meta.hpp"
+
+#include "trainer/checkpoint/checkpoint_names.hpp"
+#include "trainer/core/error.hpp"
+
+namespace kiln::checkpoint {
+
+nlohmann::json meta_to_json(const CheckpointMeta& meta) {
+  return {{"format", std::string(kCheckpointFormat)},
+          {"format_version", kCheckpointFormatVersion},
+          {"created_by", meta.created_by},
+          {"step", meta.step},
+          {"tokens_seen", meta.tokens_seen},
+          {"layout", config::layout_to_json(meta.layout)},
+          {"recipe", meta.recipe},
+          {"loader", meta.loader},
+          {"rng", meta.rng},
+          {"schedule", meta.schedule},
+          {"extra", meta.extra},
+          {"checksums", meta.checksums}};
+}
+
+CheckpointMeta meta_from_json(const nlohmann::json& json, const std::filesystem::path& source) {
+  try {
+    if (json.value("format", std::string()) != kCheckpointFormat) {
+      fail("{}: not a kiln checkpoint (format is not '{}')", source.string(), kCheckpointFormat);
+    }
+    const int version = json.at("format_version").get<int>();
+    if (version > kCheckpointFormatVersion) {
+      fail("{}: checkpoint format version {} is newer than this kiln reads ({}). Fix: upgrade kiln",
+           source.string(), version, kCheckpointFormatVersion);
+    }
+    CheckpointMeta meta;
+    meta.created_by = json.value("created_by", std::string());
+    meta.step = json.at("step").get<std::int64_t>();
+    meta.tokens_seen = json.at("tokens_seen").get<std::int64_t>();
+    meta.layout = config::layout_from_json(json.at("layout"));
+    meta.recipe = json.at("recipe");
+    meta.loader = json.at("loader");
+    meta.rng = json.at("rng");
+    meta.schedule = json.at("schedule");
+    meta.extra = json.value("extra", nlohmann::json::object());
+    meta.checksums = json.at("checksums").get<std::map<std::string, std::string>>();
+    return meta;
+  } catch (const nlohmann::json::exception& error) {
+    fail("{}: malformed checkpoint metadata: {}", source.string(), error.what());
+  }
+}
+
+}  // namespace kiln::checkpoint

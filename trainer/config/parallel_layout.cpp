@@ -1,0 +1,74 @@
+#include "trainer/config/parallel_layout.hpp"
+
+#include "trainer/core/error.hpp"
+
+namespace kiln::config {
+
+namespace {
+
+int resolve_dp(const ParallelConfig& p, int world_size) {
+  const int model_parallel = p.tp * p.pp;
+  if (world_size < 1 || world_size % model_parallel != 0) {
+    fail("parallel: {} ranks cannot be split into tp = {} x pp = {} groups. Fix: launch a "
+         "multiple of {} ranks, or change parallel.tp / parallel.pp",
+         world_size, p.tp, p.pp, model_parallel);
+  }
+  const int dp = world_size / model_parallel;
+  if (p.dp != 0 && p.dp != dp) {
+    fail("parallel.dp: the recipe asks for dp = {}, but {} ranks with tp = {}, pp = {} give dp = "
+         "{}. Fix: launch {} ranks or set parallel.dp: auto",
+         p.dp, world_size, p.tp, p.pp, dp, p.dp * model_parallel);
+  }
+  return dp;
+}
+
+}  // namespace
+
+ParallelLayout resolve_layout(const Recipe& recipe, int world_size) {
+  const auto& p = recipe.parallel;
+  ParallelLayout layout;
+  layout.tp = p.tp;
+  layout.pp = p.pp;
+  layout.zero = p.zero;
+  layout.dp = resolve_dp(p, world_size);
+  layout.micro_batch_size = recipe.train.micro_batch_size;
+  const std::int64_t per_round = layout.dp * layout.micro_batch_size;
+  if (recipe.train.batch_size % per_round != 0) {
+    fail("train.batch_size: {} sequences cannot be split over dp = {} ranks in micro-batches of {}. "
+         "Fix: make train.batch_size a multiple of {}, or change train.micro_batch_size",
+         recipe.train.batch_size, layout.dp, layout.micro_batch_size, per_round);
+  }
+  layout.micro_batches = static_cast<int>(recipe.train.batch_size / per_round);
+  if (p.micro_batches != 0 && p.micro_batches != layout.micro_batches) {
+    fail("parallel.micro_batches: {} disagrees with batch_size / (dp * micro_batch_size) = {}. "
+         "Fix: set parallel.micro_batches: auto",
+         p.micro_batches, layout.micro_batches);
+  }
+  return layout;
+}
+
+nlohmann::json layout_to_json(const ParallelLayout& layout) {
+  return {{"dp", layout.dp},
+          {"tp", layout.tp},
+          {"pp", layout.pp},
+          {"zero", layout.zero},
+          {"micro_batch_size", layout.micro_batch_size},
+          {"micro_batches", layout.micro_batches}};
+}
+
+ParallelLayout layout_from_json(const nlohmann::json& json) {
+  try {
+    ParallelLayout layout;
+    layout.dp = json.at("dp").get<int>();
+    layout.tp = json.at("tp").get<int>();
+    layout.pp = json.at("pp").get<int>();
+    layout.zero = json.at("zero").get<int>();
+    layout.micro_batch_size = json.value("micro_batch_size", std::int64_t{1});
+    layout.micro_batches = json.value("micro_batches", 1);
+    return layout;
+  } catch (const nlohmann::json::exception& error) {
+    fail("parallel layout: malformed saved layout {}: {}", json.dump(), error.what());
+  }
+}
+
+}  // namespace kiln::config

@@ -1,0 +1,16 @@
+# The trainer library: recipes, schedules, optimizer, checkpoints, metrics, model and loop.
+# Included from the top-level CMakeLists.txt (after data/) so the `kiln` binary and the unit
+# tests can link it; the CLI sources in trainer/cli stay a separate executable.
+file(GLOB KILN_TRAINER_SOURCES CONFIGURE_DEPENDS
+  ${CMAKE_CURRENT_LIST_DIR}/config/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/optim/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/checkpoint/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/metrics/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/model/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/train/*.cpp)
+add_library(kiln_trainer STATIC ${KILN_TRAINER_SOURCES})
+kiln_target_defaults(kiln_trainer)
+target_include_directories(kiln_trainer SYSTEM PUBLIC ${HDF5_INCLUDE_DIRS})
+target_compile_definitions(kiln_trainer PUBLIC ${HDF5_C_DEFINITIONS})
+target_link_libraries(kiln_trainer PUBLIC kiln_data kiln_kernels kiln_parallel kiln_core
+  yaml-cpp nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES})
