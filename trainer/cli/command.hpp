@@ -9,5 +9,8 @@ void add_tokenizer_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_corpus_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -36,6 +36,9 @@ int run(int argc, char** argv) {
   kiln::cli::add_corpus_command(app);
   kiln::cli::add_tokenizer_command(app);
   kiln::cli::add_prepare_command(app);
+  kiln::cli::add_train_command(app);
+  kiln::cli::add_eval_command(app);
+  kiln::cli::add_generate_command(app);
   kiln::cli::add_info_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;

@@ -1,0 +1,41 @@
+// `kiln train RECIPE [--set key.path=value ...] [--run-dir DIR]`
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "trainer/cli/command.hpp"
+#include "trainer/config/recipe.hpp"
+#include "trainer/train/trainer.hpp"
+
+namespace kiln::cli {
+
+namespace {
+
+struct TrainFlags {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  std::string run_dir;
+};
+
+void run_train(const TrainFlags& flags) {
+  std::vector<std::string> overrides = flags.overrides;
+  if (!flags.run_dir.empty()) overrides.push_back("run.dir=" + flags.run_dir);
+  train::Trainer trainer(config::load_recipe(flags.recipe, overrides));
+  const auto outcome = trainer.run();
+  fmt::print("done: {} steps, last loss {:.4f}{}\n", outcome.steps_done, outcome.last_loss,
+             outcome.last_checkpoint.empty() ? "" : ", checkpoint " + outcome.last_checkpoint.string());
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto flags = std::make_shared<TrainFlags>();
+  auto* command = app.add_subcommand(
+      "train", "Train a model from a YAML recipe; re-running the same command resumes from the latest checkpoint");
+  command->add_option("recipe", flags->recipe, "Recipe YAML (see recipes/)")->required();
+  command->add_option("--set", flags->overrides, "Override a recipe field: --set optim.lr=3e-4 (repeatable)");
+  command->add_option("--run-dir", flags->run_dir, "Run directory (default: run.dir of the recipe)");
+  command->callback([flags] { run_train(*flags); });
+}
+
+}  // namespace kiln::cli

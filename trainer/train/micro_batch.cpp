@@ -1,0 +1,71 @@
+#include "trainer/train/micro_batch.hpp"
+
+#include <algorithm>
+
+namespace kiln::train {
+
+namespace {
+
+template <class T>
+Tensor view_of(const std::vector<T>& values, std::int64_t rows, std::int64_t seq_len) {
+  if (values.empty()) return {};
+  return Tensor::of(values.data(), {rows, seq_len});
+}
+
+// Segment index of every input position of one row, from the row's segment starts.
+void fill_doc_ids(const data::Batch& batch, std::uint64_t row, std::uint32_t* out) {
+  const auto first = batch.segment_offsets[row];
+  const auto last = batch.segment_offsets[row + 1];
+  for (std::uint32_t segment = first; segment < last; ++segment) {
+    const std::uint32_t begin = batch.segment_starts[segment];
+    const auto end = segment + 1 < last ? batch.segment_starts[segment + 1] : static_cast<std::uint32_t>(batch.seq_len);
+    std::fill(out + begin, out + end, segment - first);
+  }
+}
+
+}  // namespace
+
+std::int64_t MicroBatch::counted_tokens() const {
+  if (loss_mask.empty()) return rows * seq_len;
+  return static_cast<std::int64_t>(std::count_if(loss_mask.begin(), loss_mask.end(), [](std::uint8_t m) { return m != 0; }));
+}
+
+model::Batch MicroBatch::view() const {
+  model::Batch batch;
+  batch.tokens = view_of(tokens, rows, seq_len);
+  batch.targets = view_of(targets, rows, seq_len);
+  batch.loss_mask = view_of(loss_mask, rows, seq_len);
+  batch.doc_ids = view_of(doc_ids, rows, seq_len);
+  batch.positions = view_of(positions, rows, seq_len);
+  return batch;
+}
+
+MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows) {
+  MicroBatch micro;
+  const std::uint64_t t = batch.seq_len;
+  micro.rows = static_cast<std::int64_t>(rows);
+  micro.seq_len = static_cast<std::int64_t>(t);
+  micro.tokens.resize(rows * t);
+  micro.targets.resize(rows * t);
+  const bool masked = !batch.loss_mask.empty();
+  const bool packed = !batch.positions.empty();
+  if (masked) micro.loss_mask.resize(rows * t);
+  if (packed) {
+    micro.doc_ids.resize(rows * t);
+    micro.positions.assign(batch.positions.begin() + static_cast<std::ptrdiff_t>(first_row * t),
+                           batch.positions.begin() + static_cast<std::ptrdiff_t>((first_row + rows) * t));
+  }
+  for (std::uint64_t r = 0; r < rows; ++r) {
+    const std::uint64_t source = (first_row + r) * (t + 1);
+    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(source), t, micro.tokens.begin() + static_cast<std::ptrdiff_t>(r * t));
+    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(source + 1), t, micro.targets.begin() + static_cast<std::ptrdiff_t>(r * t));
+    if (masked) {
+      std::copy_n(batch.loss_mask.begin() + static_cast<std::ptrdiff_t>(source + 1), t,
+                  micro.loss_mask.begin() + static_cast<std::ptrdiff_t>(r * t));
+    }
+    if (packed) fill_doc_ids(batch, first_row + r, micro.doc_ids.data() + r * t);
+  }
+  return micro;
+}
+
+}  // namespace kiln::train
