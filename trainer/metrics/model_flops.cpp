@@ -5,54 +5,8 @@
 #include <string>
 #include <thread>
 
-#include "trainer/core/error.hpp"
 
 namespace kiln::metrics {
-
-namespace {
-
-struct LayerShape {
-  std::int64_t d, kv, ff, vocab;
-};
-
-LayerShape shape_of(const config::ModelConfig& m) {
-  if (m.vocab_size <= 0) fail("model size: model.vocab_size is not resolved yet");
-  const std::int64_t d = m.d_model;
-  return {d, static_cast<std::int64_t>(m.n_kv_heads) * (d / m.n_heads), m.d_ff, m.vocab_size};
-}
-
-// Weights of the matmuls of one block: q, k, v, attention output, then the MLP.
-std::int64_t block_matmul_weights(const config::ModelConfig& m, const LayerShape& s) {
-  const std::int64_t attention = s.d * s.d * 2 + s.d * s.kv * 2;
-  const std::int64_t mlp_matrices = m.family == config::ModelFamily::llama ? 3 : 2;
-  return attention + mlp_matrices * s.d * s.ff;
-}
-
-std::int64_t block_other_parameters(const config::ModelConfig& m, const LayerShape& s) {
-  if (m.family == config::ModelFamily::llama) return 2 * s.d;  // two RMSNorm gains
-  const std::int64_t norms = 2 * 2 * s.d;                       // two LayerNorms (gain, bias)
-  const std::int64_t biases = s.d + 2 * s.kv + s.d + s.ff + s.d;
-  return norms + biases;
-}
-
-}  // namespace
-
-std::int64_t parameter_count(const config::ModelConfig& m) {
-  const LayerShape s = shape_of(m);
-  const bool gpt2 = m.family == config::ModelFamily::gpt2;
-  const std::int64_t blocks = m.n_layers * (block_matmul_weights(m, s) + block_other_parameters(m, s));
-  const std::int64_t embeddings = s.vocab * s.d + (gpt2 ? std::int64_t{m.max_seq_len} * s.d : 0);
-  const std::int64_t final_norm = gpt2 ? 2 * s.d : s.d;
-  const std::int64_t head = m.tie_embeddings ? 0 : s.vocab * s.d;
-  return embeddings + blocks + final_norm + head;
-}
-
-double training_flops_per_token(const config::ModelConfig& m, int seq_len) {
-  const LayerShape s = shape_of(m);
-  const auto matmul_weights = static_cast<double>(m.n_layers * block_matmul_weights(m, s) + s.vocab * s.d);
-  const double attention = 12.0 * m.n_layers * static_cast<double>(s.d) * seq_len;
-  return 6.0 * matmul_weights + attention;
-}
 
 double model_flops_utilisation(double flops_per_token, double tokens_per_second, double peak_flops) {
   return peak_flops > 0 ? flops_per_token * tokens_per_second / peak_flops : 0.0;

@@ -230,7 +230,11 @@ TrainOutcome Trainer::run() {
   {
     std::ofstream(s.run_dir / "recipe.yaml") << config::recipe_to_yaml(s.recipe);
   }
-  fs::copy_file(s.recipe.data.tokenizer, s.run_dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  const auto run_tokenizer = s.run_dir / "tokenizer.json";
+  std::error_code not_there;
+  if (!fs::equivalent(s.recipe.data.tokenizer, run_tokenizer, not_there)) {
+    fs::copy_file(s.recipe.data.tokenizer, run_tokenizer, fs::copy_options::overwrite_existing);
+  }
   auto log = s.step > 0 ? metrics::MetricsLog::resume(s.run_dir / "metrics.jsonl", s.step)
                         : metrics::MetricsLog::create(s.run_dir / "metrics.jsonl");
   const StopSignalHandler stop_handler;
