@@ -1,0 +1,62 @@
+#include "kernels/cpu/gelu.hpp"
+
+#include <cmath>
+#include <numbers>
+
+namespace kiln::cpu {
+
+namespace {
+
+template <class T>
+constexpr T kSqrt2OverPi = static_cast<T>(std::numbers::sqrt2* std::numbers::inv_sqrtpi);
+template <class T>
+constexpr T kCubic = static_cast<T>(0.044715);
+
+template <class T>
+T gelu(T x) {
+  return T(0.5) * x * (T(1) + std::tanh(kSqrt2OverPi<T> * (x + kCubic<T> * x * x * x)));
+}
+
+// d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2),  t = tanh(inner)
+template <class T>
+T gelu_derivative(T x) {
+  const T t = std::tanh(kSqrt2OverPi<T> * (x + kCubic<T> * x * x * x));
+  const T inner_derivative = kSqrt2OverPi<T> * (T(1) + T(3) * kCubic<T> * x * x);
+  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_derivative;
+}
+
+}  // namespace
+
+template <class T>
+void gelu_forward(RowView<T> y, RowView<const T> x) {
+#pragma omp parallel for if (parallel_worth(x.rows * x.cols)) schedule(static)
+  for (std::int64_t i = 0; i < x.rows; ++i) {
+    const T* xi = x.row(i);
+    T* yi = y.row(i);
+    for (std::int64_t c = 0; c < x.cols; ++c) yi[c] = gelu(xi[c]);
+  }
+}
+
+template <class T>
+void gelu_backward(RowView<T> dx, RowView<const T> dy, RowView<const T> x, bool accumulate_dx) {
+#pragma omp parallel for if (parallel_worth(x.rows * x.cols)) schedule(static)
+  for (std::int64_t i = 0; i < x.rows; ++i) {
+    const T* xi = x.row(i);
+    const T* dyi = dy.row(i);
+    T* dxi = dx.row(i);
+    if (accumulate_dx) {
+      for (std::int64_t c = 0; c < x.cols; ++c) dxi[c] += dyi[c] * gelu_derivative(xi[c]);
+    } else {
+      for (std::int64_t c = 0; c < x.cols; ++c) dxi[c] = dyi[c] * gelu_derivative(xi[c]);
+    }
+  }
+}
+
+template void gelu_forward<float>(RowView<float>, RowView<const float>);
+template void gelu_forward<double>(RowView<double>, RowView<const double>);
+template void gelu_backward<float>(RowView<float>, RowView<const float>, RowView<const float>,
+                                   bool);
+template void gelu_backward<double>(RowView<double>, RowView<const double>, RowView<const double>,
+                                    bool);
+
+}  // namespace kiln::cpu

@@ -1,0 +1,150 @@
+// CPU kernel throughput: one table (nccl-tests style) of time and GFLOP/s or GB/s for the ops
+// that dominate a training step. A program, not a test: it prints and never asserts.
+//   usage: kiln_kernels_bench [repeats]      (OMP_NUM_THREADS sets the thread count)
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/ops.hpp"
+#include "kernels/tensor.hpp"
+#include "trainer/core/random.hpp"
+
+namespace {
+
+using kiln::DType;
+using kiln::OwnedTensor;
+using kiln::Tensor;
+
+OwnedTensor random_f32(kiln::Shape shape, std::uint64_t seed) {
+  OwnedTensor tensor(DType::F32, shape);
+  kiln::Rng rng(seed);
+  float* data = tensor.data<float>();
+  for (std::int64_t i = 0; i < tensor.numel(); ++i)
+    data[i] = static_cast<float>(2.0 * rng.uniform() - 1.0);
+  return tensor;
+}
+
+// Best of `repeats` timings after one warm-up, in seconds.
+double best_time(int repeats, const std::function<void()>& body) {
+  body();
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    body();
+    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+    best = std::min(best, elapsed.count());
+  }
+  return best;
+}
+
+void row(const std::string& op, const std::string& shape, double seconds, double work,
+         const char* unit) {
+  std::printf("%-26s %-34s %10.3f %10.1f %s\n", op.c_str(), shape.c_str(), seconds * 1e3,
+              work / seconds * 1e-9, unit);
+}
+
+void bench_linear(int repeats) {
+  // GPT-2 small MLP up-projection over one micro-batch: [8 x 256, 768] -> 3072.
+  const std::int64_t N = 8 * 256, in = 768, out = 3072;
+  auto x = random_f32({N, in}, 1), w = random_f32({out, in}, 2), b = random_f32({out}, 3);
+  auto dy = random_f32({N, out}, 4);
+  OwnedTensor y(DType::F32, {N, out}), dx(DType::F32, {N, in}), dw(DType::F32, {out, in}),
+      db(DType::F32, {out});
+  const double flops = 2.0 * N * in * out;
+  const std::string shape = "x[2048,768] W[3072,768]";
+  row("linear fwd", shape, best_time(repeats, [&] { kiln::ops::linear_forward(y, x, w, b); }),
+      flops, "GFLOP/s");
+  row("linear bwd (dx,dW,db)", shape,
+      best_time(repeats, [&] { kiln::ops::linear_backward(dx, dw, db, dy, x, w); }), 2 * flops,
+      "GFLOP/s");
+}
+
+void bench_attention(int repeats) {
+  const std::int64_t B = 4, T = 256, H = 12, D = 64;
+  auto q = random_f32({B, T, H, D}, 11), k = random_f32({B, T, H, D}, 12);
+  auto v = random_f32({B, T, H, D}, 13), dout = random_f32({B, T, H, D}, 14);
+  OwnedTensor out(DType::F32, {B, T, H, D}), lse(DType::F32, {B, H, T});
+  OwnedTensor dq(DType::F32, {B, T, H, D}), dk(DType::F32, {B, T, H, D}),
+      dv(DType::F32, {B, T, H, D});
+  // Causal: about half of the T x T scores are computed. Forward = 2 matmuls (QK^T, PV);
+  // backward = 5 (dV, dP, dK, dQ, and the recomputed QK^T), as flash-attention counts them.
+  const double pairs = static_cast<double>(B * H) * T * (T + 1) / 2.0;
+  const double forward_flops = 4.0 * pairs * D, backward_flops = 10.0 * pairs * D;
+  const std::string shape = "B4 T256 H12 Dh64 causal";
+  row("flash attention fwd", shape,
+      best_time(repeats, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v); }),
+      forward_flops, "GFLOP/s");
+  row("flash attention bwd", shape,
+      best_time(repeats,
+                [&] { kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse); }),
+      backward_flops, "GFLOP/s");
+}
+
+void bench_cross_entropy(int repeats) {
+  const std::int64_t N = 1024, V = 50304, valid = 50257;
+  auto logits = random_f32({N, V}, 21);
+  std::vector<std::uint32_t> targets(N);
+  for (std::int64_t i = 0; i < N; ++i) targets[i] = static_cast<std::uint32_t>(i * 37 % valid);
+  OwnedTensor lse(DType::F32, {N}), dlogits(DType::F32, {N, V});
+  const Tensor target_view = Tensor::of(targets.data(), {N});
+  const double bytes = static_cast<double>(N * V) * sizeof(float);
+  const std::string shape = "logits[1024,50304] valid 50257";
+  row("cross-entropy fwd", shape,
+      best_time(repeats,
+                [&] {
+                  kiln::ops::cross_entropy_forward(Tensor{}, lse, logits, target_view, Tensor{},
+                                                   valid);
+                }),
+      bytes, "GB/s (logits read)");
+  row("cross-entropy bwd", shape,
+      best_time(repeats,
+                [&] {
+                  kiln::ops::cross_entropy_backward(dlogits, logits, target_view, lse, Tensor{},
+                                                    valid, 1.0 / N);
+                }),
+      2 * bytes, "GB/s (read+write)");
+}
+
+void bench_norm_and_optimizer(int repeats) {
+  const std::int64_t N = 8 * 256, C = 768;
+  auto x = random_f32({N, C}, 31), w = random_f32({C}, 32), b = random_f32({C}, 33);
+  auto dy = random_f32({N, C}, 34);
+  OwnedTensor y(DType::F32, {N, C}), mean(DType::F32, {N}), rstd(DType::F32, {N});
+  OwnedTensor dx(DType::F32, {N, C}), dw(DType::F32, {C}), db(DType::F32, {C});
+  const double bytes = static_cast<double>(N * C) * sizeof(float);
+  row("layernorm fwd", "x[2048,768]",
+      best_time(repeats, [&] { kiln::ops::layernorm_forward(y, mean, rstd, x, w, b); }), 2 * bytes,
+      "GB/s");
+  row("layernorm bwd", "x[2048,768]",
+      best_time(repeats, [&] { kiln::ops::layernorm_backward(dx, dw, db, dy, x, w, mean, rstd); }),
+      3 * bytes, "GB/s");
+  const std::int64_t P = 124'000'000 / 8;  // an eighth of GPT-2 small's parameters
+  auto p = random_f32({P}, 41), g = random_f32({P}, 42);
+  OwnedTensor m(DType::F32, {P}), v(DType::F32, {P});
+  kiln::ops::AdamWStep step{.lr = 1e-4, .weight_decay = 0.1};
+  row("adamw step", "15.5M params",
+      best_time(repeats,
+                [&] {
+                  kiln::ops::adamw_step(p, g, m, v, step, true);
+                  ++step.step;
+                }),
+      static_cast<double>(P) * sizeof(float) * 7, "GB/s (4 read, 3 write)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
+  std::printf("kiln CPU kernels, %d OpenMP threads, best of %d\n", omp_get_max_threads(), repeats);
+  std::printf("%-26s %-34s %10s %10s\n", "op", "shape", "ms", "rate");
+  bench_linear(repeats);
+  bench_attention(repeats);
+  bench_cross_entropy(repeats);
+  bench_norm_and_optimizer(repeats);
+  return 0;
+}
