@@ -1,0 +1,134 @@
+#pragma once
+// The parameter registry (DESIGN.md §5, §6): every model parameter with its canonical global
+// name, global shape, tensor-parallel split rule, weight-decay flag and initialisation rule,
+// stored (llm.c style) in one flat buffer of values and one flat buffer of gradients.
+//
+// Canonical names (i = block index, 0-based):
+//   embed.weight                 [Vp, C]      vocab     decay   token embedding
+//   pos_embed.weight             [S, C]       repl.     decay   gpt2 only (S = max_seq_len)
+//   blocks.i.attn_norm.weight    [C]          repl.     -       ones
+//   blocks.i.attn_norm.bias      [C]          repl.     -       gpt2 only
+//   blocks.i.attn.q.weight       [Hq*Dh, C]   column    decay  \  stored contiguously as the
+//   blocks.i.attn.k.weight       [Hkv*Dh, C]  column    decay   > fused GEMM weight
+//   blocks.i.attn.v.weight       [Hkv*Dh, C]  column    decay  /  "blocks.i.attn.qkv.weight"
+//   blocks.i.attn.{q,k,v}.bias   [..]         column    -       gpt2 only; fused "attn.qkv.bias"
+//   blocks.i.attn.out.weight     [C, Hq*Dh]   row       decay   std / sqrt(2 n_layers)
+//   blocks.i.attn.out.bias       [C]          repl.     -       gpt2 only
+//   blocks.i.mlp_norm.weight     [C]          repl.     -
+//   blocks.i.mlp_norm.bias       [C]          repl.     -       gpt2 only
+//   blocks.i.mlp.gate.weight     [F, C]       column    decay   llama only  \ fused
+//   blocks.i.mlp.up.weight       [F, C]       column    decay               / "mlp.gate_up.weight"
+//   blocks.i.mlp.up.bias         [F]          column    -       gpt2 only
+//   blocks.i.mlp.down.weight     [C, F]       row       decay   std / sqrt(2 n_layers)
+//   blocks.i.mlp.down.bias       [C]          repl.     -       gpt2 only
+//   final_norm.weight            [C]          repl.     -
+//   final_norm.bias              [C]          repl.     -       gpt2 only
+//   lm_head.weight               [Vp, C]      vocab     decay   only when embeddings are untied
+// Weights are in PyTorch Linear layout [out, in]. Vp is the padded vocabulary: rows
+// [vocab_size, Vp) of embed/lm_head are zero, get zero gradient, and are not part of the
+// model's function; `valid_rows` / export_shape() give the real extent, which checkpoints and
+// exporters keep. Weight decay applies to every matrix (>= 2 dims), never to norms or biases.
+//
+// The registry order is the flat-buffer order; q|k|v and gate|up are adjacent, so the fused
+// GEMM weight is a contiguous [rows, C] view while each logical tensor is a view too.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/tensor.hpp"
+#include "trainer/model/model_config.hpp"
+
+namespace kiln::model {
+
+// How tensor parallelism splits a parameter (Megatron): column = output dim (rows of an
+// [out, in] weight, and its bias), row = input dim (columns), vocab = vocabulary rows,
+// replicated = every tp rank holds all of it.
+enum class TpSplit : std::uint8_t { replicated, column, row, vocab };
+std::string_view tp_split_name(TpSplit split);
+
+enum class InitKind : std::uint8_t {
+  normal,           // N(0, init_std^2)
+  normal_residual,  // N(0, (init_std / sqrt(2 n_layers))^2): projections into the residual
+  zeros,
+  ones,
+};
+
+struct ParameterInfo {
+  std::string name;
+  Shape shape;              // global stored shape (embed/lm_head include vocabulary padding)
+  std::int64_t valid_rows;  // rows that are real model parameters (shape[0] unless padded)
+  TpSplit split = TpSplit::replicated;
+  bool weight_decay = false;
+  InitKind init = InitKind::normal;
+  std::int64_t offset = 0;  // elements into the flat buffers
+  std::string fused_into;   // name of the fused GEMM tensor it is part of, or empty
+
+  std::int64_t numel() const { return shape.numel(); }
+  // The shape without vocabulary padding: what checkpoints and exports contain.
+  Shape export_shape() const;
+};
+
+// A fused GEMM tensor (q|k|v or gate|up): consecutive registry entries in one view.
+struct FusedInfo {
+  std::string name;  // e.g. "blocks.0.attn.qkv.weight"
+  Shape shape;
+  std::int64_t offset = 0;
+};
+
+class ParameterStore {
+ public:
+  ParameterStore(const ModelConfig& config, DType dtype);  // values and gradients zero
+
+  ParameterStore(const ParameterStore&) = delete;
+  ParameterStore& operator=(const ParameterStore&) = delete;
+  ParameterStore(ParameterStore&&) = default;
+  ParameterStore& operator=(ParameterStore&&) = default;
+
+  DType dtype() const { return dtype_; }
+  std::int64_t numel() const { return numel_; }  // flat buffer length, padding included
+  const std::vector<ParameterInfo>& infos() const { return infos_; }
+  std::size_t size() const { return infos_.size(); }
+
+  std::optional<std::size_t> find(std::string_view name) const;
+  // Throws kiln::Error naming the unknown parameter.
+  std::size_t index(std::string_view name) const;
+  const ParameterInfo& info(std::string_view name) const { return infos_[index(name)]; }
+  bool contains(std::string_view name) const { return find(name).has_value(); }
+
+  // Views of one parameter (full stored shape) and its gradient.
+  Tensor value(std::size_t index) const;
+  Tensor grad(std::size_t index) const;
+  Tensor value(std::string_view name) const { return value(index(name)); }
+  Tensor grad(std::string_view name) const { return grad(index(name)); }
+
+  // Views of a fused GEMM tensor ("blocks.0.attn.qkv.weight", "blocks.0.mlp.gate_up.weight").
+  const FusedInfo& fused_info(std::string_view name) const;
+  Tensor fused_value(std::string_view name) const;
+  Tensor fused_grad(std::string_view name) const;
+  const std::vector<FusedInfo>& fused() const { return fused_; }
+
+  // The whole flat buffers, [numel].
+  Tensor values() const;
+  Tensor grads() const;
+  void zero_grads() const;
+
+ private:
+  void add(ParameterInfo info);
+  void add_fused(std::string name, std::size_t first, std::size_t count);
+  void register_block(const ModelConfig& config, std::int64_t layer);
+  Tensor view(const HostBuffer& buffer, std::int64_t offset, const Shape& shape) const;
+
+  DType dtype_;
+  std::int64_t numel_ = 0;
+  std::vector<ParameterInfo> infos_;
+  std::vector<FusedInfo> fused_;
+  std::map<std::string, std::size_t, std::less<>> by_name_;
+  HostBuffer values_;
+  HostBuffer grads_;
+};
+
+}  // namespace kiln::model
