@@ -2,8 +2,19 @@
 // Learns a byte-level BPE from a corpus (the algorithm of `tokenizers`' BpeTrainer) and
 // produces a Tokenizer whose tokenizer.json the `tokenizers` library loads and encodes
 // identically to kiln.
+//
+// Documents are cut at special tokens (which are never merged into), pre-tokenized with the
+// style's pipeline and counted as words, in parallel batches. Training then repeatedly merges
+// the most frequent adjacent pair (ties: the smaller pair of ids, as `tokenizers` does),
+// updating pair counts incrementally in only the words that hold the pair.
+// Ids: the special tokens first, then the 256 byte symbols in code point order, then merges.
+// Output: gpt2 style writes merges as "a b" strings; llama3 style writes pairs, sets
+// ignore_merges, and prepends <|begin_of_text|> (when it is a special token) via
+// TemplateProcessing.
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "data/tokenizer/tokenizer.hpp"
@@ -22,9 +33,13 @@ struct BpeTrainOptions {
 
 class BpeTrainer {
  public:
+  // Throws kiln::Error for impossible options (a vocabulary smaller than the specials plus the
+  // 256 bytes, an empty special token).
   explicit BpeTrainer(BpeTrainOptions options);
-  // Feed documents (any number of calls); counts pre-tokenized words.
+  // Feed documents (any number of calls); counts pre-tokenized words. Invalid UTF-8 is
+  // replaced by U+FFFD first, as encode does.
   void add_text(std::string_view text);
+  // Stops at vocab_size or when the best pair occurs fewer than min_frequency times.
   Tokenizer train() const;
 
  private:

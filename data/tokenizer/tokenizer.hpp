@@ -3,14 +3,28 @@
 // exactly as the `tokenizers` library does (DESIGN.md §8).
 //
 // Supported tokenizer.json features (anything else is refused by name when loading):
-//   model: BPE (vocab, merges as "a b" strings or [a, b] pairs, ignore_merges, no dropout,
-//          byte_fallback false, no unk needed for byte-level)
-//   normalizer: null
-//   pre_tokenizer: ByteLevel (GPT-2 pattern, use_regex) or Sequence[Split(pattern, Isolated),
-//                  ByteLevel(use_regex=false)] (Llama-3)
-//   post_processor: null, ByteLevel, or TemplateProcessing (single sequence)
-//   decoder: ByteLevel
-//   added_tokens: matched in the raw text before pre-tokenization
+//   model: BPE (vocab, merges as "a b" strings or [a, b] pairs, ignore_merges, unk_token and
+//          fuse_unk; dropout null or 0; no byte_fallback, continuing_subword_prefix or
+//          end_of_word_suffix)
+//   normalizer: null; truncation, padding: null
+//   pre_tokenizer: ByteLevel (GPT-2 pattern, add_prefix_space, use_regex) or
+//                  Sequence[Split(pattern, Isolated)..., ByteLevel] (Llama-3); patterns are
+//                  Oniguruma syntax, run with PCRE2 (see regex.hpp)
+//   post_processor: null, ByteLevel, TemplateProcessing (single sequence) or a Sequence of them
+//   decoder: ByteLevel (or null: tokens joined by spaces, as `tokenizers` does)
+//   added_tokens: matched in the raw text before pre-tokenization, leftmost-longest, with the
+//                 special, lstrip, rstrip, single_word and normalized flags; ids follow
+//                 `tokenizers`' rules (see added_vocabulary.hpp)
+//
+// Text that is not valid UTF-8 is encoded as Python's bytes.decode("utf-8", errors="replace")
+// would make it (one U+FFFD per maximal ill-formed subpart): `tokenizers` only ever sees such
+// Python strings, so kiln gives the ids it would give them.
+//
+// A Tokenizer is immutable after loading; encode and decode may be called from many threads
+// at once (word caches and regex scratch are per thread).
+//
+// Files: tokenizer.cpp (this API), tokenizer_json.* (the file format), added_vocabulary.*,
+// pre_tokenizer.*, regex.*, bpe_model.*, post_processor.*, byte_level.*, utf8.*, bpe_trainer.*.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -47,8 +61,10 @@ class Tokenizer {
   // Text to ids. Added tokens are matched first; with add_special_tokens the post-processor's
   // template (e.g. Llama-3's BOS) is applied, as `tokenizers`' encode() does by default.
   std::vector<TokenId> encode(std::string_view text, bool add_special_tokens = false) const;
-  // Ids to bytes (the ByteLevel decoder). Special tokens are kept unless skip_special_tokens.
-  // Out-of-range ids throw kiln::Error.
+  // Ids to bytes (the ByteLevel decoder), raw: a cut through a multi-byte character stays
+  // cut rather than becoming U+FFFD. Special tokens are kept unless skip_special_tokens.
+  // Ids outside the vocabulary throw kiln::Error. decode(encode(x)) == x for valid UTF-8 x
+  // (unless add_prefix_space added a space, which `tokenizers` keeps too).
   std::string decode(std::span<const TokenId> ids, bool skip_special_tokens = false) const;
 
   // One past the largest id, added tokens included.
