@@ -1,6 +1,7 @@
 // CPU kernel throughput: one table (nccl-tests style) of time and GFLOP/s or GB/s for the ops
 // that dominate a training step. A program, not a test: it prints and never asserts.
 //   usage: kiln_kernels_bench [repeats]      (OMP_NUM_THREADS sets the thread count)
+#include "kernels/cpu/blas_kernels.hpp"
 #include <omp.h>
 
 #include <chrono>
@@ -139,6 +140,7 @@ void bench_norm_and_optimizer(int repeats) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kiln::kernels::select_blas_kernels(argv);
   const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
   std::printf("kiln CPU kernels, %d OpenMP threads, best of %d\n", omp_get_max_threads(), repeats);
   std::printf("%-26s %-34s %10s %10s\n", "op", "shape", "ms", "rate");

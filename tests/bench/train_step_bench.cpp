@@ -4,6 +4,7 @@
 //
 //   kiln_train_step_bench FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS
 // prints one line: "kiln <tokens/s> <GFLOP/s> <seconds/step> <peak GFLOP/s> <parameters>".
+#include "kernels/cpu/blas_kernels.hpp"
 #include <fmt/format.h>
 #include <omp.h>
 
@@ -36,6 +37,7 @@ kiln::model::ModelConfig config_from(char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kiln::kernels::select_blas_kernels(argv);
   if (argc != 11) {
     fmt::print(stderr, "usage: {} FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS\n", argv[0]);
     return 2;

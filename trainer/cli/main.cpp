@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "kernels/cpu/blas_kernels.hpp"
 #include "kernels/device.hpp"
 #include "parallel/mpi_environment.hpp"
 #include "trainer/cli/command.hpp"
@@ -16,9 +17,9 @@ namespace {
 std::string version_text() {
   std::string why_no_gpu;
   const auto devices = kiln::kernels::cuda_devices(&why_no_gpu);
-  std::string text = fmt::format("kiln {} (CUDA backend: {}, MPI: {})", kiln::kVersion,
+  std::string text = fmt::format("kiln {} (CUDA backend: {}, MPI: {}, OpenBLAS kernels: {})", kiln::kVersion,
                                  kiln::kBuiltWithCuda ? "built" : "not built",
-                                 kiln::kBuiltWithMpi ? "built" : "not built");
+                                 kiln::kBuiltWithMpi ? "built" : "not built", kiln::kernels::blas_kernel_name());
   if (devices.empty()) {
     text += fmt::format("\nGPUs: none ({})", why_no_gpu);
   }
@@ -47,6 +48,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kiln::kernels::select_blas_kernels(argv);
   try {
     return run(argc, argv);
   } catch (const kiln::Error& error) {
