@@ -1,0 +1,200 @@
+#include "parallel/communicator.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "parallel/mpi_environment.hpp"
+#include "trainer/core/error.hpp"
+
+#ifdef KILN_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace kiln::parallel {
+
+namespace {
+
+void check_contiguous(const Communicator& comm, const char* op, Tensor x) {
+  if (x.defined() && !x.is_contiguous()) fail("{} on the {} group: the tensor {} is not contiguous", op, comm.name(), x.str());
+  if (x.defined() && x.device != Device::Cpu) {
+    fail("{} on the {} group: {} is a device tensor; host communicators take host tensors", op, comm.name(), x.str());
+  }
+}
+
+void check_same_dtype(const Communicator& comm, const char* op, Tensor a, Tensor b) {
+  if (a.dtype != b.dtype) fail("{} on the {} group: dtypes differ ({} vs {})", op, comm.name(), a.str(), b.str());
+}
+
+// A group of one rank: what a single process without mpirun trains with.
+class SelfCommunicator final : public Communicator {
+ public:
+  explicit SelfCommunicator(std::string name) : Communicator(std::move(name)) {}
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  void all_reduce(Tensor x, ReduceOp) override { check_contiguous(*this, "all_reduce", x); }
+  void reduce_scatter(Tensor shard, Tensor full) override { copy_whole(shard, full, "reduce_scatter"); }
+  void all_gather(Tensor full, Tensor shard) override { copy_whole(full, shard, "all_gather"); }
+  void broadcast(Tensor x, int) override { check_contiguous(*this, "broadcast", x); }
+  void send(Tensor, int destination) override { fail("send to rank {} in a group of one ({})", destination, name()); }
+  void recv(Tensor, int source) override { fail("recv from rank {} in a group of one ({})", source, name()); }
+  void barrier() override {}
+
+ private:
+  void copy_whole(Tensor to, Tensor from, const char* op) {
+    check_contiguous(*this, op, to);
+    check_contiguous(*this, op, from);
+    check_same_dtype(*this, op, to, from);
+    if (to.numel() != from.numel()) fail("{} on the {} group: sizes {} and {} differ", op, name(), to.str(), from.str());
+    if (to.ptr != from.ptr) std::memcpy(to.ptr, from.ptr, to.nbytes());
+  }
+};
+
+#ifdef KILN_WITH_MPI
+
+MPI_Datatype mpi_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::I32: return MPI_INT32_T;
+    case DType::I64: return MPI_INT64_T;
+    case DType::U32: return MPI_UINT32_T;
+    case DType::U16: return MPI_UINT16_T;
+    case DType::U8: return MPI_UINT8_T;
+    case DType::BF16:
+    case DType::F16: return MPI_UINT16_T;  // moved, never reduced
+  }
+  return MPI_BYTE;
+}
+
+int checked_count(std::int64_t numel, const char* op) {
+  if (numel > INT_MAX) fail("{}: {} elements exceed one MPI message; split the tensor", op, numel);
+  return static_cast<int>(numel);
+}
+
+std::uint64_t ring_share(std::uint64_t bytes, int size, double factor) {
+  return static_cast<std::uint64_t>(factor * static_cast<double>(bytes) * (size - 1) / size);
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator(MPI_Comm comm, bool owned, std::string name) : Communicator(std::move(name)), comm_(comm), owned_(owned) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (owned_ && !finalized) MPI_Comm_free(&comm_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  MPI_Comm handle() const { return comm_; }
+
+  void all_reduce(Tensor x, ReduceOp op) override {
+    check_contiguous(*this, "all_reduce", x);
+    if (size_ == 1) return;
+    if (x.dtype == DType::BF16 || x.dtype == DType::F16) fail("all_reduce on the {} group: {} cannot be reduced on the host", name(), x.str());
+    check(MPI_Allreduce(MPI_IN_PLACE, x.ptr, checked_count(x.numel(), "all_reduce"), mpi_type(x.dtype),
+                        op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_),
+          "all_reduce");
+    traffic_.all_reduce += ring_share(x.nbytes(), size_, 2.0);
+  }
+
+  void reduce_scatter(Tensor shard, Tensor full) override {
+    check_contiguous(*this, "reduce_scatter", shard);
+    check_contiguous(*this, "reduce_scatter", full);
+    check_same_dtype(*this, "reduce_scatter", shard, full);
+    if (full.numel() != shard.numel() * size_) {
+      fail("reduce_scatter on the {} group: full {} is not {} x shard {}", name(), full.str(), size_, shard.str());
+    }
+    check(MPI_Reduce_scatter_block(full.ptr, shard.ptr, checked_count(shard.numel(), "reduce_scatter"),
+                                   mpi_type(shard.dtype), MPI_SUM, comm_),
+          "reduce_scatter");
+    traffic_.reduce_scatter += ring_share(full.nbytes(), size_, 1.0);
+  }
+
+  void all_gather(Tensor full, Tensor shard) override {
+    check_contiguous(*this, "all_gather", shard);
+    check_contiguous(*this, "all_gather", full);
+    check_same_dtype(*this, "all_gather", shard, full);
+    if (full.numel() != shard.numel() * size_) {
+      fail("all_gather on the {} group: full {} is not {} x shard {}", name(), full.str(), size_, shard.str());
+    }
+    const int count = checked_count(shard.numel(), "all_gather");
+    check(MPI_Allgather(shard.ptr, count, mpi_type(shard.dtype), full.ptr, count, mpi_type(full.dtype), comm_),
+          "all_gather");
+    traffic_.all_gather += ring_share(full.nbytes(), size_, 1.0);
+  }
+
+  void broadcast(Tensor x, int root) override {
+    check_contiguous(*this, "broadcast", x);
+    if (size_ == 1) return;
+    check(MPI_Bcast(x.ptr, checked_count(x.numel(), "broadcast"), mpi_type(x.dtype), root, comm_), "broadcast");
+    if (rank_ == root) traffic_.broadcast += x.nbytes();
+  }
+
+  void send(Tensor x, int destination) override {
+    check_contiguous(*this, "send", x);
+    check(MPI_Send(x.ptr, checked_count(x.numel(), "send"), mpi_type(x.dtype), destination, kTag, comm_), "send");
+    traffic_.send += x.nbytes();
+  }
+
+  void recv(Tensor x, int source) override {
+    check_contiguous(*this, "recv", x);
+    MPI_Status status;
+    check(MPI_Recv(x.ptr, checked_count(x.numel(), "recv"), mpi_type(x.dtype), source, kTag, comm_, &status), "recv");
+    int received = 0;
+    MPI_Get_count(&status, mpi_type(x.dtype), &received);
+    if (received != x.numel()) {
+      fail("recv on the {} group: expected {} elements from rank {}, got {}", name(), x.numel(), source, received);
+    }
+  }
+
+  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+
+ private:
+  static constexpr int kTag = 7;
+
+  void check(int code, const char* op) const {
+    if (code == MPI_SUCCESS) return;
+    char message[MPI_MAX_ERROR_STRING];
+    int length = 0;
+    MPI_Error_string(code, message, &length);
+    fail("MPI {} on the {} group failed: {}", op, name(), std::string(message, static_cast<std::size_t>(length)));
+  }
+
+  MPI_Comm comm_;
+  bool owned_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+#endif
+
+}  // namespace
+
+std::unique_ptr<Communicator> world_communicator() {
+  const auto& environment = MpiEnvironment::instance();
+#ifdef KILN_WITH_MPI
+  if (launched_under_mpi()) return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, false, "world");
+#endif
+  (void)environment;
+  return std::make_unique<SelfCommunicator>("world");
+}
+
+std::unique_ptr<Communicator> split_communicator(Communicator& parent, int color, int key, std::string name) {
+#ifdef KILN_WITH_MPI
+  if (auto* mpi = dynamic_cast<MpiCommunicator*>(&parent)) {
+    MPI_Comm child;
+    if (MPI_Comm_split(mpi->handle(), color, key, &child) != MPI_SUCCESS) fail("MPI: splitting the {} group failed", name);
+    return std::make_unique<MpiCommunicator>(child, true, std::move(name));
+  }
+#endif
+  (void)color;
+  (void)key;
+  if (parent.size() != 1) fail("split_communicator: unsupported communicator type for the {} group", name);
+  return std::make_unique<SelfCommunicator>(std::move(name));
+}
+
+}  // namespace kiln::parallel

@@ -1,0 +1,74 @@
+#pragma once
+// Collectives and point-to-point messages over a group of ranks (DESIGN.md §6).
+//
+// The model and trainer only see this interface. MpiCommunicator works on host tensors over an
+// MPI communicator; a single process (no mpirun) gets a communicator of size 1 whose
+// collectives are identities. An NCCL implementation for device tensors slots in behind the
+// same calls (stream-ordered) with the CUDA backend.
+//
+// Every call is blocking and must be made by every rank of the group in the same order.
+// Tensors must be contiguous; dtypes F32, F64, I32, I64, U32, U16, U8 (reductions: floating
+// and integer types). Errors (an MPI failure, a mismatched size) throw kiln::Error; a peer
+// that dies ends the job through the launcher (mpirun kills the remaining ranks).
+//
+// Each communicator counts the bytes this rank sends, per kind of operation, so benchmarks can
+// compare them with the analytic traffic of a layout. The count is the payload a ring
+// algorithm sends: all-reduce 2(n-1)/n * bytes, reduce-scatter and all-gather (n-1)/n * bytes
+// of the full buffer, broadcast bytes (root), send bytes.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "kernels/tensor.hpp"
+
+namespace kiln::parallel {
+
+enum class ReduceOp { Sum, Max };
+
+struct TrafficCounters {
+  std::uint64_t all_reduce = 0;
+  std::uint64_t reduce_scatter = 0;
+  std::uint64_t all_gather = 0;
+  std::uint64_t broadcast = 0;
+  std::uint64_t send = 0;
+  std::uint64_t total() const { return all_reduce + reduce_scatter + all_gather + broadcast + send; }
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  const std::string& name() const { return name_; }  // "tp", "dp", "pp", "world", ...
+
+  // In place: every rank ends with the reduction of every rank's x.
+  virtual void all_reduce(Tensor x, ReduceOp op = ReduceOp::Sum) = 0;
+  // full [size * n] on every rank -> shard [n] = the sum over ranks of full[rank*n, (rank+1)*n).
+  virtual void reduce_scatter(Tensor shard, Tensor full) = 0;
+  // shard [n] on every rank -> full [size * n], rank r's shard at [r*n, (r+1)*n).
+  virtual void all_gather(Tensor full, Tensor shard) = 0;
+  virtual void broadcast(Tensor x, int root) = 0;
+  virtual void send(Tensor x, int destination) = 0;
+  virtual void recv(Tensor x, int source) = 0;
+  virtual void barrier() = 0;
+
+  const TrafficCounters& traffic() const { return traffic_; }
+  void reset_traffic() { traffic_ = {}; }
+
+ protected:
+  explicit Communicator(std::string name) : name_(std::move(name)) {}
+  TrafficCounters traffic_;
+
+ private:
+  std::string name_;
+};
+
+// The whole job: MPI_COMM_WORLD under a launcher, else a group of one.
+std::unique_ptr<Communicator> world_communicator();
+
+// Ranks with equal `color` form a new group, ordered by `key` (MPI_Comm_split). Every rank of
+// `parent` must call it.
+std::unique_ptr<Communicator> split_communicator(Communicator& parent, int color, int key, std::string name);
+
+}  // namespace kiln::parallel
