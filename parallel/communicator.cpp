@@ -38,6 +38,9 @@ class SelfCommunicator final : public Communicator {
   void broadcast(Tensor x, int) override { check_contiguous(*this, "broadcast", x); }
   void send(Tensor, int destination) override { fail("send to rank {} in a group of one ({})", destination, name()); }
   void recv(Tensor, int source) override { fail("recv from rank {} in a group of one ({})", source, name()); }
+  void send_recv(Tensor, int destination, Tensor, int) override {
+    fail("send_recv with rank {} in a group of one ({})", destination, name());
+  }
   void barrier() override {}
 
  private:
@@ -149,6 +152,16 @@ class MpiCommunicator final : public Communicator {
     if (received != x.numel()) {
       fail("recv on the {} group: expected {} elements from rank {}, got {}", name(), x.numel(), source, received);
     }
+  }
+
+  void send_recv(Tensor out, int destination, Tensor in, int source) override {
+    check_contiguous(*this, "send_recv", out);
+    check_contiguous(*this, "send_recv", in);
+    MPI_Status status;
+    check(MPI_Sendrecv(out.ptr, checked_count(out.numel(), "send_recv"), mpi_type(out.dtype), destination, kTag,
+                       in.ptr, checked_count(in.numel(), "send_recv"), mpi_type(in.dtype), source, kTag, comm_, &status),
+          "send_recv");
+    traffic_.send += out.nbytes();
   }
 
   void barrier() override { check(MPI_Barrier(comm_), "barrier"); }

@@ -51,6 +51,9 @@ class Communicator {
   virtual void broadcast(Tensor x, int root) = 0;
   virtual void send(Tensor x, int destination) = 0;
   virtual void recv(Tensor x, int source) = 0;
+  // Sends `out` to `destination` while receiving `in` from `source`, without the deadlock two
+  // blocking sends towards each other would risk (pipeline steady state).
+  virtual void send_recv(Tensor out, int destination, Tensor in, int source) = 0;
   virtual void barrier() = 0;
 
   const TrafficCounters& traffic() const { return traffic_; }
