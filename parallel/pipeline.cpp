@@ -86,4 +86,11 @@ void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, con
   for (int i = 0; i < warmup; ++i) links.send_grad_input(backward(links.receive_grad_output()));
 }
 
+void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage) {
+  StageLinks links(pipeline, stage);
+  for (int micro = 0; micro < micro_batches; ++micro) {
+    links.send_output(stage.forward(micro, 0, links.receive_input()));
+  }
+}
+
 }  // namespace kiln::parallel

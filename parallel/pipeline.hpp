@@ -35,4 +35,8 @@ int pipeline_slots(int stages, int stage, int micro_batches);
 // Runs the schedule; every rank of `pipeline` calls it with the same micro_batches.
 void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, const PipelineStage& stage);
 
+// Forwards only (evaluation): each micro-batch flows through the stages in order, in slot 0;
+// stage.backward is not used.
+void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage);
+
 }  // namespace kiln::parallel

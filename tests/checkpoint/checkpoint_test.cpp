@@ -266,8 +266,27 @@ TEST_F(Checkpoint, WriterRefusesInconsistentPieces) {
   EXPECT_THROW(writer.add("/w", {4, 4}, {0}, values, {3, 4}), kiln::Error);     // rank mismatch
   EXPECT_THROW(writer.add("/a/../b", {12}, {0}, values, {12}), kiln::Error);    // bad name
   writer.add("/w", {4, 3}, {0, 0}, values, {4, 3});
-  EXPECT_THROW(writer.add("w", {4, 3}, {0, 0}, values, {4, 3}), kiln::Error);   // twice
   EXPECT_THROW(writer.commit(), kiln::Error);  // no meta
+}
+
+// One rank may hold several pieces of one tensor (a ZeRO shard boundary inside a matrix).
+TEST_F(Checkpoint, OneRankMayWriteSeveralPiecesOfATensor) {
+  {
+    CheckpointWriter writer(checkpoints(), 3);
+    const auto all = pattern(0, 24);  // a 4x6 tensor in three pieces: row 0 tail, rows 1-2, row 3 head
+    writer.add("/m", {4, 6}, {0, 2}, std::span<const float>(all).subspan(2, 4), {1, 4});
+    writer.add("/m", {4, 6}, {1, 0}, std::span<const float>(all).subspan(6, 12), {2, 6});
+    writer.add("/m", {4, 6}, {3, 0}, std::span<const float>(all).subspan(18, 3), {1, 3});
+    writer.add("/m", {4, 6}, {0, 0}, std::span<const float>(all).subspan(0, 2), {1, 2});
+    writer.add("/m", {4, 6}, {3, 3}, std::span<const float>(all).subspan(21, 3), {1, 3});
+    CheckpointMeta meta;
+    writer.set_meta(meta);
+    writer.finish_rank_file();
+    writer.commit();
+  }
+  const CheckpointReader reader(step_dir(3));
+  EXPECT_EQ(reader.tensor("/m").pieces.size(), 5u);
+  EXPECT_EQ(reader.read("/m"), pattern(0, 24));
 }
 
 // A global 8x12 matrix (value = 100 * row + column) stored as pieces written by separate ranks

@@ -121,4 +121,17 @@ inline void randomize_parameters(Transformer& model, std::uint64_t seed, double 
   }
 }
 
+// The part of a whole-model (serial) tensor that a shard covers: its region {global_offset,
+// local shape} with only the shard's real rows (the serial tensor may be padded differently).
+inline Tensor serial_region(const Tensor& serial, const ParameterInfo& shard) {
+  Tensor region = serial.narrow(0, shard.global_offset[0], shard.valid_rows);
+  if (shard.shape.rank() == 2) region = region.narrow(1, shard.global_offset[1], shard.shape[1]);
+  return region;
+}
+
+// The real rows of a shard as stored.
+inline Tensor real_part(const Tensor& stored, const ParameterInfo& shard) {
+  return stored.narrow(0, 0, shard.valid_rows);
+}
+
 }  // namespace kiln::model::testing

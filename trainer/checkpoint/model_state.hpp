@@ -4,9 +4,12 @@
 //   /model/<parameter name>             the parameter, without vocabulary padding
 //   /optim/exp_avg/<parameter name>     AdamW first moment
 //   /optim/exp_avg_sq/<parameter name>  AdamW second moment
-// A single process holds every tensor whole (offset 0); the parallel trainer will write
-// each rank's shards under the same names with their offsets, and these readers gather the
-// region they need, whatever layout wrote it.
+// Each rank writes the pieces it owns as regions of the global (unpadded) tensors: a tensor-
+// parallel shard at its global offset, a ZeRO-1 shard of the moments as up to three rectangles
+// per parameter. Reading gathers exactly the regions this rank needs from whatever pieces the
+// writing layout left, so a checkpoint loads under any other (dp, tp, pp, zero) layout.
+#include <functional>
+
 #include "trainer/checkpoint/checkpoint_reader.hpp"
 #include "trainer/checkpoint/checkpoint_writer.hpp"
 #include "trainer/model/parameters.hpp"
@@ -18,12 +21,19 @@ std::string model_tensor_name(std::string_view parameter);
 std::string exp_avg_tensor_name(std::string_view parameter);
 std::string exp_avg_sq_tensor_name(std::string_view parameter);
 
-void write_parameters(CheckpointWriter& writer, const model::ParameterStore& params);
-void write_optimizer(CheckpointWriter& writer, const model::ParameterStore& params, const optim::AdamW& optimizer);
+// Decides which of this rank's parameters (and their optimizer segments) it writes, so that a
+// value held identically by several ranks is stored once.
+using WritesParameter = std::function<bool(const model::ParameterInfo&)>;
+bool writes_everything(const model::ParameterInfo&);
 
-// Fill the parameters (and moments) from a checkpoint; padding rows are left as they are
-// (zero). Throws kiln::Error naming the checkpoint and tensor when one is missing or its
-// global shape differs from the model's.
+void write_parameters(CheckpointWriter& writer, const model::ParameterStore& params,
+                      const WritesParameter& writes = writes_everything);
+void write_optimizer(CheckpointWriter& writer, const model::ParameterStore& params, const optim::AdamW& optimizer,
+                     const WritesParameter& writes = writes_everything);
+
+// Fill this rank's parameters (and moments) from a checkpoint; padding rows are left as they
+// are (zero). Throws kiln::Error naming the checkpoint and tensor when one is missing, its
+// global shape differs from the model's, or part of a needed region is in no piece.
 void read_parameters(const CheckpointReader& reader, const model::ParameterStore& params);
 void read_optimizer(const CheckpointReader& reader, const model::ParameterStore& params, optim::AdamW& optimizer);
 

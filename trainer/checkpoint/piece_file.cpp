@@ -15,6 +15,7 @@ namespace {
 constexpr const char* kRankFileFormat = "kiln.checkpoint_rank";
 constexpr const char* kGlobalShapeAttribute = "global_shape";
 constexpr const char* kOffsetAttribute = "offset";
+constexpr const char* kTensorAttribute = "tensor";  // on a rank's second and later pieces of a tensor
 
 std::vector<hsize_t> to_hsize(const Shape& shape) { return {shape.begin(), shape.end()}; }
 
@@ -91,7 +92,9 @@ void check_piece_geometry(std::string_view name, const Shape& global_shape, cons
 PieceInfo describe_piece(hid_t file, const std::string& link, const std::filesystem::path& path) {
   hdf5::Handle dataset(H5Dopen2(file, link.c_str(), H5P_DEFAULT), H5Dclose);
   PieceInfo piece;
-  piece.name = canonical_piece_name(link);
+  const auto owner = hdf5::read_string_attribute(dataset.get(), kTensorAttribute);
+  piece.name = canonical_piece_name(owner ? *owner : link);
+  piece.dataset = "/" + link;
   piece.file = path;
   const auto global_shape = read_shape_attribute(dataset.get(), kGlobalShapeAttribute);
   const auto offset = read_shape_attribute(dataset.get(), kOffsetAttribute);
@@ -157,15 +160,14 @@ void PieceFileWriter::write(std::string_view name, const Shape& global_shape, co
   const std::string path = canonical_piece_name(name);
   check_piece_geometry(path, global_shape, region);
   std::lock_guard lock(hdf5::library_mutex());
-  if (hdf5::link_exists(file_.get(), path.c_str())) {
-    fail("checkpoint {}: piece {} was added twice by this rank", path_.string(), path);
-  }
+  std::string dataset_path = path;
+  for (int k = 1; hdf5::link_exists(file_.get(), dataset_path.c_str()); ++k) dataset_path = fmt::format("{}~{}", path, k);
   const auto dims = to_hsize(region.shape);
   hdf5::Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   hdf5::Handle link_list(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
   H5Pset_create_intermediate_group(link_list.get(), 1);
   const bool is_double = dtype == PieceDtype::float64;
-  hdf5::Handle dataset(H5Dcreate2(file_.get(), path.c_str(),
+  hdf5::Handle dataset(H5Dcreate2(file_.get(), dataset_path.c_str(),
                                   is_double ? H5T_IEEE_F64LE : H5T_IEEE_F32LE, space.get(),
                                   link_list.get(), H5P_DEFAULT, H5P_DEFAULT),
                        H5Dclose);
@@ -176,6 +178,7 @@ void PieceFileWriter::write(std::string_view name, const Shape& global_shape, co
   }
   write_shape_attribute(dataset.get(), kGlobalShapeAttribute, global_shape);
   write_shape_attribute(dataset.get(), kOffsetAttribute, region.offset);
+  if (dataset_path != path) hdf5::write_string_attribute(dataset.get(), kTensorAttribute, path);
 }
 
 void PieceFileWriter::close() {
@@ -207,7 +210,7 @@ PieceFileReader::PieceFileReader(const std::filesystem::path& path)
 void PieceFileReader::read_overlap(const PieceInfo& piece, const Region& overlap,
                                    const Region& destination, bool as_double, void* out) const {
   std::lock_guard lock(hdf5::library_mutex());
-  hdf5::Handle dataset(H5Dopen2(file_.get(), piece.name.c_str(), H5P_DEFAULT), H5Dclose);
+  hdf5::Handle dataset(H5Dopen2(file_.get(), piece.dataset.c_str(), H5P_DEFAULT), H5Dclose);
   hdf5::Handle file_space(H5Dget_space(dataset.get()), H5Sclose);
   const auto count = to_hsize(overlap.shape);
   const auto file_start = to_hsize(subtract(overlap.offset, piece.region.offset));

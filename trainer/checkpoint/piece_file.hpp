@@ -5,6 +5,9 @@
 //   global_shape  the shape of the whole tensor
 //   offset        where this piece's first element sits in the whole tensor
 // Values are float32 or float64 as given; readers convert to what they ask for.
+// A rank may own several pieces of one tensor (a ZeRO shard boundary cutting a matrix mid-row
+// gives up to three rectangles): the second and later go to "<name>~1", "<name>~2", ... with
+// a `tensor` attribute naming the tensor they belong to.
 // The root group carries kiln_format = "kiln.checkpoint_rank" and the writing rank.
 #include <cstdint>
 #include <filesystem>
@@ -22,6 +25,7 @@ std::string_view to_string(PieceDtype dtype);
 
 struct PieceInfo {
   std::string name;  // canonical global name, always starting with '/'
+  std::string dataset;  // HDF5 path of the piece in its file (the name, or name~k)
   Shape global_shape;
   Region region;     // offset and local shape inside the global tensor
   PieceDtype dtype = PieceDtype::float32;
@@ -36,7 +40,7 @@ class PieceFileWriter {
  public:
   PieceFileWriter(const std::filesystem::path& path, int rank);  // creates or truncates
   // data holds element_count(region.shape) values in row-major order. Throws kiln::Error when
-  // the region does not fit the global shape or the name was already written.
+  // the region does not fit the global shape.
   void write(std::string_view name, const Shape& global_shape, const Region& region,
              PieceDtype dtype, const void* data);
   // Flushes and closes; an HDF5 failure to flush is an error, not a silent loss.

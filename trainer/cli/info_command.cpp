@@ -13,7 +13,13 @@
 #include <string>
 #include <vector>
 
+#include <fmt/ranges.h>
+
+#include <iostream>
+
 #include "data/dataset/token_dataset.hpp"
+#include "trainer/checkpoint/checkpoint_compare.hpp"
+#include "trainer/checkpoint/checkpoint_finder.hpp"
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
 
@@ -38,6 +44,9 @@ struct InfoOptions {
   bool json = false;
   bool skip_verify = false;
   std::string write_test_dataset;  // hidden: fixtures for tests/cli/info_test.sh
+  std::string compare;             // checkpoints: the other checkpoint
+  std::string tensors;             // checkpoints: name prefix to compare
+  double tolerance = 1e-5;         // checkpoints: largest relative difference accepted
 };
 
 DocumentLengths document_lengths(const TokenDataset& dataset) {
@@ -189,12 +198,49 @@ nlohmann::json inspect(const fs::path& path, bool skip_verify) {
 
 void write_test_datasets(const fs::path& directory);
 
+// A checkpoint: its metadata and tensors, or (with --compare) how far each tensor is from the
+// same tensor of another checkpoint.
+void run_checkpoint_info(const InfoOptions& options) {
+  const auto found = checkpoint::resolve_checkpoint(options.path, std::cerr);
+  const checkpoint::CheckpointReader reader(found.dir);
+  const auto& meta = reader.meta();
+  if (options.compare.empty()) {
+    fmt::print("{}\n  step {} | tokens seen {} | written by dp={} tp={} pp={} zero={} | {}\n", found.dir.string(),
+               meta.step, meta.tokens_seen, meta.layout.dp, meta.layout.tp, meta.layout.pp, meta.layout.zero,
+               meta.created_by);
+    for (const auto& name : reader.tensor_names()) {
+      const auto& tensor = reader.tensor(name);
+      fmt::print("  {:<56} [{}] in {} piece(s)\n", name, fmt::join(tensor.global_shape, ", "), tensor.pieces.size());
+    }
+    fmt::print("  verify           verified (checksums of every file)\n");
+    return;
+  }
+  const auto other = checkpoint::resolve_checkpoint(options.compare, std::cerr);
+  const auto differences = checkpoint::compare_checkpoints(reader, checkpoint::CheckpointReader(other.dir), options.tensors);
+  if (differences.empty()) fail("no tensor of {} starts with '{}'", found.dir.string(), options.tensors);
+  double worst = 0.0;
+  for (const auto& difference : differences) {
+    worst = std::max(worst, difference.relative);
+    fmt::print("  {:<56} {}\n", difference.name,
+               difference.problem.empty() ? fmt::format("rel {:.3e}", difference.relative) : difference.problem);
+  }
+  fmt::print("{} tensors, largest relative difference {:.3e} (tolerance {:.1e})\n", differences.size(), worst,
+             options.tolerance);
+  if (worst > options.tolerance) {
+    fail("{} and {} differ by {:.3e} > {:.1e}", found.dir.string(), other.dir.string(), worst, options.tolerance);
+  }
+}
+
 void run_info(const InfoOptions& options) {
   if (!options.write_test_dataset.empty()) {
     write_test_datasets(options.write_test_dataset);
     return;
   }
-  if (options.path.empty()) fail("kiln info: give the PATH of a token dataset or directory");
+  if (options.path.empty()) fail("kiln info: give the PATH of a token dataset, directory or checkpoint");
+  if (checkpoint::looks_like_checkpoint(options.path)) {
+    run_checkpoint_info(options);
+    return;
+  }
   nlohmann::json report = {{"datasets", nlohmann::json::array()}};
   std::size_t failures = 0;
   for (const auto& path : datasets_at(options.path)) {
@@ -259,9 +305,16 @@ void write_test_datasets(const fs::path& directory) {
 void add_info_command(CLI::App& app) {
   auto options = std::make_shared<InfoOptions>();
   auto* command = app.add_subcommand(
-      "info", "Describe and verify a token dataset (a .h5 split or a prepared directory)");
-  command->add_option("path", options->path, "token dataset file, or directory with train.h5/val.h5");
+      "info", "Describe and verify a token dataset (a .h5 split or a prepared directory) or a checkpoint");
+  command->add_option("path", options->path,
+                      "token dataset file, directory with train.h5/val.h5, or checkpoint (step, checkpoints/ or run dir)");
   command->add_flag("--json", options->json, "print machine-readable JSON");
+  command->add_option("--compare", options->compare,
+                      "checkpoints: compare every tensor with this other checkpoint (any layout)");
+  command->add_option("--tensors", options->tensors, "with --compare: only tensors whose name starts with this");
+  command->add_option("--tolerance", options->tolerance,
+                      "with --compare: fail when a tensor's relative difference exceeds this")
+      ->capture_default_str();
   command->add_flag("--skip-verify", options->skip_verify,
                     "do not stream the file to check checksums (fast)");
   command->add_option("--write-test-dataset", options->write_test_dataset)

@@ -44,6 +44,11 @@ ParallelLayout resolve_layout(const Recipe& recipe, int world_size) {
          "Fix: set parallel.micro_batches: auto",
          p.micro_batches, layout.micro_batches);
   }
+  if (layout.pp > 1 && layout.micro_batches < layout.pp) {
+    fail("parallel.pp: {} pipeline stages need at least {} micro-batches per step, but batch_size / (dp * "
+         "micro_batch_size) = {} / ({} * {}) = {}. Fix: raise train.batch_size or lower train.micro_batch_size",
+         layout.pp, layout.pp, recipe.train.batch_size, layout.dp, layout.micro_batch_size, layout.micro_batches);
+  }
   return layout;
 }
 

@@ -14,6 +14,11 @@
 //   out       [B,T,C]                              mid + MLP projection = x_{l+1}
 // An inference arena (kept_layers = 1) reuses one block's slots for every layer and writes
 // the residual stream back into `embedded`.
+//
+// Widths are this rank's (StageDims): under tensor parallelism Hq, Hkv and F are the local
+// heads and hidden width and the logits hold the local vocabulary shard; a pipeline stage
+// keeps only its own blocks, and `embedded` is the stage input (the previous stage's output
+// copied in) on every stage but the first. Only the last stage has the head's buffers.
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +26,26 @@
 #include "trainer/model/model_config.hpp"
 
 namespace kiln::model {
+
+// The sizes one rank computes with.
+struct StageDims {
+  std::int64_t d_model = 0;
+  std::int64_t head_dim = 0;
+  std::int64_t q_heads = 0, kv_heads = 0;  // local heads (n_heads / tp, n_kv_heads / tp)
+  std::int64_t d_ff = 0;                   // local MLP hidden width (d_ff / tp)
+  bool swiglu = false;
+  bool layernorm = false;
+  std::int64_t layers = 0;       // blocks of this stage
+  std::int64_t vocab_local = 0;  // logits columns (padded_vocab / tp); 0: no head on this stage
+
+  std::int64_t q_dim() const { return q_heads * head_dim; }
+  std::int64_t kv_dim() const { return kv_heads * head_dim; }
+  std::int64_t qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+  std::int64_t mlp_in_dim() const { return swiglu ? 2 * d_ff : d_ff; }
+};
+
+// The dims of `placement` (the whole model by default).
+StageDims stage_dims(const ModelConfig& config, const ParallelPlacement& placement = {});
 
 struct LayerActivations {
   Tensor attn_norm, attn_mean, attn_rstd;
@@ -41,12 +66,16 @@ struct Activations {
   Tensor embedded;   // [B, T, C] the residual stream entering block 0
   std::vector<LayerActivations> layers;
   Tensor final_norm, final_mean, final_rstd;  // [B, T, C], [B*T], [B*T]
-  Tensor logits;                              // [B*T, Vp]; turned into dlogits in place by backward
+  Tensor logits;  // [B*T, Vp/tp]; turned into dlogits in place by backward
   Tensor lse;     // [B*T] logsumexp over the real vocabulary (cross-entropy)
   Tensor losses;  // [B*T] per-token loss (0 where masked)
+  // Vocab-parallel cross-entropy statistics: row maxima [B*T], and [2, B*T] holding the sums of
+  // exp and the target logits (one buffer, so one all-reduce reduces both).
+  Tensor row_max, exp_and_target;
+  Tensor zero_ids;  // [B*T] i32 zeros: adds a bias row to every token (row-parallel bias)
 
   // Backward scratch, shared by all blocks (training arenas only).
-  Tensor d_residual;  // [B, T, C] gradient of the residual stream
+  Tensor d_residual;  // [B, T, C] gradient of the residual stream (of the stage input at the end)
   Tensor d_norm;      // [B, T, C] gradient of a norm's output
   Tensor d_qkv;       // [B, T, (Hq+2Hkv)*Dh]
   Tensor d_attn;      // [B, T, Hq*Dh]
@@ -59,6 +88,9 @@ struct Activations {
 
 // Plans and allocates the arena. `for_training` keeps every block's activations and adds the
 // backward scratch; otherwise one block's worth is reused through the stack.
+Activations plan_activations(const StageDims& dims, DType dtype, std::int64_t batch,
+                             std::int64_t seq, bool for_training);
+// The whole model in one process.
 Activations plan_activations(const ModelConfig& config, DType dtype, std::int64_t batch,
                              std::int64_t seq, bool for_training);
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "trainer/core/checksum.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::model {
 
@@ -40,16 +41,27 @@ double init_std(const ModelConfig& config, InitKind kind) {
 
 namespace {
 
-// Draws row after row through a one-row double buffer, so a large embedding never needs a
-// second full-size copy.
-void fill_normal_rows(Tensor real_rows, std::uint64_t seed, double std_dev) {
-  const std::int64_t cols = real_rows.rank() == 1 ? real_rows.numel() : real_rows.size(-1);
-  const Tensor rows2d = real_rows.reshape({-1, cols});
-  std::vector<double> row(static_cast<std::size_t>(cols));
+// Draws the global tensor's real rows in row-major order, one row at a time through a
+// one-row double buffer (a large embedding never needs a second full-size copy), and keeps
+// this shard's part: rows [row_offset, row_offset + local rows), columns [col_offset,
+// col_offset + local cols). Every layout thus starts from the serial values. Drawing stops
+// after the shard's last row.
+void fill_normal_shard(Tensor real_rows, const ParameterInfo& info, std::uint64_t seed,
+                       double std_dev) {
+  // A vector is one row of draws (a bias split by columns of its only dim).
+  const bool is_vector = info.global_shape.rank() == 1;
+  const std::int64_t global_cols = info.global_shape[is_vector ? 0 : 1];
+  const std::int64_t local_cols = info.shape[is_vector ? 0 : 1];
+  const std::int64_t row_offset = is_vector ? 0 : info.global_offset[0];
+  const std::int64_t col_offset = info.global_offset[is_vector ? 0 : 1];
+  const std::int64_t local_rows = is_vector ? 1 : real_rows.size(0);
+  const Tensor rows2d = real_rows.reshape({local_rows, local_cols});
+  std::vector<double> row(static_cast<std::size_t>(global_cols));
   NormalStream normal(seed);
-  for (std::int64_t r = 0; r < rows2d.size(0); ++r) {
+  for (std::int64_t r = 0; r < row_offset + local_rows; ++r) {
     for (double& value : row) value = std_dev * normal.next();
-    ops::copy(rows2d.select(r), Tensor::of(row.data(), {cols}));
+    if (r < row_offset) continue;
+    ops::copy(rows2d.select(r - row_offset), Tensor::of(row.data() + col_offset, {local_cols}));
   }
 }
 
@@ -57,8 +69,11 @@ void fill_normal_rows(Tensor real_rows, std::uint64_t seed, double std_dev) {
 
 void init_parameter(Tensor value, const ParameterInfo& info, const ModelConfig& config,
                     std::uint64_t run_seed) {
+  if (info.global_shape.rank() < 1 || info.global_shape.rank() > 2)
+    fail("init: parameter {} has shape {}; expected a vector or a matrix", info.name,
+         info.global_shape.str());
   ops::zero(value);  // padded rows stay zero
-  if (info.numel() == 0) return;
+  if (info.numel() == 0 || info.valid_rows == 0) return;
   const Tensor real_rows = value.narrow(0, 0, info.valid_rows);
   switch (info.init) {
     case InitKind::zeros:
@@ -68,7 +83,8 @@ void init_parameter(Tensor value, const ParameterInfo& info, const ModelConfig& 
       return;
     case InitKind::normal:
     case InitKind::normal_residual:
-      fill_normal_rows(real_rows, parameter_seed(run_seed, info.name), init_std(config, info.init));
+      fill_normal_shard(real_rows, info, parameter_seed(run_seed, info.name),
+                        init_std(config, info.init));
       return;
   }
 }

@@ -33,8 +33,9 @@ class NormalStream {
 // Standard deviation of a normally initialised parameter (0 for zeros/ones).
 double init_std(const ModelConfig& config, InitKind kind);
 
-// Writes the initial values of one parameter into `value` (its full stored shape, f32/f64):
-// the real rows get the rule's values in row-major draw order, padded rows get 0.
+// Writes the initial values of one parameter into `value` (its local stored shape, f32/f64):
+// the values of this shard in the global tensor, whose real rows get the rule's values in
+// row-major draw order (the same for every layout); padded rows get 0.
 void init_parameter(Tensor value, const ParameterInfo& info, const ModelConfig& config,
                     std::uint64_t run_seed);
 

@@ -1,5 +1,6 @@
 #include "trainer/model/model_config.hpp"
 
+#include "parallel/communicator.hpp"
 #include "trainer/config/recipe.hpp"
 #include "trainer/core/error.hpp"
 
@@ -78,6 +79,66 @@ void ModelConfig::validate() const {
   if (!(init_std > 0)) fail("model config: init_std = {} must be positive", init_std);
   validate_heads(*this);
   validate_rope(*this);
+}
+
+void ModelConfig::validate_placement(const ParallelPlacement& p) const {
+  const int tp_size = p.tp_size, pp_size = p.pp_size;
+  if (tp_size < 1 || p.tp_rank < 0 || p.tp_rank >= tp_size)
+    fail("model placement: tp rank {} of tp size {} is not a valid tensor-parallel position",
+         p.tp_rank, tp_size);
+  if (pp_size < 1 || p.pp_rank < 0 || p.pp_rank >= pp_size)
+    fail("model placement: pipeline stage {} of pp size {} is not a valid stage", p.pp_rank,
+         pp_size);
+  if (p.tp != nullptr && (p.tp->size() != tp_size || p.tp->rank() != p.tp_rank))
+    fail("model placement: the tp communicator is rank {} of {}, but the placement says {} of {}",
+         p.tp->rank(), p.tp->size(), p.tp_rank, tp_size);
+  if (n_heads % tp_size != 0)
+    fail(
+        "model config: n_heads = {} is not divisible by tp = {}; pick a tp that divides the "
+        "number of attention heads",
+        n_heads, tp_size);
+  if (n_kv_heads % tp_size != 0)
+    fail(
+        "model config: n_kv_heads = {} is not divisible by tp = {} (each tensor-parallel rank "
+        "needs whole kv heads); pick a tp that divides n_kv_heads",
+        n_kv_heads, tp_size);
+  if (d_ff % tp_size != 0)
+    fail("model config: d_ff = {} is not divisible by tp = {}; pick a tp that divides d_ff", d_ff,
+         tp_size);
+  if (padded_vocab() % tp_size != 0)
+    fail(
+        "model config: the padded vocabulary of {} rows is not divisible by tp = {}; build the "
+        "config for this tp (model.tp = {}, as from_recipe(recipe, tp) does) so that the "
+        "vocabulary is padded to a multiple of vocab_pad_multiple * tp",
+        padded_vocab(), tp_size, tp_size);
+  if (n_layers < pp_size)
+    fail(
+        "model config: n_layers = {} is fewer than pp = {} pipeline stages; every stage needs "
+        "at least one layer, so use pp <= {}",
+        n_layers, pp_size, n_layers);
+}
+
+LayerRange stage_layers(std::int64_t n_layers, int pp_size, int pp_rank) {
+  if (pp_size < 1 || pp_rank < 0 || pp_rank >= pp_size)
+    fail("stage_layers: stage {} of {} pipeline stages does not exist", pp_rank, pp_size);
+  if (n_layers < pp_size)
+    fail(
+        "model config: n_layers = {} is fewer than pp = {} pipeline stages; every stage needs "
+        "at least one layer, so use pp <= {}",
+        n_layers, pp_size, n_layers);
+  const std::int64_t base = n_layers / pp_size, extra = n_layers % pp_size;
+  // Rank in the order extra layers are handed out: middle stages, then the first, then the
+  // last (never reached, since extra < pp_size).
+  const auto order = [pp_size](int stage) -> std::int64_t {
+    if (stage == 0) return pp_size == 1 ? 0 : pp_size - 2;
+    if (stage == pp_size - 1) return pp_size - 1;
+    return stage - 1;
+  };
+  const auto count = [&](int stage) { return base + (order(stage) < extra ? 1 : 0); };
+  LayerRange range;
+  for (int stage = 0; stage < pp_rank; ++stage) range.first += count(stage);
+  range.last = range.first + count(pp_rank);
+  return range;
 }
 
 ModelConfig gpt2_config() {

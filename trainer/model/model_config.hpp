@@ -16,6 +16,9 @@
 namespace kiln::config {
 struct ModelConfig;
 }
+namespace kiln::parallel {
+class Communicator;
+}
 
 namespace kiln::model {
 
@@ -24,6 +27,24 @@ enum class NormKind : std::uint8_t { layernorm, rmsnorm };
 enum class MlpKind : std::uint8_t { gelu, swiglu };
 
 std::string_view family_name(Family family);  // "gpt2", "llama"
+
+// Where one model instance sits in the process grid (DESIGN.md §6). The default is the whole
+// model in one process.
+struct ParallelPlacement {
+  parallel::Communicator* tp = nullptr;  // null or size 1: no tensor parallelism
+  int tp_rank = 0, tp_size = 1;
+  int pp_rank = 0, pp_size = 1;  // pipeline stage of this instance
+  bool first_stage() const { return pp_rank == 0; }
+  bool last_stage() const { return pp_rank == pp_size - 1; }
+};
+
+// Blocks [first, last) of one pipeline stage.
+struct LayerRange {
+  std::int64_t first = 0, last = 0;
+  std::int64_t count() const { return last - first; }
+  bool contains(std::int64_t layer) const { return layer >= first && layer < last; }
+  bool operator==(const LayerRange&) const = default;
+};
 
 struct ModelConfig {
   Family family = Family::gpt2;
@@ -61,9 +82,19 @@ struct ModelConfig {
   ModelConfig resolved() const;
   // Throws kiln::Error naming the field, the value and what is expected.
   void validate() const;
+  // Checks that this (resolved) config can be split as `placement` says: heads, kv heads,
+  // d_ff and the padded vocabulary divisible by tp, at least one layer per pipeline stage,
+  // ranks inside their groups. Throws kiln::Error naming the field and the fix.
+  void validate_placement(const ParallelPlacement& placement) const;
 
   bool operator==(const ModelConfig&) const = default;
 };
+
+// Contiguous, balanced layer ranges: every stage gets n_layers / pp_size blocks and the
+// remainder goes one block each to the middle stages first (1, 2, ..., pp-2), then to the
+// first stage; the last stage, which also runs the head and the loss, never gets an extra
+// block. Throws when a stage would get no block (n_layers < pp_size).
+LayerRange stage_layers(std::int64_t n_layers, int pp_size, int pp_rank);
 
 // Family presets with the family's conventions filled in (tie, biases are implied by the
 // family); sizes still to be set by the caller.

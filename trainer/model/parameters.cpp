@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "trainer/core/error.hpp"
 
 namespace kiln::model {
@@ -21,20 +23,32 @@ std::string_view tp_split_name(TpSplit split) {
 }
 
 Shape ParameterInfo::export_shape() const {
-  Shape result = shape;
-  if (result.rank() > 0) result[0] = valid_rows;
+  Shape result = global_shape;
+  if (result.rank() > 0) result[0] = global_valid_rows;
   return result;
 }
 
 namespace {
 
+// Entries are described globally (whole tensor); ParameterStore::shard() cuts this rank's part.
+ParameterInfo entry(std::string name, Shape shape, TpSplit split, bool decay, InitKind init) {
+  ParameterInfo info;
+  info.name = std::move(name);
+  info.global_valid_rows = shape[0];
+  info.global_shape = std::move(shape);
+  info.split = split;
+  info.weight_decay = decay;
+  info.init = init;
+  return info;
+}
+
 ParameterInfo matrix(std::string name, std::int64_t rows, std::int64_t cols, TpSplit split,
                      InitKind init = InitKind::normal) {
-  return {std::move(name), Shape{rows, cols}, rows, split, true, init, 0, {}};
+  return entry(std::move(name), Shape{rows, cols}, split, true, init);
 }
 
 ParameterInfo vector(std::string name, std::int64_t length, TpSplit split, InitKind init) {
-  return {std::move(name), Shape{length}, length, split, false, init, 0, {}};
+  return entry(std::move(name), Shape{length}, split, false, init);
 }
 
 // Norm weight (ones) and, for LayerNorm, its bias (zeros).
@@ -49,62 +63,101 @@ std::vector<ParameterInfo> norm(const ModelConfig& c, const std::string& prefix)
 // A vocabulary-sized table: Vp stored rows, vocab_size of them real.
 ParameterInfo vocab_table(std::string name, const ModelConfig& c) {
   ParameterInfo info = matrix(std::move(name), c.padded_vocab(), c.d_model, TpSplit::vocab);
-  info.valid_rows = c.vocab_size;
+  info.global_valid_rows = c.vocab_size;
   return info;
 }
 
 }  // namespace
 
-ParameterStore::ParameterStore(const ModelConfig& config, DType dtype) : dtype_(dtype) {
+ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
+                               const ParallelPlacement& placement)
+    : dtype_(dtype), placement_(placement) {
   if (dtype != DType::F32 && dtype != DType::F64)
     fail("ParameterStore: parameters are f32 (training) or f64 (gradient checks), not {}",
          dtype_name(dtype));
   const ModelConfig c = config.resolved();
-  add(vocab_table("embed.weight", c));
-  if (c.learned_positions())
-    add(matrix("pos_embed.weight", c.max_seq_len, c.d_model, TpSplit::replicated));
-  for (std::int64_t layer = 0; layer < c.n_layers; ++layer) register_block(c, layer);
-  for (ParameterInfo& info : norm(c, "final_norm")) add(std::move(info));
-  if (!c.tie_embeddings) add(vocab_table("lm_head.weight", c));
+  c.validate_placement(placement);
+  layers_ = stage_layers(c.n_layers, placement.pp_size, placement.pp_rank);
+  if (placement.first_stage()) {
+    add(shard(vocab_table("embed.weight", c)));
+    if (c.learned_positions())
+      add(shard(matrix("pos_embed.weight", c.max_seq_len, c.d_model, TpSplit::replicated)));
+  }
+  for (std::int64_t layer = layers_.first; layer < layers_.last; ++layer) register_block(c, layer);
+  if (placement.last_stage()) {
+    for (ParameterInfo& info : norm(c, "final_norm")) add(shard(std::move(info)));
+    if (!c.tie_embeddings) {
+      add(shard(vocab_table("lm_head.weight", c)));
+    } else if (!placement.first_stage()) {
+      ParameterInfo head = shard(vocab_table("embed.weight", c));
+      head.tied_copy = true;
+      add(std::move(head));
+    }
+  }
 
   const std::size_t bytes = static_cast<std::size_t>(numel_) * dtype_size(dtype_);
   values_ = HostBuffer(bytes);
   grads_ = HostBuffer(bytes);
 }
 
+// This tp rank's part of a globally described entry (see the header for the rules).
+ParameterInfo ParameterStore::shard(ParameterInfo info) const {
+  const std::int64_t tp = placement_.tp_size, rank = placement_.tp_rank;
+  info.shape = info.global_shape;
+  info.global_offset = info.global_shape;
+  for (int d = 0; d < info.global_offset.rank(); ++d) info.global_offset[d] = 0;
+  // Rows for column and vocab splits (a bias's only dim), columns for row splits.
+  const int dim = info.split == TpSplit::row ? 1 : 0;
+  if (info.split != TpSplit::replicated) {
+    if (info.global_shape[dim] % tp != 0)
+      fail("ParameterStore: {} {} cannot be split {} ways along dim {}", info.name,
+           info.global_shape.str(), tp, dim);
+    info.shape[dim] = info.global_shape[dim] / tp;
+    info.global_offset[dim] = rank * info.shape[dim];
+  }
+  info.valid_rows = info.shape[0];
+  if (info.split == TpSplit::vocab)
+    info.valid_rows =
+        std::clamp<std::int64_t>(info.global_valid_rows - info.global_offset[0], 0, info.shape[0]);
+  return info;
+}
+
 void ParameterStore::register_block(const ModelConfig& c, std::int64_t layer) {
   const std::string p = fmt::format("blocks.{}.", layer);
   const std::int64_t C = c.d_model;
-  for (ParameterInfo& info : norm(c, p + "attn_norm")) add(std::move(info));
+  for (ParameterInfo& info : norm(c, p + "attn_norm")) add(shard(std::move(info)));
 
   // q|k|v weights, then q|k|v biases: each trio is one contiguous fused tensor.
   const std::size_t qkv_weight = infos_.size();
-  add(matrix(p + "attn.q.weight", c.q_dim(), C, TpSplit::column));
-  add(matrix(p + "attn.k.weight", c.kv_dim(), C, TpSplit::column));
-  add(matrix(p + "attn.v.weight", c.kv_dim(), C, TpSplit::column));
+  add(shard(matrix(p + "attn.q.weight", c.q_dim(), C, TpSplit::column)));
+  add(shard(matrix(p + "attn.k.weight", c.kv_dim(), C, TpSplit::column)));
+  add(shard(matrix(p + "attn.v.weight", c.kv_dim(), C, TpSplit::column)));
   add_fused(p + "attn.qkv.weight", qkv_weight, 3);
   if (c.has_biases()) {
     const std::size_t qkv_bias = infos_.size();
-    add(vector(p + "attn.q.bias", c.q_dim(), TpSplit::column, InitKind::zeros));
-    add(vector(p + "attn.k.bias", c.kv_dim(), TpSplit::column, InitKind::zeros));
-    add(vector(p + "attn.v.bias", c.kv_dim(), TpSplit::column, InitKind::zeros));
+    add(shard(vector(p + "attn.q.bias", c.q_dim(), TpSplit::column, InitKind::zeros)));
+    add(shard(vector(p + "attn.k.bias", c.kv_dim(), TpSplit::column, InitKind::zeros)));
+    add(shard(vector(p + "attn.v.bias", c.kv_dim(), TpSplit::column, InitKind::zeros)));
     add_fused(p + "attn.qkv.bias", qkv_bias, 3);
   }
-  add(matrix(p + "attn.out.weight", C, c.q_dim(), TpSplit::row, InitKind::normal_residual));
-  if (c.has_biases()) add(vector(p + "attn.out.bias", C, TpSplit::replicated, InitKind::zeros));
+  add(shard(matrix(p + "attn.out.weight", C, c.q_dim(), TpSplit::row, InitKind::normal_residual)));
+  if (c.has_biases())
+    add(shard(vector(p + "attn.out.bias", C, TpSplit::replicated, InitKind::zeros)));
 
-  for (ParameterInfo& info : norm(c, p + "mlp_norm")) add(std::move(info));
+  for (ParameterInfo& info : norm(c, p + "mlp_norm")) add(shard(std::move(info)));
   if (c.mlp() == MlpKind::swiglu) {
     const std::size_t gate_up = infos_.size();
-    add(matrix(p + "mlp.gate.weight", c.d_ff, C, TpSplit::column));
-    add(matrix(p + "mlp.up.weight", c.d_ff, C, TpSplit::column));
+    add(shard(matrix(p + "mlp.gate.weight", c.d_ff, C, TpSplit::column)));
+    add(shard(matrix(p + "mlp.up.weight", c.d_ff, C, TpSplit::column)));
     add_fused(p + "mlp.gate_up.weight", gate_up, 2);
   } else {
-    add(matrix(p + "mlp.up.weight", c.d_ff, C, TpSplit::column));
+    add(shard(matrix(p + "mlp.up.weight", c.d_ff, C, TpSplit::column)));
   }
-  if (c.has_biases()) add(vector(p + "mlp.up.bias", c.d_ff, TpSplit::column, InitKind::zeros));
-  add(matrix(p + "mlp.down.weight", C, c.d_ff, TpSplit::row, InitKind::normal_residual));
-  if (c.has_biases()) add(vector(p + "mlp.down.bias", C, TpSplit::replicated, InitKind::zeros));
+  if (c.has_biases())
+    add(shard(vector(p + "mlp.up.bias", c.d_ff, TpSplit::column, InitKind::zeros)));
+  add(shard(matrix(p + "mlp.down.weight", C, c.d_ff, TpSplit::row, InitKind::normal_residual)));
+  if (c.has_biases())
+    add(shard(vector(p + "mlp.down.bias", C, TpSplit::replicated, InitKind::zeros)));
 }
 
 void ParameterStore::add(ParameterInfo info) {

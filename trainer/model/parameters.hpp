@@ -31,6 +31,25 @@
 //
 // The registry order is the flat-buffer order; q|k|v and gate|up are adjacent, so the fused
 // GEMM weight is a contiguous [rows, C] view while each logical tensor is a view too.
+//
+// Under a ParallelPlacement (DESIGN.md §6) a store holds only what its rank owns:
+// - pipeline: embed (and gpt2's pos_embed) on the first stage, the blocks of
+//   stage_layers(n_layers, pp, pp_rank) (global block indices in the names), final_norm and
+//   lm_head on the last stage. With tied embeddings and pp > 1 the last stage also holds
+//   "embed.weight" for its head (same name, same values, `tied_copy` set); the trainer sums
+//   its gradient with the first stage's and counts the parameter once.
+// - tensor parallel: every entry is this tp rank's shard, by its split rule. `shape` is the
+//   local shard, `global_shape` the whole (padded) tensor and `global_offset` where the
+//   shard's element [0, 0] sits in it:
+//     column  rows [r * out/tp, (r+1) * out/tp)      (weights [out, in] and their biases)
+//     row     columns [r * in/tp, (r+1) * in/tp)
+//     vocab   rows [r * Vp/tp, (r+1) * Vp/tp); `valid_rows` counts the shard's real leading
+//             rows (vocab_size - offset, clamped to [0, Vp/tp]: a shard may hold padding only)
+//     replicated  all of it; every tp rank holds the same values and, since the model
+//             all-reduces the input gradients of its column-parallel layers, computes the
+//             same gradient: count such a parameter once over tp.
+//   The fused q|k|v of a rank is its Hq/tp query heads, then its Hkv/tp kv heads of k, then
+//   of v; gate|up is its F/tp gate rows, then its F/tp up rows: one GEMM each, as serially.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,17 +78,23 @@ enum class InitKind : std::uint8_t {
 
 struct ParameterInfo {
   std::string name;
-  Shape shape;              // global stored shape (embed/lm_head include vocabulary padding)
-  std::int64_t valid_rows;  // rows that are real model parameters (shape[0] unless padded)
+  Shape shape;              // local stored shape: this rank's shard (vocab tables padded)
+  std::int64_t valid_rows;  // leading local rows that are real model parameters
   TpSplit split = TpSplit::replicated;
   bool weight_decay = false;
   InitKind init = InitKind::normal;
-  std::int64_t offset = 0;  // elements into the flat buffers
-  std::string fused_into;   // name of the fused GEMM tensor it is part of, or empty
+  std::int64_t offset = 0;             // elements into the flat buffers
+  std::string fused_into;              // name of the fused GEMM tensor it is part of, or empty
+  Shape global_shape;                  // the whole tensor over all tp ranks (vocab tables padded)
+  Shape global_offset;                 // index of local element [0, ...] in the global tensor
+  std::int64_t global_valid_rows = 0;  // real rows of the global tensor (vocab_size for tables)
+  bool tied_copy = false;  // last stage's copy of the tied embed.weight (pp > 1), see above
 
   std::int64_t numel() const { return shape.numel(); }
-  // The shape without vocabulary padding: what checkpoints and exports contain.
+  // The global shape without vocabulary padding: what checkpoints and exports contain. This
+  // shard is the region {global_offset, shape with rows = valid_rows} of it.
   Shape export_shape() const;
+  bool is_sharded() const { return shape != global_shape; }
 };
 
 // A fused GEMM tensor (q|k|v or gate|up): consecutive registry entries in one view.
@@ -81,7 +106,9 @@ struct FusedInfo {
 
 class ParameterStore {
  public:
-  ParameterStore(const ModelConfig& config, DType dtype);  // values and gradients zero
+  // Values and gradients zero. Registers what `placement` owns (all of it by default); a
+  // placement with tp_size > 1 and no communicator is fine here (shapes only).
+  ParameterStore(const ModelConfig& config, DType dtype, const ParallelPlacement& placement = {});
 
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
@@ -89,6 +116,8 @@ class ParameterStore {
   ParameterStore& operator=(ParameterStore&&) = default;
 
   DType dtype() const { return dtype_; }
+  const ParallelPlacement& placement() const { return placement_; }
+  LayerRange layers() const { return layers_; }  // the blocks this store holds
   std::int64_t numel() const { return numel_; }  // flat buffer length, padding included
   const std::vector<ParameterInfo>& infos() const { return infos_; }
   std::size_t size() const { return infos_.size(); }
@@ -99,7 +128,7 @@ class ParameterStore {
   const ParameterInfo& info(std::string_view name) const { return infos_[index(name)]; }
   bool contains(std::string_view name) const { return find(name).has_value(); }
 
-  // Views of one parameter (full stored shape) and its gradient.
+  // Views of one parameter (its local stored shape) and its gradient.
   Tensor value(std::size_t index) const;
   Tensor grad(std::size_t index) const;
   Tensor value(std::string_view name) const { return value(index(name)); }
@@ -120,9 +149,12 @@ class ParameterStore {
   void add(ParameterInfo info);
   void add_fused(std::string name, std::size_t first, std::size_t count);
   void register_block(const ModelConfig& config, std::int64_t layer);
+  ParameterInfo shard(ParameterInfo global) const;
   Tensor view(const HostBuffer& buffer, std::int64_t offset, const Shape& shape) const;
 
   DType dtype_;
+  ParallelPlacement placement_;
+  LayerRange layers_;
   std::int64_t numel_ = 0;
   std::vector<ParameterInfo> infos_;
   std::vector<FusedInfo> fused_;

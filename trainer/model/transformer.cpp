@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 
+#include "parallel/communicator.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/model/init.hpp"
 
@@ -27,10 +29,11 @@ struct QkvViews {
   Tensor q, k, v;  // [B, T, H, Dh] strided views
 };
 
-QkvViews split_qkv(const Tensor& qkv, const ModelConfig& c) {
-  return {heads_view(qkv, 0, c.n_heads, c.head_dim),
-          heads_view(qkv, c.q_dim(), c.n_kv_heads, c.head_dim),
-          heads_view(qkv, c.q_dim() + c.kv_dim(), c.n_kv_heads, c.head_dim)};
+// q, k and v of this rank's heads (all heads without tensor parallelism).
+QkvViews split_qkv(const Tensor& qkv, const StageDims& d) {
+  return {heads_view(qkv, 0, d.q_heads, d.head_dim),
+          heads_view(qkv, d.q_dim(), d.kv_heads, d.head_dim),
+          heads_view(qkv, d.q_dim() + d.kv_dim(), d.kv_heads, d.head_dim)};
 }
 
 // [B, T, H*Dh] <-> [B, T, H, Dh] (contiguous).
@@ -109,30 +112,73 @@ BlockTensors gather_block(const Picker& pick, const ModelConfig& c, std::int64_t
 
 ModelTensors gather(const ParameterStore& store, const ModelConfig& c, bool gradients) {
   const Picker pick{store, gradients};
+  const ParallelPlacement& at = store.placement();
   ModelTensors t;
-  t.embed = pick.get("embed.weight");
-  t.pos_embed = pick.optional("pos_embed.weight");
-  for (std::int64_t layer = 0; layer < c.n_layers; ++layer)
+  if (at.first_stage()) {
+    t.embed = pick.get("embed.weight");
+    t.pos_embed = pick.optional("pos_embed.weight");
+  }
+  for (std::int64_t layer = store.layers().first; layer < store.layers().last; ++layer)
     t.blocks.push_back(gather_block(pick, c, layer));
-  t.final_norm_w = pick.get("final_norm.weight");
-  t.final_norm_b = pick.optional("final_norm.bias");
-  t.lm_head = c.tie_embeddings ? t.embed : pick.get("lm_head.weight");
+  if (at.last_stage()) {
+    t.final_norm_w = pick.get("final_norm.weight");
+    t.final_norm_b = pick.optional("final_norm.bias");
+    // Tied: the first stage's embed.weight, or (pp > 1) this stage's copy of it.
+    t.lm_head = pick.get(c.tie_embeddings ? "embed.weight" : "lm_head.weight");
+  }
   return t;
+}
+
+void check_activation(const Tensor& t, const Shape& shape, DType dtype, const char* what) {
+  if (!t.defined() || t.shape != shape || t.dtype != dtype || !t.is_contiguous())
+    fail("model: {} is {}; expected a contiguous {} {}", what, t.str(), dtype_name(dtype),
+         shape.str());
 }
 
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& config, DType dtype)
-    : config_(config.resolved()), params_(config_, dtype) {
+Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlacement placement)
+    : config_(config.resolved()),
+      placement_(placement),
+      dims_(stage_dims(config_, placement)),
+      params_(config_, dtype, placement) {
+  const std::int64_t vocab_rows = config_.padded_vocab() / placement_.tp_size;
+  vocab_first_ = placement_.tp_rank * vocab_rows;
+  vocab_valid_ = std::clamp<std::int64_t>(config_.vocab_size - vocab_first_, 0, vocab_rows);
   weights_ = gather(params_, config_, false);
   grads_ = gather(params_, config_, true);
+  slots_.resize(1);
 }
 
 void Transformer::init_weights(std::uint64_t run_seed) {
   init_parameters(params_, config_, run_seed);
 }
 
+void Transformer::set_pipeline_slots(int slots) {
+  if (slots < 1) fail("model: set_pipeline_slots({}): a stage needs at least one slot", slots);
+  slots_.resize(static_cast<std::size_t>(slots));
+}
+
+std::size_t Transformer::activation_bytes() const {
+  std::size_t bytes = 0;
+  for (const Slot& slot : slots_) bytes += slot.acts.bytes();
+  return bytes;
+}
+
+Transformer::Slot& Transformer::slot_at(int slot, const char* caller) {
+  if (slot < 0 || slot >= pipeline_slots())
+    fail("model: {}: slot {} does not exist ({} pipeline slots; see set_pipeline_slots)", caller,
+         slot, pipeline_slots());
+  return slots_[static_cast<std::size_t>(slot)];
+}
+
 // ---- shared pieces -------------------------------------------------------------------------
+
+// In place over the tp group; a no-op without tensor parallelism.
+void Transformer::all_reduce_tp(Tensor x, bool max) const {
+  if (!tensor_parallel()) return;
+  placement_.tp->all_reduce(x, max ? parallel::ReduceOp::Max : parallel::ReduceOp::Sum);
+}
 
 void Transformer::norm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w,
                                Tensor b) const {
@@ -150,20 +196,42 @@ void Transformer::norm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tens
     ops::rmsnorm_backward(dx, dw, dy, x, w, rstd, accumulate);
 }
 
-// out [B, T, C] = embed[tokens] (+ pos_embed[positions])
+// out [B, T, C] = embed[tokens] (+ pos_embed[positions]). Vocab-parallel: this rank's rows,
+// zeros for the other ids, summed over tp before the (replicated) positions are added once.
 void Transformer::embed(Tensor out, Tensor tokens, Tensor positions) const {
-  ops::embedding_forward(out, tokens, weights_.embed);
+  if (tensor_parallel()) {
+    ops::embedding_forward_vocab_parallel(out, tokens, weights_.embed, vocab_first_);
+    all_reduce_tp(out);
+  } else {
+    ops::embedding_forward(out, tokens, weights_.embed);
+  }
   if (config_.learned_positions())
     ops::embedding_forward(out, positions, weights_.pos_embed, ops::Accumulate::Yes);
 }
 
-// x [B, T, C] -> a.attn_norm, a.qkv (q and k rotated in place when the family uses RoPE)
+// RowParallelLinear: y [B, T, out] = x W^T + b where this rank holds the input columns of W
+// (x is its slice of the features). The partial products are summed over tp, then the
+// replicated bias is added once (as a lookup of row 0 of a [1, out] table for every token).
+void Transformer::row_parallel_forward(const Activations& acts, Tensor y, Tensor x, Tensor w,
+                                       Tensor b) const {
+  if (!tensor_parallel()) {
+    ops::linear_forward(y, x, w, b);
+    return;
+  }
+  ops::linear_forward(y, x, w);
+  all_reduce_tp(y);
+  if (b.defined())
+    ops::embedding_forward(y, acts.zero_ids, b.reshape({1, b.numel()}), ops::Accumulate::Yes);
+}
+
+// x [B, T, C] -> a.attn_norm, a.qkv (this rank's heads; q and k rotated in place when the
+// family uses RoPE). ColumnParallelLinear: no communication in forward.
 void Transformer::attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
                                   Tensor positions) const {
   norm_forward(a.attn_norm, a.attn_mean, a.attn_rstd, x, w.attn_norm_w, w.attn_norm_b);
   ops::linear_forward(a.qkv, a.attn_norm, w.qkv_w, w.qkv_b);
   if (!config_.uses_rope()) return;
-  const QkvViews qkv = split_qkv(a.qkv, config_);
+  const QkvViews qkv = split_qkv(a.qkv, dims_);
   ops::rope_forward(qkv.q, qkv.q, positions, config_.rope);
   ops::rope_forward(qkv.k, qkv.k, positions, config_.rope);
 }
@@ -171,15 +239,15 @@ void Transformer::attention_input(const BlockTensors& w, Tensor x, LayerActivati
 // a.attn [B, Tq, Hq*Dh], a.attn_lse <- attention of the queries in a.qkv over k, v
 // [B, Tk, Hkv, Dh] (the block's own keys in training, the KV cache when decoding).
 void Transformer::attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids) const {
-  const QkvViews qkv = split_qkv(a.qkv, config_);
-  ops::flash_attention_forward(as_heads(a.attn, config_.n_heads), a.attn_lse, qkv.q, k, v, doc_ids,
+  const QkvViews qkv = split_qkv(a.qkv, dims_);
+  ops::flash_attention_forward(as_heads(a.attn, dims_.q_heads), a.attn_lse, qkv.q, k, v, doc_ids,
                                {.causal = true, .softmax_scale = 0.0});
 }
 
 // x, a.attn -> a.mid = x + attn proj; MLP; y = a.mid + MLP out. y may alias x (inference).
-void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, LayerActivations& a,
-                                           Tensor y) const {
-  ops::linear_forward(a.mid, a.attn, w.out_w, w.out_b);
+void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
+                                           LayerActivations& a, Tensor y) const {
+  row_parallel_forward(acts, a.mid, a.attn, w.out_w, w.out_b);
   ops::add(a.mid, a.mid, x);
   norm_forward(a.mlp_norm, a.mlp_mean, a.mlp_rstd, a.mid, w.mlp_norm_w, w.mlp_norm_b);
   ops::linear_forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b);
@@ -187,15 +255,33 @@ void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, Laye
     ops::swiglu_forward(a.mlp_act, gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_forward(a.mlp_act, a.mlp_in);
-  ops::linear_forward(y, a.mlp_act, w.down_w, w.down_b);
+  row_parallel_forward(acts, y, a.mlp_act, w.down_w, w.down_b);
   ops::add(y, y, a.mid);
 }
 
-// x [B, T, C] -> final norm -> logits [B*T, Vp]
+// x [B, T, C] -> final norm -> logits [B*T, Vp/tp] (this rank's vocabulary columns)
 void Transformer::head_forward(Activations& acts, Tensor x) const {
   norm_forward(acts.final_norm, acts.final_mean, acts.final_rstd, x, weights_.final_norm_w,
                weights_.final_norm_b);
   ops::linear_forward(acts.logits, acts.final_norm, weights_.lm_head);
+}
+
+// Cross-entropy over the real vocabulary. Vocab-parallel: each rank reduces its columns, the
+// row statistics are combined over tp (max, then the sums of exp and the target logits), so
+// every rank ends with the same lse and loss without gathering the logits.
+ops::LossSum Transformer::loss_forward(Activations& acts, const Batch& batch) const {
+  if (!tensor_parallel())
+    return ops::cross_entropy_forward(acts.losses, acts.lse, acts.logits, batch.targets,
+                                      batch.loss_mask, config_.vocab_size);
+  const Tensor sum_exp = acts.exp_and_target.select(0);
+  const Tensor target_logit = acts.exp_and_target.select(1);
+  ops::cross_entropy_local_max(acts.row_max, acts.logits, vocab_valid_);
+  all_reduce_tp(acts.row_max, /*max=*/true);
+  ops::cross_entropy_local_sums(sum_exp, target_logit, acts.logits, batch.targets, acts.row_max,
+                                vocab_valid_, vocab_first_);
+  all_reduce_tp(acts.exp_and_target);
+  return ops::cross_entropy_finish(acts.losses, acts.lse, acts.row_max, sum_exp, target_logit,
+                                   batch.loss_mask);
 }
 
 // ---- training forward ----------------------------------------------------------------------
@@ -220,17 +306,28 @@ void Transformer::check_batch(const Batch& batch) const {
   for (const std::int64_t id : read_indices(tokens, "tokens"))
     if (id < 0 || id >= config_.vocab_size)
       fail("model: token id {} is outside the vocabulary of {} tokens", id, config_.vocab_size);
+  // The vocab-parallel loss cannot see a target outside every shard: check it here.
+  if (!tensor_parallel() || !last_stage() || !batch.targets.defined()) return;
+  if (batch.loss_mask.defined() &&
+      (batch.loss_mask.dtype != DType::U8 || !batch.loss_mask.is_contiguous()))
+    fail("model: batch.loss_mask is {}; expected contiguous u8", batch.loss_mask.str());
+  const std::vector<std::int64_t> targets = read_indices(batch.targets, "targets");
+  const auto* keep = batch.loss_mask.defined() ? batch.loss_mask.data<std::uint8_t>() : nullptr;
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    if ((keep == nullptr || keep[i] != 0) && (targets[i] < 0 || targets[i] >= config_.vocab_size))
+      fail("model: target {} at position {} is outside the vocabulary of {} tokens", targets[i], i,
+           config_.vocab_size);
 }
 
 // Positions 0..T-1 per row, restarting at every document boundary when packed.
-void Transformer::prepare_positions(const Batch& batch) {
+void Transformer::prepare_positions(Slot& slot, const Batch& batch) const {
   if (batch.positions.defined()) {
-    positions_ = batch.positions;
+    slot.positions = batch.positions;
     return;
   }
-  positions_ = train_.positions;
-  auto* out = positions_.data<std::int32_t>();
-  const std::int64_t B = positions_.size(0), T = positions_.size(1);
+  slot.positions = slot.acts.positions;
+  auto* out = slot.positions.data<std::int32_t>();
+  const std::int64_t B = slot.positions.size(0), T = slot.positions.size(1);
   const std::vector<std::int64_t> docs = batch.doc_ids.defined()
                                              ? read_indices(batch.doc_ids, "doc_ids")
                                              : std::vector<std::int64_t>{};
@@ -244,105 +341,181 @@ void Transformer::prepare_positions(const Batch& batch) {
   }
 }
 
-Tensor Transformer::block_input(std::size_t layer) const {
-  return layer == 0 ? train_.embedded : train_.layers[layer - 1].out;
+Tensor Transformer::block_input(const Activations& acts, std::size_t layer) {
+  return layer == 0 ? acts.embedded : acts.layers[layer - 1].out;
+}
+
+Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch& batch,
+                                                     Tensor input) {
+  Slot& slot = slot_at(slot_index, "forward_stage");
+  if (tensor_parallel() && placement_.tp == nullptr)
+    fail("model: tp_size = {} needs a tensor-parallel communicator (ParallelPlacement::tp)",
+         placement_.tp_size);
+  check_batch(batch);
+  slot.logits_valid = slot.backward_ready = false;  // until this forward has succeeded
+  const std::int64_t B = batch.tokens.size(0), T = batch.tokens.size(1);
+  if (first_stage() && input.defined())
+    fail("model: the first pipeline stage embeds batch.tokens; it takes no input tensor");
+  if (!first_stage()) check_activation(input, {B, T, config_.d_model}, dtype(), "stage input");
+  if (slot.acts.batch != B || slot.acts.seq != T)
+    slot.acts = plan_activations(dims_, dtype(), B, T, /*for_training=*/true);
+  Activations& acts = slot.acts;
+  slot.batch = batch;
+  prepare_positions(slot, batch);
+
+  if (first_stage())
+    embed(acts.embedded, batch.tokens, slot.positions);
+  else
+    ops::copy(acts.embedded, input);
+  for (std::size_t l = 0; l < acts.layers.size(); ++l) {
+    LayerActivations& a = acts.layers[l];
+    attention_input(weights_.blocks[l], block_input(acts, l), a, slot.positions);
+    const QkvViews qkv = split_qkv(a.qkv, dims_);
+    attention_core(a, qkv.k, qkv.v, batch.doc_ids);
+    attention_output_and_mlp(weights_.blocks[l], block_input(acts, l), acts, a, a.out);
+  }
+  if (!last_stage()) {
+    slot.backward_ready = true;
+    return {{}, acts.layers.back().out};
+  }
+  head_forward(acts, acts.layers.back().out);
+  slot.logits_valid = true;
+  if (!batch.targets.defined()) return {};
+  const ops::LossSum loss = loss_forward(acts, batch);
+  slot.backward_ready = true;
+  return {loss, {}};
 }
 
 ops::LossSum Transformer::forward(const Batch& batch) {
-  check_batch(batch);
-  logits_valid_ = backward_ready_ = false;  // until this forward has succeeded
-  const std::int64_t B = batch.tokens.size(0), T = batch.tokens.size(1);
-  if (train_.batch != B || train_.seq != T)
-    train_ = plan_activations(config_, dtype(), B, T, /*for_training=*/true);
-  batch_ = batch;
-  prepare_positions(batch);
-
-  embed(train_.embedded, batch.tokens, positions_);
-  for (std::size_t l = 0; l < train_.layers.size(); ++l) {
-    LayerActivations& a = train_.layers[l];
-    attention_input(weights_.blocks[l], block_input(l), a, positions_);
-    const QkvViews qkv = split_qkv(a.qkv, config_);
-    attention_core(a, qkv.k, qkv.v, batch.doc_ids);
-    attention_output_and_mlp(weights_.blocks[l], block_input(l), a, a.out);
-  }
-  head_forward(train_, train_.layers.back().out);
-  logits_valid_ = true;
-  if (!batch.targets.defined()) return {};
-  const ops::LossSum loss = ops::cross_entropy_forward(
-      train_.losses, train_.lse, train_.logits, batch.targets, batch.loss_mask, config_.vocab_size);
-  backward_ready_ = true;
-  return loss;
+  if (placement_.pp_size > 1)
+    fail("model: forward() runs the whole model; with pp = {} stages use forward_stage()",
+         placement_.pp_size);
+  return forward_stage(0, batch, {}).loss;
 }
 
 Tensor Transformer::logits() const {
-  if (!logits_valid_)
+  const Slot& slot = slots_.front();
+  if (!last_stage()) fail("model: logits live on the last pipeline stage");
+  if (!slot.logits_valid)
     fail("model: logits are not available (no forward yet, or backward reused the buffer)");
-  return train_.logits.reshape({train_.batch, train_.seq, -1});
+  return slot.acts.logits.reshape({slot.acts.batch, slot.acts.seq, -1});
 }
 
 // ---- backward ------------------------------------------------------------------------------
 
 void Transformer::backward(double grad_scale) {
-  if (!backward_ready_) fail("model: backward() needs a forward() with targets before it");
-  Activations& acts = train_;
-  const Tensor last = acts.layers.back().out;
+  if (placement_.pp_size > 1)
+    fail("model: backward() runs the whole model; with pp = {} stages use backward_stage()",
+         placement_.pp_size);
+  backward_stage(0, {}, grad_scale);
+}
+
+// dlogits -> d_residual = gradient of the last block's output.
+void Transformer::head_backward(Slot& slot, double grad_scale) {
+  Activations& acts = slot.acts;
+  const Batch& batch = slot.batch;
   // dlogits overwrite the logits in place: probabilities are formed once, from lse.
-  ops::cross_entropy_backward(acts.logits, acts.logits, batch_.targets, acts.lse, batch_.loss_mask,
-                              config_.vocab_size, grad_scale);
-  logits_valid_ = false;
-  backward_ready_ = false;
+  if (!tensor_parallel())
+    ops::cross_entropy_backward(acts.logits, acts.logits, batch.targets, acts.lse, batch.loss_mask,
+                                config_.vocab_size, grad_scale);
+  else if (vocab_valid_ > 0)
+    ops::cross_entropy_backward_vocab_parallel(acts.logits, acts.logits, batch.targets, acts.lse,
+                                               batch.loss_mask, vocab_valid_, vocab_first_,
+                                               grad_scale);
+  else
+    ops::zero(acts.logits);  // a shard of padding rows only: no gradient flows through it
+  slot.logits_valid = false;
+  // The head is column-parallel over the vocabulary: each rank's input gradient is partial.
   ops::linear_backward(acts.d_norm, grads_.lm_head, {}, acts.logits, acts.final_norm,
                        weights_.lm_head);
-  norm_backward(acts.d_residual, grads_.final_norm_w, grads_.final_norm_b, acts.d_norm, last,
-                weights_.final_norm_w, acts.final_mean, acts.final_rstd, ops::Accumulate::No);
-  for (std::size_t l = acts.layers.size(); l-- > 0;)
-    block_backward(l, block_input(l), acts.layers[l]);
-  ops::embedding_backward(grads_.embed, acts.d_residual, batch_.tokens);
+  all_reduce_tp(acts.d_norm);
+  norm_backward(acts.d_residual, grads_.final_norm_w, grads_.final_norm_b, acts.d_norm,
+                acts.layers.back().out, weights_.final_norm_w, acts.final_mean, acts.final_rstd,
+                ops::Accumulate::No);
+}
+
+// Replicated parameters (norm weights and biases, row-parallel biases, pos_embed) get the
+// same gradient on every tp rank, because every column-parallel input gradient is all-reduced
+// before it reaches them: the trainer must count them once over tp (grad norm, checkpoints).
+Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double grad_scale) {
+  Slot& slot = slot_at(slot_index, "backward_stage");
+  if (!slot.backward_ready)
+    fail("model: backward of slot {} needs a forward{} of that slot before it", slot_index,
+         last_stage() ? " with targets" : "");
+  Activations& acts = slot.acts;
+  if (last_stage()) {
+    if (grad_output.defined())
+      fail(
+          "model: the last pipeline stage starts backward from the loss; it takes no "
+          "grad_output");
+    head_backward(slot, grad_scale);
+  } else {
+    check_activation(grad_output, {acts.batch, acts.seq, config_.d_model}, dtype(),
+                     "stage grad_output");
+    ops::copy(acts.d_residual, grad_output);
+  }
+  slot.backward_ready = false;
+  for (std::size_t l = acts.layers.size(); l-- > 0;) block_backward(slot, l);
+  if (!first_stage()) return acts.d_residual;
+  if (tensor_parallel())
+    ops::embedding_backward_vocab_parallel(grads_.embed, acts.d_residual, slot.batch.tokens,
+                                           vocab_first_);
+  else
+    ops::embedding_backward(grads_.embed, acts.d_residual, slot.batch.tokens);
   if (config_.learned_positions())
-    ops::embedding_backward(grads_.pos_embed, acts.d_residual, positions_);
+    ops::embedding_backward(grads_.pos_embed, acts.d_residual, slot.positions);
+  return {};
 }
 
 // d_residual = d out of the MLP branch on entry (gradient of the block output); on exit it is
 // the gradient of the block's MLP-norm input (mid) added on top.
 void Transformer::mlp_backward(const BlockTensors& w, const BlockTensors& g,
-                               const LayerActivations& a) {
-  Activations& acts = train_;
+                               const LayerActivations& a, Activations& acts) {
+  // Row-parallel down: the output gradient is replicated, so dx is local and exact.
   ops::linear_backward(acts.d_mlp_act, g.down_w, g.down_b, acts.d_residual, a.mlp_act, w.down_w);
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_backward(gate_half(acts.d_mlp_in), up_half(acts.d_mlp_in), acts.d_mlp_act,
                          gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_backward(acts.d_mlp_in, acts.d_mlp_act, a.mlp_in);
+  // Column-parallel up / gate|up: each rank's input gradient covers its hidden units only.
   ops::linear_backward(acts.d_norm, g.mlp_in_w, g.mlp_in_b, acts.d_mlp_in, a.mlp_norm, w.mlp_in_w);
+  all_reduce_tp(acts.d_norm);
   norm_backward(acts.d_residual, g.mlp_norm_w, g.mlp_norm_b, acts.d_norm, a.mid, w.mlp_norm_w,
                 a.mlp_mean, a.mlp_rstd, ops::Accumulate::Yes);
 }
 
 // d_residual: gradient of the block output on entry, of the block input x on exit.
-void Transformer::block_backward(std::size_t layer, Tensor x, const LayerActivations& a) {
+void Transformer::block_backward(Slot& slot, std::size_t layer) {
   const BlockTensors& w = weights_.blocks[layer];
   const BlockTensors& g = grads_.blocks[layer];
-  Activations& acts = train_;
-  mlp_backward(w, g, a);
+  Activations& acts = slot.acts;
+  const LayerActivations& a = acts.layers[layer];
+  mlp_backward(w, g, a, acts);
 
   ops::linear_backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w);
-  const QkvViews qkv = split_qkv(a.qkv, config_);
-  const QkvViews d_qkv = split_qkv(acts.d_qkv, config_);
-  ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, config_.n_heads),
-                                qkv.q, qkv.k, qkv.v, as_heads(a.attn, config_.n_heads), a.attn_lse,
-                                batch_.doc_ids, {.causal = true, .softmax_scale = 0.0});
+  const QkvViews qkv = split_qkv(a.qkv, dims_);
+  const QkvViews d_qkv = split_qkv(acts.d_qkv, dims_);
+  ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads),
+                                qkv.q, qkv.k, qkv.v, as_heads(a.attn, dims_.q_heads), a.attn_lse,
+                                slot.batch.doc_ids, {.causal = true, .softmax_scale = 0.0});
   if (config_.uses_rope()) {
-    ops::rope_backward(d_qkv.q, d_qkv.q, positions_, config_.rope);
-    ops::rope_backward(d_qkv.k, d_qkv.k, positions_, config_.rope);
+    ops::rope_backward(d_qkv.q, d_qkv.q, slot.positions, config_.rope);
+    ops::rope_backward(d_qkv.k, d_qkv.k, slot.positions, config_.rope);
   }
   ops::linear_backward(acts.d_norm, g.qkv_w, g.qkv_b, acts.d_qkv, a.attn_norm, w.qkv_w);
-  norm_backward(acts.d_residual, g.attn_norm_w, g.attn_norm_b, acts.d_norm, x, w.attn_norm_w,
-                a.attn_mean, a.attn_rstd, ops::Accumulate::Yes);
+  all_reduce_tp(acts.d_norm);
+  norm_backward(acts.d_residual, g.attn_norm_w, g.attn_norm_b, acts.d_norm,
+                block_input(acts, layer), w.attn_norm_w, a.attn_mean, a.attn_rstd,
+                ops::Accumulate::Yes);
 }
 
 // ---- incremental decoding ------------------------------------------------------------------
 
 KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) const {
+  if (placement_.tp_size > 1 || placement_.pp_size > 1)
+    fail("model: KV-cache decoding runs in a single process (tp = pp = 1), not tp = {}, pp = {}",
+         placement_.tp_size, placement_.pp_size);
   if (batch <= 0 || capacity <= 0 || capacity > config_.max_seq_len)
     fail("model: KV cache of batch {} and capacity {} (capacity must be in [1, max_seq_len {}])",
          batch, capacity, config_.max_seq_len);
@@ -358,6 +531,9 @@ KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) co
 }
 
 Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
+  if (placement_.tp_size > 1 || placement_.pp_size > 1)
+    fail("model: KV-cache decoding runs in a single process (tp = pp = 1), not tp = {}, pp = {}",
+         placement_.tp_size, placement_.pp_size);
   Batch prompt;
   prompt.tokens = tokens;
   check_batch(prompt);
@@ -369,7 +545,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
     fail("model: decoding {} more tokens overflows the KV cache ({} of {} positions used)", Tn,
          cache.length, cache.capacity);
   if (decode_.batch != B || decode_.seq != Tn)
-    decode_ = plan_activations(config_, dtype(), B, Tn, /*for_training=*/false);
+    decode_ = plan_activations(dims_, dtype(), B, Tn, /*for_training=*/false);
 
   auto* positions = decode_.positions.data<std::int32_t>();
   for (std::int64_t i = 0; i < B * Tn; ++i)
@@ -379,12 +555,12 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   const std::int64_t filled = cache.length + Tn;
   for (std::size_t l = 0; l < weights_.blocks.size(); ++l) {
     attention_input(weights_.blocks[l], decode_.embedded, a, decode_.positions);
-    const QkvViews fresh = split_qkv(a.qkv, config_);
+    const QkvViews fresh = split_qkv(a.qkv, dims_);
     const Tensor keys = cache.keys[l].tensor(), values = cache.values[l].tensor();
     ops::copy(keys.narrow(1, cache.length, Tn), fresh.k);
     ops::copy(values.narrow(1, cache.length, Tn), fresh.v);
     attention_core(a, keys.narrow(1, 0, filled), values.narrow(1, 0, filled), {});
-    attention_output_and_mlp(weights_.blocks[l], decode_.embedded, a, decode_.embedded);
+    attention_output_and_mlp(weights_.blocks[l], decode_.embedded, decode_, a, decode_.embedded);
   }
   head_forward(decode_, decode_.embedded);
   cache.length = filled;

@@ -10,6 +10,22 @@
 //
 // All math goes through kiln::ops on this model's dtype: F32 to train, F64 for whole-model
 // gradient checks (same code, runtime dtype).
+//
+// Parallelism (DESIGN.md §6; Megatron-style, no sequence parallelism). A Transformer built
+// with a ParallelPlacement is one rank's part of the model:
+// - Tensor parallel (tp ranks): q|k|v and up / gate|up are column-parallel (this rank's heads
+//   and hidden units); the attention output and MLP down projections are row-parallel: their
+//   partial outputs are all-reduced (sum) over tp, then the replicated bias is added once.
+//   In backward the input gradient of every column-parallel layer (the norm outputs) is
+//   all-reduced, so the residual stream and everything replicated (norm weights, row-parallel
+//   biases, pos_embed) get identical values and gradients on every tp rank. Embedding and LM
+//   head are vocab-parallel: each rank looks up its rows (zeros elsewhere) and the embedding
+//   is all-reduced; the loss is a vocab-parallel cross-entropy over local logits [N, Vp/tp]
+//   (all-reduce MAX of the row max, SUM of the exp sums and target logits: full logits are
+//   never gathered) and is identical on every tp rank.
+// - Pipeline parallel (pp stages): this stage's blocks only; the first embeds, the last runs
+//   final norm, head and loss. forward_stage/backward_stage move activations per micro-batch
+//   slot; the caller (the 1F1B schedule) sends them between stages.
 #include <cstdint>
 #include <vector>
 
@@ -51,20 +67,28 @@ struct BlockTensors {
   Tensor mlp_in_w, mlp_in_b;        // [F, C] (GELU) or [2F, C] gate|up (SwiGLU)
   Tensor down_w, down_b;            // [C, F], [C]
 };
+// Local shapes: a rank holds its tensor-parallel shards (Vp/tp vocabulary rows, Hq/tp and
+// Hkv/tp heads, F/tp hidden units) of its stage's tensors; the others are undefined.
 struct ModelTensors {
-  Tensor embed;      // [Vp, C]
-  Tensor pos_embed;  // [S, C] (gpt2)
-  std::vector<BlockTensors> blocks;
-  Tensor final_norm_w, final_norm_b;  // [C]
-  Tensor lm_head;                     // [Vp, C]: embed itself when tied
+  Tensor embed;                       // [Vp, C] (first stage)
+  Tensor pos_embed;                   // [S, C] (gpt2, first stage)
+  std::vector<BlockTensors> blocks;   // this stage's blocks, in order
+  Tensor final_norm_w, final_norm_b;  // [C] (last stage)
+  Tensor lm_head;                     // [Vp, C] (last stage): embed.weight when tied
 };
 
 class Transformer {
  public:
-  // Parameters start at zero; call init_weights() or load values into parameters().
-  explicit Transformer(const ModelConfig& config, DType dtype = DType::F32);
+  // Parameters start at zero; call init_weights() or load values into parameters(). With
+  // tp_size > 1 the placement needs a tp communicator before the first forward.
+  explicit Transformer(const ModelConfig& config, DType dtype = DType::F32,
+                       ParallelPlacement placement = {});
 
-  const ModelConfig& config() const { return config_; }
+  const ModelConfig& config() const { return config_; }  // the global model
+  const ParallelPlacement& placement() const { return placement_; }
+  LayerRange layers() const { return params_.layers(); }  // this stage's blocks
+  bool first_stage() const { return placement_.first_stage(); }
+  bool last_stage() const { return placement_.last_stage(); }
   DType dtype() const { return params_.dtype(); }
   ParameterStore& parameters() { return params_; }
   const ParameterStore& parameters() const { return params_; }
@@ -72,6 +96,29 @@ class Transformer {
   void init_weights(std::uint64_t run_seed);
   void zero_grads() { params_.zero_grads(); }
 
+  // ---- pipeline stages (also the whole model when pp == 1) ----
+  // Activation arenas for the micro-batches in flight on this stage (1F1B: pp - pp_rank).
+  // Each slot keeps one micro-batch's activations from its forward_stage to its
+  // backward_stage. Default 1.
+  void set_pipeline_slots(int slots);
+  int pipeline_slots() const { return static_cast<int>(slots_.size()); }
+
+  struct StageForward {
+    ops::LossSum loss;  // last stage (with targets): the micro-batch's loss; else empty
+    Tensor output;      // other stages: [B, T, C], valid until backward_stage of the slot
+  };
+  // Every stage gets the full micro-batch (its views must stay valid until backward_stage of
+  // the slot). The first stage embeds batch.tokens; later stages take `input` [B, T, C], the
+  // previous stage's output (copied into the slot). The last stage returns the loss (the same
+  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes.
+  StageForward forward_stage(int slot, const Batch& batch, Tensor input);
+  // Last stage: grad_output undefined, grad_scale as in backward(). Other stages: grad_output
+  // [B, T, C] from the next stage (grad_scale unused). Accumulates this stage's parameter
+  // gradients and returns the gradient of the stage input [B, T, C] (valid until the slot's
+  // next forward_stage), undefined on the first stage.
+  Tensor backward_stage(int slot, Tensor grad_output, double grad_scale);
+
+  // ---- the whole model (pp == 1): slot 0 ----
   // Runs the model; with targets, also the loss (summed over counted tokens, and their
   // count, so callers average over micro-batches and ranks). Plans the arena on the first
   // call and whenever [B, T] changes.
@@ -80,44 +127,61 @@ class Transformer {
   // must have had targets. Usually grad_scale = 1 / (counted tokens in the optimizer batch).
   // The logits buffer becomes dlogits: logits() is unavailable until the next forward.
   void backward(double grad_scale);
-  // [B, T, Vp] logits of the last forward; columns >= vocab_size are padding (not part of
-  // the model: exclude them, as cross-entropy and sampling do).
+  // [B, T, Vp/tp] logits of the last forward of slot 0 (last stage; this rank's vocabulary
+  // shard under tp); columns >= vocab_size are padding (not part of the model: exclude them,
+  // as cross-entropy and sampling do).
   Tensor logits() const;
-  std::size_t activation_bytes() const { return train_.bytes(); }
+  std::size_t activation_bytes() const;
 
   // Incremental decoding: appends `tokens` [B, Tn] at positions cache.length .. + Tn - 1 of
   // each row (a prompt prefill, then Tn = 1 per generated token) and returns their logits
-  // [B, Tn, Vp] (valid until the next call).
+  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1).
   KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
   Tensor forward_decode(KvCache& cache, Tensor tokens);
 
  private:
+  // One micro-batch in flight: its activations and what backward needs of its batch.
+  struct Slot {
+    Activations acts;
+    Batch batch;
+    Tensor positions;  // [B, T] positions of the forward (the batch's or the arena's)
+    bool logits_valid = false;
+    bool backward_ready = false;
+  };
+
+  bool tensor_parallel() const { return placement_.tp_size > 1; }
+  void all_reduce_tp(Tensor x, bool max = false) const;
+  Slot& slot_at(int slot, const char* caller);
   void check_batch(const Batch& batch) const;
-  void prepare_positions(const Batch& batch);
+  void prepare_positions(Slot& slot, const Batch& batch) const;
   void embed(Tensor out, Tensor tokens, Tensor positions) const;
+  void row_parallel_forward(const Activations& acts, Tensor y, Tensor x, Tensor w, Tensor b) const;
   void attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
                        Tensor positions) const;
   void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids) const;
-  void attention_output_and_mlp(const BlockTensors& w, Tensor x, LayerActivations& a,
-                                Tensor y) const;
+  void attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
+                                LayerActivations& a, Tensor y) const;
   void head_forward(Activations& acts, Tensor x) const;
+  ops::LossSum loss_forward(Activations& acts, const Batch& batch) const;
+  void head_backward(Slot& slot, double grad_scale);
   void norm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b) const;
   void norm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,
                      Tensor rstd, ops::Accumulate accumulate) const;
-  void block_backward(std::size_t layer, Tensor x, const LayerActivations& a);
-  void mlp_backward(const BlockTensors& w, const BlockTensors& g, const LayerActivations& a);
-  Tensor block_input(std::size_t layer) const;
+  void block_backward(Slot& slot, std::size_t layer);
+  void mlp_backward(const BlockTensors& w, const BlockTensors& g, const LayerActivations& a,
+                    Activations& acts);
+  static Tensor block_input(const Activations& acts, std::size_t layer);
 
   ModelConfig config_;
+  ParallelPlacement placement_;
+  StageDims dims_;                // this rank's widths and blocks
+  std::int64_t vocab_first_ = 0;  // first vocabulary row of this rank's embedding / head shard
+  std::int64_t vocab_valid_ = 0;  // real vocabulary rows in that shard
   ParameterStore params_;
   ModelTensors weights_;
   ModelTensors grads_;
-  Activations train_;
+  std::vector<Slot> slots_;
   Activations decode_;
-  Batch batch_;
-  Tensor positions_;  // [B, T] positions of the last forward (batch's or the arena's)
-  bool logits_valid_ = false;
-  bool backward_ready_ = false;
 };
 
 }  // namespace kiln::model

@@ -1,24 +1,36 @@
 #include "trainer/optim/adamw.hpp"
 
-#include <cmath>
+#include <algorithm>
+
+#include "trainer/core/error.hpp"
 
 namespace kiln::optim {
 
 namespace {
 
-Tensor slice_like(const OwnedTensor& flat, const model::ParameterInfo& info) {
-  return flat.tensor().narrow(0, info.offset, info.numel()).reshape(info.shape);
+std::vector<AdamW::Segment> segments_of(const model::ParameterStore& params, std::int64_t begin, std::int64_t end) {
+  std::vector<AdamW::Segment> segments;
+  for (std::size_t index = 0; index < params.size(); ++index) {
+    const auto& info = params.infos()[index];
+    const std::int64_t first = std::max(begin, info.offset);
+    const std::int64_t last = std::min(end, info.offset + info.numel());
+    if (first < last) segments.push_back({index, first - info.offset, last - info.offset, first - begin});
+  }
+  return segments;
 }
+
+Tensor flat_slice(Tensor flat, std::int64_t offset, std::int64_t length) { return flat.narrow(0, offset, length); }
 
 }  // namespace
 
-AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config)
-    : config_(config),
-      exp_avg_(params.dtype(), {params.numel()}),
-      exp_avg_sq_(params.dtype(), {params.numel()}) {}
-
-double AdamW::gradient_norm(const model::ParameterStore& params) {
-  return std::sqrt(ops::sum_of_squares(params.grads()));
+AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64_t begin, std::int64_t end)
+    : config_(config), begin_(begin), end_(end < 0 ? params.numel() : end) {
+  if (begin_ < 0 || begin_ > end_ || end_ > params.numel()) {
+    fail("AdamW: owned range [{}, {}) outside the {} parameters", begin_, end_, params.numel());
+  }
+  segments_ = segments_of(params, begin_, end_);
+  exp_avg_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
+  exp_avg_sq_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
 }
 
 double AdamW::clip_factor(double norm, double max_norm) {
@@ -26,8 +38,8 @@ double AdamW::clip_factor(double norm, double max_norm) {
   return max_norm / (norm + 1e-6);
 }
 
-bool AdamW::step(const model::ParameterStore& params, double lr, double grad_scale) {
-  if (!ops::all_finite(params.grads())) return false;
+void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, double grad_scale) {
+  if (grads.numel() != end_ - begin_) fail("AdamW: {} gradients for an owned range of {}", grads.numel(), end_ - begin_);
   ++steps_taken_;
   ops::AdamWStep update;
   update.lr = lr;
@@ -37,20 +49,21 @@ bool AdamW::step(const model::ParameterStore& params, double lr, double grad_sca
   update.weight_decay = config_.weight_decay;
   update.step = steps_taken_;
   update.grad_scale = grad_scale;
-  for (std::size_t index = 0; index < params.size(); ++index) {
-    const auto& info = params.infos()[index];
-    ops::adamw_step(params.value(index), params.grad(index), exp_avg(params, index),
-                    exp_avg_sq(params, index), update, info.weight_decay);
+  const Tensor values = params.values();
+  for (const auto& segment : segments_) {
+    const auto& info = params.infos()[segment.parameter];
+    const std::int64_t length = segment.end - segment.begin;
+    ops::adamw_step(flat_slice(values, info.offset + segment.begin, length), flat_slice(grads, segment.offset, length),
+                    exp_avg(segment), exp_avg_sq(segment), update, info.weight_decay);
   }
-  return true;
 }
 
-Tensor AdamW::exp_avg(const model::ParameterStore& params, std::size_t index) const {
-  return slice_like(exp_avg_, params.infos()[index]);
+Tensor AdamW::exp_avg(const Segment& segment) const {
+  return flat_slice(exp_avg_.tensor(), segment.offset, segment.end - segment.begin);
 }
 
-Tensor AdamW::exp_avg_sq(const model::ParameterStore& params, std::size_t index) const {
-  return slice_like(exp_avg_sq_, params.infos()[index]);
+Tensor AdamW::exp_avg_sq(const Segment& segment) const {
+  return flat_slice(exp_avg_sq_.tensor(), segment.offset, segment.end - segment.begin);
 }
 
 }  // namespace kiln::optim

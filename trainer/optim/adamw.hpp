@@ -1,9 +1,13 @@
 #pragma once
-// AdamW over a model's flat parameter buffer (DESIGN.md §4, §6): fp32 moments beside the
-// fp32 parameters, decoupled weight decay on matrices only (the registry's flag), the global
-// gradient norm for clipping, and a refusal to step on non-finite gradients (§1: a NaN never
-// reaches the weights).
+// AdamW over a model's flat parameter buffer (DESIGN.md §4, §6): fp32 moments beside the fp32
+// parameters, decoupled weight decay on matrices only (the registry's flag).
+//
+// The optimizer owns a contiguous range [begin, end) of the flat buffer: all of it normally,
+// this rank's 1/dp share under ZeRO-1. The range cuts the registry's parameters into
+// segments (a parameter, and the element range of it that falls inside); the moments are
+// stored segment after segment, exactly as long as the range.
 #include <cstdint>
+#include <vector>
 
 #include "kernels/ops.hpp"
 #include "kernels/tensor.hpp"
@@ -20,27 +24,41 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(const model::ParameterStore& params, AdamWConfig config);
+  // One piece of one parameter inside the owned range: elements [begin, end) of the
+  // parameter's local (row-major) storage, at `offset` into the range.
+  struct Segment {
+    std::size_t parameter = 0;
+    std::int64_t begin = 0;
+    std::int64_t end = 0;
+    std::int64_t offset = 0;
+  };
 
-  // sqrt(sum of squared gradients) over every parameter, each counted once.
-  static double gradient_norm(const model::ParameterStore& params);
+  // end < 0 means the whole buffer.
+  AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64_t begin = 0, std::int64_t end = -1);
+
   // The factor that brings `norm` down to `max_norm` (1 when within it or clipping is off).
   static double clip_factor(double norm, double max_norm);
 
-  // One update of every parameter with gradients scaled by grad_scale. Returns false, and
-  // changes nothing, when any gradient is NaN or infinite.
-  bool step(const model::ParameterStore& params, double lr, double grad_scale);
+  // One update of the owned range with `grads` [end - begin] (the owned range's gradients,
+  // scaled by grad_scale). The caller has checked that they are finite on every rank.
+  void step(const model::ParameterStore& params, Tensor grads, double lr, double grad_scale);
 
+  std::int64_t begin() const { return begin_; }
+  std::int64_t end() const { return end_; }
   std::int64_t steps_taken() const { return steps_taken_; }
   void set_steps_taken(std::int64_t steps) { steps_taken_ = steps; }
-  // The first and second moments of parameter `index` (its stored shape).
-  Tensor exp_avg(const model::ParameterStore& params, std::size_t index) const;
-  Tensor exp_avg_sq(const model::ParameterStore& params, std::size_t index) const;
+  const std::vector<Segment>& segments() const { return segments_; }
+  // The moments of one segment, flat [end - begin].
+  Tensor exp_avg(const Segment& segment) const;
+  Tensor exp_avg_sq(const Segment& segment) const;
 
  private:
   AdamWConfig config_;
-  OwnedTensor exp_avg_;     // [numel], the parameter buffer's layout
-  OwnedTensor exp_avg_sq_;  // [numel]
+  std::int64_t begin_ = 0;
+  std::int64_t end_ = 0;
+  std::vector<Segment> segments_;
+  OwnedTensor exp_avg_;     // [end - begin]
+  OwnedTensor exp_avg_sq_;  // [end - begin]
   std::int64_t steps_taken_ = 0;
 };
 

@@ -10,7 +10,12 @@
 #include "data/dataset/token_dataset.hpp"
 #include "data/loader/token_loader.hpp"
 #include "data/tokenizer/tokenizer.hpp"
+#include "parallel/data_parallel.hpp"
+#include "parallel/mpi_environment.hpp"
+#include "parallel/pipeline.hpp"
+#include "parallel/process_grid.hpp"
 #include "trainer/checkpoint/checkpoint_finder.hpp"
+#include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/checkpoint/model_state.hpp"
 #include "trainer/config/parallel_layout.hpp"
 #include "trainer/core/checksum.hpp"
@@ -23,7 +28,7 @@
 #include "trainer/metrics/throughput.hpp"
 #include "trainer/optim/adamw.hpp"
 #include "trainer/optim/lr_schedule.hpp"
-#include "trainer/train/evaluate.hpp"
+#include "trainer/train/gradient_norm.hpp"
 #include "trainer/train/micro_batch.hpp"
 
 namespace kiln::train {
@@ -59,13 +64,15 @@ optim::LrSchedule schedule_of(const config::Recipe& recipe) {
   return optim::LrSchedule(schedule);
 }
 
-optim::AdamWConfig adamw_of(const config::OptimConfig& optim) {
-  return {optim.beta1, optim.beta2, optim.eps, optim.weight_decay};
-}
-
 double peak_flops_of(const config::Recipe& recipe) {
   if (recipe.log.peak_tflops > 0) return recipe.log.peak_tflops * 1e12;
   return metrics::estimate_cpu_peak_flops(omp_get_max_threads());
+}
+
+// A stream that swallows what non-root ranks would otherwise print once per rank.
+std::ostream& quiet_stream() {
+  static std::ostream null(nullptr);
+  return null;
 }
 
 }  // namespace
@@ -74,13 +81,16 @@ struct Trainer::State {
   config::Recipe recipe;
   fs::path run_dir;
   tok::Tokenizer tokenizer;
+  std::unique_ptr<parallel::Communicator> world;
+  std::unique_ptr<parallel::ProcessGrid> grid;
+  config::ParallelLayout layout;
   std::shared_ptr<const data::TokenDataset> train_data;
   std::shared_ptr<const data::TokenDataset> val_data;
   std::unique_ptr<data::TokenLoader> loader;
   std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<parallel::DataParallel> data_parallel;
   std::unique_ptr<optim::AdamW> optimizer;
   optim::LrSchedule schedule;
-  config::ParallelLayout layout;
   std::int64_t step = 0;
   std::int64_t tokens_seen = 0;
   std::int64_t skipped_steps = 0;
@@ -90,12 +100,17 @@ struct Trainer::State {
   State(config::Recipe r, tok::Tokenizer t, optim::LrSchedule s)
       : recipe(std::move(r)), tokenizer(std::move(t)), schedule(std::move(s)) {}
 
+  bool root() const { return world->rank() == 0; }
+  std::ostream& messages() const { return root() ? std::cerr : quiet_stream(); }
+  void build_model();
   void resume_or_initialise();
-  void load_weights_from(const fs::path& checkpoint);
   double train_step();
+  ops::LossSum run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale, bool backward);
+  double reduce_loss(ops::LossSum local);
+  bool apply_update(double lr, double& grad_norm);
   double validation_loss();
   fs::path save_checkpoint();
-  void print_banner() const;
+  void print_banner();
 };
 
 // ---- setup ----------------------------------------------------------------------------------
@@ -107,7 +122,9 @@ Trainer::Trainer(config::Recipe recipe) {
   auto schedule = schedule_of(recipe);
   state_ = std::make_unique<State>(std::move(recipe), std::move(tokenizer), std::move(schedule));
   auto& s = *state_;
-  s.layout = config::resolve_layout(s.recipe, 1);
+  s.world = parallel::world_communicator();
+  s.layout = config::resolve_layout(s.recipe, s.world->size());
+  s.grid = std::make_unique<parallel::ProcessGrid>(*s.world, s.layout.dp, s.layout.tp, s.layout.pp);
   s.run_dir = s.recipe.run.dir;
   s.train_data = open_split(s.recipe.data.train, "train", s.tokenizer, s.recipe.data.tokenizer);
   if (!s.recipe.data.val.empty()) s.val_data = open_split(s.recipe.data.val, "val", s.tokenizer, s.recipe.data.tokenizer);
@@ -115,30 +132,40 @@ Trainer::Trainer(config::Recipe recipe) {
   data::TokenLoaderOptions loader;
   loader.seq_len = static_cast<std::uint64_t>(s.recipe.train.seq_len);
   loader.global_batch = static_cast<std::uint64_t>(s.recipe.train.batch_size);
+  loader.dp_rank = static_cast<std::uint64_t>(s.grid->dp_rank());
+  loader.dp_size = static_cast<std::uint64_t>(s.layout.dp);
   loader.seed = static_cast<std::uint64_t>(s.recipe.train.seed);
   loader.packed = s.recipe.data.packed;
   s.loader = std::make_unique<data::TokenLoader>(s.train_data, loader);
-
-  const auto model_config = model::from_recipe(s.recipe.model, s.layout.tp);
-  s.model = std::make_unique<model::Transformer>(model_config);
-  s.optimizer = std::make_unique<optim::AdamW>(s.model->parameters(), adamw_of(s.recipe.optim));
-  s.flops_per_token = model::flops_per_token(model_config, s.recipe.train.seq_len);
+  s.build_model();
   s.peak_flops = peak_flops_of(s.recipe);
   s.resume_or_initialise();
 }
 
 Trainer::~Trainer() = default;
 
-void Trainer::State::load_weights_from(const fs::path& checkpoint) {
-  const auto found = checkpoint::resolve_checkpoint(checkpoint, std::cerr);
-  const checkpoint::CheckpointReader reader(found.dir);
-  checkpoint::read_parameters(reader, model->parameters());
-  fmt::print("initialised weights from {}\n", found.dir.string());
+void Trainer::State::build_model() {
+  model::ParallelPlacement placement;
+  placement.tp = &grid->tp();
+  placement.tp_rank = grid->tp_rank();
+  placement.tp_size = grid->tp_size();
+  placement.pp_rank = grid->pp_rank();
+  placement.pp_size = grid->pp_size();
+  const auto config = model::from_recipe(recipe.model, layout.tp);
+  model = std::make_unique<model::Transformer>(config, DType::F32, placement);
+  if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
+  const auto& params = model->parameters();
+  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.dtype(), layout.zero == 1);
+  optimizer = std::make_unique<optim::AdamW>(
+      params, optim::AdamWConfig{recipe.optim.beta1, recipe.optim.beta2, recipe.optim.eps, recipe.optim.weight_decay},
+      data_parallel->shard_begin(), data_parallel->shard_end());
+  flops_per_token = model::flops_per_token(config, recipe.train.seq_len);
 }
 
 void Trainer::State::resume_or_initialise() {
-  fs::create_directories(run_dir);
-  const auto found = recipe.run.resume ? checkpoint::find_latest_valid(recipe.checkpoints_dir(), std::cerr)
+  if (root()) fs::create_directories(run_dir);
+  world->barrier();
+  const auto found = recipe.run.resume ? checkpoint::find_latest_valid(recipe.checkpoints_dir(), messages())
                                        : std::optional<checkpoint::FoundCheckpoint>{};
   if (found) {
     const checkpoint::CheckpointReader reader(found->dir);
@@ -150,76 +177,181 @@ void Trainer::State::resume_or_initialise() {
     optimizer->set_steps_taken(meta.extra.value("optimizer_steps", meta.step));
     skipped_steps = meta.extra.value("skipped_steps", std::int64_t{0});
     loader->restore(data::LoaderState::from_json(meta.loader));
-    fmt::print("resuming from {} (step {}, {} tokens seen)\n", found->dir.string(), step, tokens_seen);
+    if (root()) {
+      fmt::print("resuming from {} (step {}, {} tokens seen, written by dp={} tp={} pp={} zero={})\n",
+                 found->dir.string(), step, tokens_seen, meta.layout.dp, meta.layout.tp, meta.layout.pp, meta.layout.zero);
+    }
     return;
   }
   if (!recipe.model.init_from.empty()) {
-    load_weights_from(recipe.model.init_from);
+    const auto source = checkpoint::resolve_checkpoint(recipe.model.init_from, messages());
+    checkpoint::read_parameters(checkpoint::CheckpointReader(source.dir), model->parameters());
+    if (root()) fmt::print("initialised weights from {}\n", source.dir.string());
   } else {
     model->init_weights(static_cast<std::uint64_t>(recipe.train.seed));
   }
 }
 
-void Trainer::State::print_banner() const {
+// What this rank holds, gathered so rank 0 prints the whole grid in rank order.
+void Trainer::State::print_banner() {
   const auto& m = model->config();
+  const auto layers = model::stage_layers(m.n_layers, layout.pp, grid->pp_rank());
+  std::string parts = fmt::format("layers [{}, {})", layers.first, layers.last);
+  if (model->first_stage()) parts += " + embedding";
+  if (model->last_stage()) parts += " + head/loss";
+  const std::string line = fmt::format("  rank {:>3}: {} | {} | {} parameters{} | optimizer [{}, {})", world->rank(),
+                                       grid->describe(), parts, model->parameters().numel(),
+                                       layout.tp > 1 ? fmt::format(" (tp shard {}/{})", grid->tp_rank(), layout.tp) : "",
+                                       optimizer->begin(), optimizer->end());
+  const auto& mpi = parallel::MpiEnvironment::instance();
+  if (!root()) {
+    mpi.send_bytes(line, 0, 41);
+    return;
+  }
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("layout dp={} tp={} pp={} (one process, {} threads) | {} tokens/step = {} x {} | micro-batch {}\n",
-             layout.dp, layout.tp, layout.pp, omp_get_max_threads(), recipe.train.tokens_per_step(),
-             recipe.train.batch_size, recipe.train.seq_len, recipe.train.micro_batch_size);
+  fmt::print("layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | {} tokens/step = {} x {} | "
+             "{} micro-batch(es) of {} per dp rank\n",
+             layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
+             recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
+             layout.micro_batch_size);
+  fmt::print("{}\n", line);
+  for (int rank = 1; rank < world->size(); ++rank) fmt::print("{}\n", mpi.receive_bytes(rank, 41));
   fmt::print("train data {} ({} windows) | run dir {}\n", recipe.data.train, loader->num_windows(), run_dir.string());
 }
 
 // ---- one step -------------------------------------------------------------------------------
 
+// Forward (and backward) of this rank's micro-batches; returns the loss summed on this rank
+// (non-zero on the last stage only).
+ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale,
+                                               bool backward) {
+  ops::LossSum local;
+  if (layout.pp == 1) {
+    for (const auto& micro : micro_batches) {
+      const auto loss = model->forward(micro.view());
+      local.sum += loss.sum;
+      local.count += loss.count;
+      if (backward) model->backward(grad_scale);
+    }
+    return local;
+  }
+  const auto& first = micro_batches.front();
+  parallel::PipelineStage stage;
+  stage.activation_shape = {first.rows, first.seq_len, model->config().d_model};
+  stage.forward = [&](int micro, int slot, Tensor input) {
+    const auto result = model->forward_stage(slot, micro_batches[static_cast<std::size_t>(micro)].view(), input);
+    local.sum += result.loss.sum;
+    local.count += result.loss.count;
+    return result.output;
+  };
+  stage.backward = [&](int, int slot, Tensor grad_output) { return model->backward_stage(slot, grad_output, grad_scale); };
+  if (backward) {
+    parallel::run_one_forward_one_backward(grid->pp(), static_cast<int>(micro_batches.size()), stage);
+  } else {
+    parallel::run_forward_only(grid->pp(), static_cast<int>(micro_batches.size()), stage);
+  }
+  return local;
+}
+
+// The global mean loss, known on every rank: summed over dp, sent from the last stage.
+double Trainer::State::reduce_loss(ops::LossSum local) {
+  double totals[2] = {local.sum, static_cast<double>(local.count)};
+  grid->dp().all_reduce(Tensor::of(totals, {2}));
+  grid->pp().broadcast(Tensor::of(totals, {2}), layout.pp - 1);
+  return totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+}
+
 double Trainer::State::train_step() {
   const data::Batch batch = loader->next_batch();
-  const auto micro_rows = static_cast<std::uint64_t>(recipe.train.micro_batch_size);
+  const auto micro_rows = static_cast<std::uint64_t>(layout.micro_batch_size);
   std::vector<MicroBatch> micro_batches;
   std::int64_t counted = 0;
   for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
     micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
     counted += micro_batches.back().counted_tokens();
   }
+  grid->dp().all_reduce(Tensor::of(&counted, {1}));
   model->zero_grads();
   const double grad_scale = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
-  double loss_sum = 0.0;
-  for (const auto& micro : micro_batches) {
-    loss_sum += model->forward(micro.view()).sum;
-    model->backward(grad_scale);
+  const auto local = run_micro_batches(micro_batches, grad_scale, true);
+  if (auto* ends = grid->embedding(); ends && model->parameters().contains("embed.weight")) {
+    ends->all_reduce(model->parameters().grad("embed.weight"));  // tied input/output embedding
   }
-  return counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;
+  return reduce_loss(local);
+}
+
+// Reduces gradients over dp, clips and steps; false (on every rank) when they are not finite.
+bool Trainer::State::apply_update(double lr, double& grad_norm) {
+  auto& params = model->parameters();
+  const Tensor grads = data_parallel->reduce_gradients(params.grads());
+  const Tensor owned = data_parallel->zero() ? grads : grads.narrow(0, optimizer->begin(), optimizer->end() - optimizer->begin());
+  grad_norm = global_gradient_norm(params, *optimizer, owned, *grid, data_parallel->zero());
+  if (!finite_everywhere(owned, *grid)) return false;
+  optimizer->step(params, owned, lr, optim::AdamW::clip_factor(grad_norm, recipe.optim.grad_clip));
+  data_parallel->all_gather_parameters(params.values());
+  return true;
 }
 
 double Trainer::State::validation_loss() {
-  EvalOptions options;
-  options.seq_len = recipe.train.seq_len;
-  options.rows = recipe.train.micro_batch_size;
-  options.batches = recipe.eval.batches * (recipe.train.batch_size / recipe.train.micro_batch_size);
+  data::TokenLoaderOptions options;
+  options.seq_len = static_cast<std::uint64_t>(recipe.train.seq_len);
+  options.global_batch = static_cast<std::uint64_t>(recipe.train.batch_size);
+  options.dp_rank = static_cast<std::uint64_t>(grid->dp_rank());
+  options.dp_size = static_cast<std::uint64_t>(layout.dp);
   options.packed = recipe.data.packed;
-  return evaluate(*model, val_data, options).loss;
+  data::TokenLoader val_loader(val_data, options);  // seed 0: the same windows at every evaluation
+  ops::LossSum local;
+  for (std::int64_t index = 0; index < recipe.eval.batches; ++index) {
+    const data::Batch batch = val_loader.next_batch();
+    std::vector<MicroBatch> micro_batches;
+    const auto micro_rows = static_cast<std::uint64_t>(layout.micro_batch_size);
+    for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
+      micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
+    }
+    const auto loss = run_micro_batches(micro_batches, 0.0, false);
+    local.sum += loss.sum;
+    local.count += loss.count;
+  }
+  return reduce_loss(local);
 }
 
 fs::path Trainer::State::save_checkpoint() {
-  checkpoint::CheckpointWriter writer(recipe.checkpoints_dir(), step);
-  checkpoint::write_parameters(writer, model->parameters());
-  checkpoint::write_optimizer(writer, model->parameters(), *optimizer);
-  checkpoint::CheckpointMeta meta;
-  meta.step = step;
-  meta.tokens_seen = tokens_seen;
-  meta.recipe = config::recipe_to_json(recipe);
-  meta.layout = layout;
-  meta.loader = loader->state().to_json();
-  meta.rng = {{"seed", recipe.train.seed}};
-  meta.schedule = schedule.to_json();
-  meta.extra = {{"optimizer_steps", optimizer->steps_taken()}, {"skipped_steps", skipped_steps}};
-  meta.created_by = fmt::format("kiln {}", kVersion);
-  writer.set_meta(std::move(meta));
-  // The checkpoint carries its tokenizer, so eval and generate need nothing else.
-  fs::copy_file(recipe.data.tokenizer, writer.temporary_dir() / "tokenizer.json");
-  writer.finish_rank_file();
-  return writer.commit(recipe.checkpoint.keep_last);
+  // Rank 0 first: it clears any stale temporary directory of this step.
+  std::unique_ptr<checkpoint::CheckpointWriter> writer;
+  if (root()) writer = std::make_unique<checkpoint::CheckpointWriter>(recipe.checkpoints_dir(), step, 0);
+  world->barrier();
+  if (!root()) writer = std::make_unique<checkpoint::CheckpointWriter>(recipe.checkpoints_dir(), step, world->rank());
+  const bool zero = data_parallel->zero();
+  const int dp_rank = grid->dp_rank();
+  const auto writes_values = [&](const model::ParameterInfo& info) { return dp_rank == 0 && counts_parameter(info, *grid); };
+  const auto writes_moments = [&](const model::ParameterInfo& info) {
+    return (zero || dp_rank == 0) && counts_parameter(info, *grid);
+  };
+  checkpoint::write_parameters(*writer, model->parameters(), writes_values);
+  checkpoint::write_optimizer(*writer, model->parameters(), *optimizer, writes_moments);
+  writer->finish_rank_file();
+  world->barrier();
+  fs::path committed;
+  if (root()) {
+    checkpoint::CheckpointMeta meta;
+    meta.step = step;
+    meta.tokens_seen = tokens_seen;
+    meta.recipe = config::recipe_to_json(recipe);
+    meta.layout = layout;
+    meta.loader = loader->state().to_json();
+    meta.rng = {{"seed", recipe.train.seed}};
+    meta.schedule = schedule.to_json();
+    meta.extra = {{"optimizer_steps", optimizer->steps_taken()}, {"skipped_steps", skipped_steps}};
+    meta.created_by = fmt::format("kiln {}", kVersion);
+    writer->set_meta(std::move(meta));
+    // The checkpoint carries its tokenizer, so eval and generate need nothing else.
+    fs::copy_file(recipe.data.tokenizer, writer->temporary_dir() / "tokenizer.json");
+    committed = writer->commit(recipe.checkpoint.keep_last);
+  }
+  world->barrier();
+  return committed.empty() ? recipe.checkpoints_dir() / checkpoint::step_dir_name(step) : committed;
 }
 
 // ---- the loop -------------------------------------------------------------------------------
@@ -227,17 +359,18 @@ fs::path Trainer::State::save_checkpoint() {
 TrainOutcome Trainer::run() {
   auto& s = *state_;
   s.print_banner();
-  {
+  std::optional<metrics::MetricsLog> log;
+  if (s.root()) {
     std::ofstream(s.run_dir / "recipe.yaml") << config::recipe_to_yaml(s.recipe);
+    const auto run_tokenizer = s.run_dir / "tokenizer.json";
+    std::error_code not_there;
+    if (!fs::equivalent(s.recipe.data.tokenizer, run_tokenizer, not_there)) {
+      fs::copy_file(s.recipe.data.tokenizer, run_tokenizer, fs::copy_options::overwrite_existing);
+    }
+    log = s.step > 0 ? metrics::MetricsLog::resume(s.run_dir / "metrics.jsonl", s.step)
+                     : metrics::MetricsLog::create(s.run_dir / "metrics.jsonl");
   }
-  const auto run_tokenizer = s.run_dir / "tokenizer.json";
-  std::error_code not_there;
-  if (!fs::equivalent(s.recipe.data.tokenizer, run_tokenizer, not_there)) {
-    fs::copy_file(s.recipe.data.tokenizer, run_tokenizer, fs::copy_options::overwrite_existing);
-  }
-  auto log = s.step > 0 ? metrics::MetricsLog::resume(s.run_dir / "metrics.jsonl", s.step)
-                        : metrics::MetricsLog::create(s.run_dir / "metrics.jsonl");
-  const StopSignalHandler stop_handler;
+  const StopSignalHandler stop_handler(s.root());
   metrics::ThroughputMeter throughput;
   const auto run_start = Clock::now();
   TrainOutcome outcome;
@@ -245,16 +378,24 @@ TrainOutcome Trainer::run() {
   const auto steps = s.recipe.train.steps;
   const auto tokens_per_step = s.recipe.train.tokens_per_step();
 
-  while (s.step < steps && !stop_requested()) {
+  // Every rank must take the same decision to stop, or the collectives would hang.
+  const auto stop_agreed = [&] {
+    double stop = stop_requested() ? 1.0 : 0.0;
+    s.world->all_reduce(Tensor::of(&stop, {1}), parallel::ReduceOp::Max);
+    return stop > 0.0;
+  };
+  bool stopping = false;
+  while (s.step < steps && !stopping) {
     const auto step_start = Clock::now();
     const double lr = s.schedule.lr_at(s.step);
     const double loss = s.train_step();
-    const double norm = optim::AdamW::gradient_norm(s.model->parameters());
-    const bool applied = s.optimizer->step(s.model->parameters(), lr, optim::AdamW::clip_factor(norm, s.recipe.optim.grad_clip));
-    if (!applied) {
+    double norm = 0.0;
+    if (!s.apply_update(lr, norm)) {
       ++s.skipped_steps;
-      fmt::print(stderr, "kiln: warning: step {} has non-finite gradients (loss {}); the update was skipped\n",
-                 s.step + 1, loss);
+      if (s.root()) {
+        fmt::print(stderr, "kiln: warning: step {} has non-finite gradients (loss {}); the update was skipped\n",
+                   s.step + 1, loss);
+      }
       if (++skipped_in_a_row >= kMaxSkippedStepsInARow) {
         fail("training diverged: {} steps in a row had non-finite gradients (last at step {}); lower optim.lr or "
              "resume from an earlier checkpoint", skipped_in_a_row, s.step + 1);
@@ -268,7 +409,7 @@ TrainOutcome Trainer::run() {
     throughput.record(tokens_per_step, seconds);
     outcome.last_loss = loss;
 
-    if (s.step % s.recipe.log.every_steps == 0 || s.step == steps) {
+    if (log && (s.step % s.recipe.log.every_steps == 0 || s.step == steps)) {
       metrics::StepMetrics record;
       record.step = s.step;
       record.loss = loss;
@@ -279,9 +420,11 @@ TrainOutcome Trainer::run() {
       record.elapsed_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
       record.step_seconds = seconds;
       if (s.peak_flops > 0) {
-        record.mfu = metrics::model_flops_utilisation(s.flops_per_token, record.tokens_per_second, s.peak_flops);
+        // The peak of one rank's cores times the ranks: what the whole job could do.
+        record.mfu = metrics::model_flops_utilisation(s.flops_per_token, record.tokens_per_second,
+                                                      s.peak_flops * s.world->size());
       }
-      log.write_step(record);
+      log->write_step(record);
       metrics::ProgressLine line;
       line.step = s.step;
       line.total_steps = steps;
@@ -290,7 +433,7 @@ TrainOutcome Trainer::run() {
       line.grad_norm = norm;
       line.tokens_per_second = record.tokens_per_second;
       line.mfu = record.mfu;
-      line.peak_flops = s.peak_flops;
+      line.peak_flops = s.peak_flops * s.world->size();
       line.eta_seconds = throughput.eta_seconds(steps - s.step);
       fmt::print("{}\n", metrics::format_progress_line(line));
       std::fflush(stdout);
@@ -298,18 +441,21 @@ TrainOutcome Trainer::run() {
     const bool last = s.step == steps;
     if (s.val_data && ((s.recipe.eval.every_steps > 0 && s.step % s.recipe.eval.every_steps == 0) || last)) {
       const double val_loss = s.validation_loss();
-      log.write_eval(s.step, val_loss);
-      fmt::print("step {} | val_loss {:.4f}\n", s.step, val_loss);
+      if (log) {
+        log->write_eval(s.step, val_loss);
+        fmt::print("step {} | val_loss {:.4f}\n", s.step, val_loss);
+      }
     }
+    stopping = stop_agreed();
     const bool periodic = s.recipe.checkpoint.every_steps > 0 && s.step % s.recipe.checkpoint.every_steps == 0;
-    if (periodic || last || stop_requested()) {
+    if (periodic || last || stopping) {
       outcome.last_checkpoint = s.save_checkpoint();
-      fmt::print("saved checkpoint {}\n", outcome.last_checkpoint.string());
+      if (s.root()) fmt::print("saved checkpoint {}\n", outcome.last_checkpoint.string());
     }
   }
   outcome.steps_done = s.step;
-  outcome.stopped_by_signal = stop_requested();
-  if (outcome.stopped_by_signal) {
+  outcome.stopped_by_signal = stopping;
+  if (stopping && s.root()) {
     fmt::print("stopped by signal {} after step {}; re-run the same command to resume\n", stop_signal_number(), s.step);
   }
   return outcome;

@@ -1,16 +1,21 @@
 #pragma once
-// `kiln train`: the training loop on one process (DESIGN.md §4–§10).
+// `kiln train`: the training loop, on one process or on a dp x tp x pp grid of MPI ranks
+// (DESIGN.md §4–§10).
 //
-// One optimizer step: the loader's global batch is cut into micro-batches; each runs forward
-// and backward, gradients accumulating with scale 1 / (targets counted in the whole batch),
-// so the step's gradient is that of the batch's mean loss whatever the micro-batch size.
-// Then the global gradient norm, clipping folded into the AdamW step, the learning rate of
-// the schedule. A step whose gradients are not finite is skipped and reported.
+// One optimizer step: the loader's global batch, sliced by dp rank, is cut into micro-batches;
+// they run forward and backward (through the 1F1B pipeline schedule when pp > 1, with the
+// model's tensor-parallel collectives inside), gradients accumulating with scale
+// 1 / (targets counted in the whole global batch), so the step's gradient is that of the
+// global batch's mean loss whatever the layout. Then: tied-embedding gradients summed between
+// the first and last stage, gradients summed over dp (or reduce-scattered under ZeRO-1), the
+// global gradient norm with every parameter counted once, clipping folded into the AdamW
+// step, parameters all-gathered under ZeRO-1. A step whose gradients are not finite on any
+// rank is skipped on every rank and reported.
 //
-// The run directory holds recipe.yaml (the resolved recipe), tokenizer.json, metrics.jsonl
-// and checkpoints/. A run whose directory already has a valid checkpoint continues from it:
-// weights, AdamW moments, step, loader position and schedule come back exactly, so the losses
-// continue bitwise as if the run had never stopped (on the same machine and thread count).
+// The run directory holds recipe.yaml, tokenizer.json, metrics.jsonl and checkpoints/. A run
+// whose directory already has a valid checkpoint continues from it, under any layout:
+// weights, AdamW moments, step, loader position and schedule come back exactly, so on one
+// machine with the same layout and thread count the losses continue bit for bit.
 #include <filesystem>
 #include <memory>
 
@@ -27,8 +32,9 @@ struct TrainOutcome {
 
 class Trainer {
  public:
-  // Loads tokenizer, datasets and model; resumes from the run directory's latest valid
-  // checkpoint (when recipe.run.resume). Throws kiln::Error on any inconsistency.
+  // Builds the process grid from the job's ranks, loads tokenizer, datasets and this rank's
+  // part of the model; resumes from the run directory's latest valid checkpoint (when
+  // recipe.run.resume). Throws kiln::Error on any inconsistency. Every rank constructs it.
   explicit Trainer(config::Recipe recipe);
   ~Trainer();
   Trainer(const Trainer&) = delete;
