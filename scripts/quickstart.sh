@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the built-in data, end to end on a bare machine:
-#   generate the built-in corpus -> train a BPE tokenizer -> prepare HDF5 datasets
+#   generate the built-in corpus -> train a BPE tokenizer -> curate -> prepare HDF5 datasets
 #   -> train a small GPT-2-style model (recipes/quickstart.yaml) -> evaluate it on the
 #   validation split and on held-out tasks it never saw -> generate from it.
 # Everything lands in runs/quickstart/. Re-running resumes or reuses what is there.
@@ -24,8 +24,12 @@ step "Training a byte-level BPE tokenizer"
 [[ -f $run_dir/tokenizer.json ]] || "$kiln" tokenizer train --input "$run_dir/corpus.jsonl" --vocab-size 1024 \
   --special '<|endoftext|>' --out "$run_dir/tokenizer.json"
 
+step "Curating the corpus (recipes/curate-builtin.yaml: dedup, decontamination against held-out tasks, ...)"
+grep -v '"kind":"facts"' "$run_dir/tasks.jsonl" >"$run_dir/tasks-procedural.jsonl"
+[[ -f $run_dir/curated/report.json ]] || "$kiln" curate recipes/curate-builtin.yaml
+
 step "Preparing train/val datasets"
-[[ -f $run_dir/data/val.h5 ]] || "$kiln" prepare --tokenizer "$run_dir/tokenizer.json" --input "$run_dir/corpus.jsonl" \
+[[ -f $run_dir/data/val.h5 ]] || "$kiln" prepare --tokenizer "$run_dir/tokenizer.json" --input "$run_dir"/curated/part-*.jsonl \
   --out "$run_dir/data" --val-fraction 0.02 --seed 1234
 
 step "Inspecting and verifying the datasets"

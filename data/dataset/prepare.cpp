@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/chat/chat_prepare.hpp"
 #include "data/dataset/token_dataset.hpp"
 #include "data/tokenizer/tokenizer.hpp"
 #include "parallel/mpi_environment.hpp"
@@ -88,29 +89,6 @@ bool read_batch(DocumentReader& reader, std::size_t batch_bytes, bool keep_text,
   return !batch.texts.empty();
 }
 
-std::string combined_input_checksum(const std::vector<std::filesystem::path>& inputs) {
-  Xxh3Stream combined;
-  for (const auto& input : inputs) {
-    const std::uint64_t digest = xxh3_64_file(input);
-    combined.update(&digest, sizeof digest);
-  }
-  return to_hex(combined.digest());
-}
-
-tok::TokenId choose_eos(const tok::Tokenizer& tokenizer, const PrepareOptions& options) {
-  if (options.eos_token) {
-    const auto id = tokenizer.token_to_id(*options.eos_token);
-    if (!id) fail("--eos '{}' is not a token of tokenizer '{}'", *options.eos_token, options.tokenizer.string());
-    return *id;
-  }
-  const auto id = tokenizer.eos_id();
-  if (!id) {
-    fail("tokenizer '{}' has no end-of-text token (<|endoftext|>, <|end_of_text|>, </s>, ...); name one with --eos",
-         options.tokenizer.string());
-  }
-  return *id;
-}
-
 TokenDatasetAttributes attributes_for(const std::string& split, const tok::Tokenizer& tokenizer, tok::TokenId eos,
                                       const std::string& source_checksum) {
   TokenDatasetAttributes attributes;
@@ -184,6 +162,38 @@ void validate(const PrepareOptions& options) {
 
 }  // namespace
 
+std::string combined_input_checksum(const std::vector<std::filesystem::path>& inputs) {
+  Xxh3Stream combined;
+  for (const auto& input : inputs) {
+    const std::uint64_t digest = xxh3_64_file(input);
+    combined.update(&digest, sizeof digest);
+  }
+  return to_hex(combined.digest());
+}
+
+tok::TokenId choose_eos(const tok::Tokenizer& tokenizer, const PrepareOptions& options) {
+  if (options.eos_token) {
+    const auto id = tokenizer.token_to_id(*options.eos_token);
+    if (!id) fail("--eos '{}' is not a token of tokenizer '{}'", *options.eos_token, options.tokenizer.string());
+    return *id;
+  }
+  const auto id = tokenizer.eos_id();
+  if (!id) {
+    fail("tokenizer '{}' has no end-of-text token (<|endoftext|>, <|end_of_text|>, </s>, ...); name one with --eos",
+         options.tokenizer.string());
+  }
+  return *id;
+}
+
+void carry_tokenizer(const PrepareOptions& options) {
+  // The datasets carry their tokenizer, so training and generation never pair them wrongly.
+  const auto carried = options.out_dir / "tokenizer.json";
+  std::error_code ignored;
+  if (!std::filesystem::equivalent(options.tokenizer, carried, ignored)) {
+    std::filesystem::copy_file(options.tokenizer, carried, std::filesystem::copy_options::overwrite_existing);
+  }
+}
+
 bool is_validation_document(std::uint64_t seed, std::uint64_t ordinal, double val_fraction) {
   const std::uint64_t draw = mix_seed(seed, 0x76616cULL, ordinal);
   return static_cast<double>(draw >> 11) * 0x1.0p-53 < val_fraction;
@@ -191,6 +201,7 @@ bool is_validation_document(std::uint64_t seed, std::uint64_t ordinal, double va
 
 PrepareSummary prepare_datasets(const PrepareOptions& options) {
   validate(options);
+  if (options.format == PrepareFormat::chat) return prepare_chat_datasets(options);
   const auto start = Clock::now();
   const auto& mpi = parallel::MpiEnvironment::instance();
   if (options.threads > 0) omp_set_num_threads(options.threads);
@@ -232,12 +243,7 @@ PrepareSummary prepare_datasets(const PrepareOptions& options) {
   summary.input_bytes = reader.report().bytes;
   if (writer) {
     writer->finish(summary);
-    // The datasets carry their tokenizer, so training and generation never pair them wrongly.
-    const auto carried = options.out_dir / "tokenizer.json";
-    std::error_code ignored;
-    if (!std::filesystem::equivalent(options.tokenizer, carried, ignored)) {
-      std::filesystem::copy_file(options.tokenizer, carried, std::filesystem::copy_options::overwrite_existing);
-    }
+    carry_tokenizer(options);
   }
   mpi.barrier();
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -6,17 +6,38 @@
 // threads or ranks. Work goes in batches: threads tokenize the documents of a batch, and
 // under `mpirun` batch b is tokenized by rank b % world and sent to rank 0, which writes
 // both files in input order. Every document is followed by the tokenizer's EOS.
+//
+// With format = chat (SFT data, `kiln prepare --format chat --template NAME`), the inputs are
+// chat JSONL; every conversation is rendered with the named template, split by the same hash,
+// packed into windows of chat.seq_len tokens with a loss mask on the assistant spans, and the
+// template's name is recorded in both files (data/chat/chat_prepare.hpp).
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "data/chat/chat_packing.hpp"
+#include "data/chat/conversation.hpp"
 #include "data/io/document_reader.hpp"
+#include "data/tokenizer/tokenizer.hpp"
 
 namespace kiln::data {
 
+enum class PrepareFormat { text, chat };
+
+// The chat (SFT) path's settings.
+struct ChatPrepareOptions {
+  std::string template_name;     // "chatml", "llama3"
+  std::uint64_t seq_len = 0;     // must equal the recipe's train.seq_len
+  bool pack = true;              // several conversations per window
+  chat::OverlongPolicy overlong = chat::OverlongPolicy::drop;
+  chat::RecordFields fields;
+};
+
 struct PrepareOptions {
+  PrepareFormat format = PrepareFormat::text;
+  ChatPrepareOptions chat;
   std::filesystem::path tokenizer;
   std::vector<std::filesystem::path> inputs;
   std::filesystem::path out_dir;
@@ -38,6 +59,9 @@ struct SplitSummary {
 struct PrepareSummary {
   SplitSummary train;
   SplitSummary val;
+  // Chat format only: conversations written, truncated, dropped, windows, filler per split.
+  chat::PackingCounts chat_train;
+  chat::PackingCounts chat_val;
   std::uint64_t skipped_records = 0;
   std::uint64_t input_bytes = 0;
   double seconds = 0;
@@ -50,5 +74,13 @@ bool is_validation_document(std::uint64_t seed, std::uint64_t ordinal, double va
 
 // Runs on every rank; only rank 0 writes files and returns the full summary.
 PrepareSummary prepare_datasets(const PrepareOptions& options);
+
+// Shared by the text and chat paths.
+// XXH3 over the input files' checksums, in order (hex).
+std::string combined_input_checksum(const std::vector<std::filesystem::path>& inputs);
+// --eos when given, else the tokenizer's end-of-text token; kiln::Error naming the flag.
+tok::TokenId choose_eos(const tok::Tokenizer& tokenizer, const PrepareOptions& options);
+// Copies the tokenizer beside the datasets (unless it already is that file).
+void carry_tokenizer(const PrepareOptions& options);
 
 }  // namespace kiln::data

@@ -180,6 +180,9 @@ void TokenDatasetWriter::Impl::write_attributes() {
   hdf5::write_string_attribute(root, "special_ids", special_ids_json(attributes.special_ids));
   hdf5::write_string_attribute(root, "source_checksum", attributes.source_checksum);
   hdf5::write_string_attribute(root, "created_by", attributes.created_by);
+  if (!attributes.chat_template.empty()) {
+    hdf5::write_string_attribute(root, "chat_template", attributes.chat_template);
+  }
   hdf5::write_uint64_attribute(root, "num_tokens", tokens_written);
   hdf5::write_uint64_attribute(root, "num_documents", documents_written);
   hdf5::write_string_attribute(root, "tokens_xxh3", to_hex(tokens_hash.digest()));
@@ -364,6 +367,7 @@ void TokenDataset::Impl::read_attributes() {
   attributes.vocab_size = required_integer("vocab_size");
   attributes.source_checksum = required_string("source_checksum");
   attributes.created_by = required_string("created_by");
+  attributes.chat_template = hdf5::read_string_attribute(file.get(), "chat_template").value_or("");
   const std::string special = required_string("special_ids");
   try {
     attributes.special_ids = nlohmann::json::parse(special).get<std::map<std::string, std::uint32_t>>();

@@ -38,6 +38,10 @@ struct TokenDatasetAttributes {
   std::map<std::string, std::uint32_t> special_ids;  // e.g. {"eos": 50256}
   std::string source_checksum;               // hex XXH3 over the input files, in order
   std::string created_by;                    // "kiln 0.1.0 prepare ..."
+  // SFT data: the chat template the conversations were rendered with ("chatml", "llama3");
+  // empty for plain text. Stored as the root attribute chat_template only when set, so the
+  // exporter can give a served model the prompt format it was trained on.
+  std::string chat_template;
 };
 
 // Content checksums as stored in the file (16 hex digits each; loss_mask empty when absent).

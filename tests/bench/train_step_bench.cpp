@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     model.zero_grads();
     model.forward(inputs);
     model.backward(1.0 / static_cast<double>(batch * seq));
-    optimizer.step(model.parameters(), 1e-4, 1.0);
+    optimizer.step(model.parameters(), model.parameters().grads(), 1e-4, 1.0);
   };
   step();  // warm-up: plans the arena, touches every page
   const auto start = std::chrono::steady_clock::now();

@@ -12,12 +12,13 @@
 #include <string>
 
 #include "tests/model/model_testing.hpp"
+#include "trainer/export/safetensors_reader.hpp"
 
 namespace kiln::model {
 namespace {
 
-// A minimal safetensors reader (8-byte little-endian header length, JSON header, raw data):
-// enough for the fixtures, which hold F32, I32 and U8 tensors.
+// The fixture, read with kiln's safetensors reader (trainer/export/): F32, I32 and U8 tensors
+// copied into owned tensors, and the metadata's JSON strings.
 struct SafetensorsFile {
   std::map<std::string, OwnedTensor> tensors;
   nlohmann::json metadata;
@@ -29,38 +30,26 @@ struct SafetensorsFile {
   }
 };
 
-DType safetensors_dtype(const std::string& name) {
-  if (name == "F32") return DType::F32;
-  if (name == "I32") return DType::I32;
-  if (name == "U8") return DType::U8;
-  throw std::runtime_error("unexpected fixture dtype " + name);
+DType dtype_of(interop::SafetensorsDtype dtype) {
+  switch (dtype) {
+    case interop::SafetensorsDtype::F32: return DType::F32;
+    case interop::SafetensorsDtype::I32: return DType::I32;
+    case interop::SafetensorsDtype::U8: return DType::U8;
+    default: throw std::runtime_error("unexpected fixture dtype");
+  }
 }
 
 SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open fixture " + path);
-  unsigned char size_bytes[8];
-  in.read(reinterpret_cast<char*>(size_bytes), 8);
-  std::uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | size_bytes[i];
-  std::string header(header_size, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_size));
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const interop::SafetensorsReader reader(path);
   SafetensorsFile file;
-  const nlohmann::json entries = nlohmann::json::parse(header);
-  for (const auto& [name, entry] : entries.items()) {
-    if (name == "__metadata__") {
-      file.metadata = entry;
-      continue;
-    }
-    std::vector<std::int64_t> dims = entry["shape"].get<std::vector<std::int64_t>>();
-    OwnedTensor tensor(safetensors_dtype(entry["dtype"]),
-                       Shape(std::span<const std::int64_t>(dims)));
-    const auto begin = entry["data_offsets"][0].get<std::size_t>();
-    const auto end = entry["data_offsets"][1].get<std::size_t>();
-    EXPECT_EQ(end - begin, tensor.tensor().nbytes()) << name;
-    std::memcpy(tensor.tensor().ptr, data.data() + begin, end - begin);
-    file.tensors.emplace(name, std::move(tensor));
+  for (const auto& [key, value] : reader.metadata()) file.metadata[key] = value;
+  for (const auto& info : reader.tensors()) {
+    std::vector<std::int64_t> dims(info.shape.begin(), info.shape.end());
+    OwnedTensor tensor(dtype_of(info.dtype), Shape(std::span<const std::int64_t>(dims)));
+    const auto bytes = reader.read_bytes(info.name);
+    EXPECT_EQ(bytes.size(), tensor.tensor().nbytes()) << info.name;
+    std::memcpy(tensor.tensor().ptr, bytes.data(), bytes.size());
+    file.tensors.emplace(info.name, std::move(tensor));
   }
   return file;
 }

@@ -11,7 +11,8 @@ namespace kiln::checkpoint {
 
 struct TensorDifference {
   std::string name;
-  double relative = 0.0;  // ||a - b|| / ||b|| (absolute when ||b|| = 0); +inf when missing or reshaped
+  // ||a - b|| / max(||b||, 1e-3 x the largest ||b|| compared); +inf when missing or reshaped
+  double relative = 0.0;
   std::string problem;    // why the tensors cannot be compared, if they cannot
 };
 

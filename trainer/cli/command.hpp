@@ -9,8 +9,12 @@ void add_tokenizer_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_corpus_command(CLI::App& app);
+void add_curate_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_import_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_score_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -35,11 +35,15 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", version_text);
   app.require_subcommand(1);
   kiln::cli::add_corpus_command(app);
+  kiln::cli::add_curate_command(app);
   kiln::cli::add_tokenizer_command(app);
   kiln::cli::add_prepare_command(app);
   kiln::cli::add_train_command(app);
   kiln::cli::add_eval_command(app);
   kiln::cli::add_generate_command(app);
+  kiln::cli::add_import_command(app);
+  kiln::cli::add_export_command(app);
+  kiln::cli::add_score_command(app);
   kiln::cli::add_info_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;

@@ -1,4 +1,5 @@
-// `kiln prepare`: tokenizes corpus files into DIR/train.h5 and DIR/val.h5.
+// `kiln prepare`: tokenizes corpus files into DIR/train.h5 and DIR/val.h5; with
+// `--format chat --template NAME --seq-len N`, chat JSONL into SFT datasets with loss masks.
 #include <fmt/format.h>
 
 #include <memory>
@@ -6,6 +7,7 @@
 #include "data/dataset/prepare.hpp"
 #include "parallel/mpi_environment.hpp"
 #include "trainer/cli/command.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::cli {
 
@@ -17,6 +19,9 @@ struct PrepareFlags {
   std::vector<std::string> inputs;
   std::string out;
   std::string eos;
+  std::string format = "text";
+  std::string overlong = "drop";
+  bool no_pack = false;
   bool skip_bad_records = false;
   bool quiet = false;
 };
@@ -29,6 +34,14 @@ void print_summary(const data::PrepareOptions& options, const data::PrepareSumma
   fmt::print("  train.h5: {} documents, {} tokens\n", summary.train.documents, summary.train.tokens);
   fmt::print("  val.h5:   {} documents, {} tokens\n", summary.val.documents, summary.val.tokens);
   if (summary.skipped_records) fmt::print("  skipped {} bad records\n", summary.skipped_records);
+  if (options.format == data::PrepareFormat::chat) {
+    for (const auto& [name, counts] : {std::pair{"train", summary.chat_train}, std::pair{"val", summary.chat_val}}) {
+      fmt::print("  {} chat: {} conversations in {} windows of {} tokens ({} trained tokens, {} filler), "
+                 "{} truncated, {} dropped as longer than {}\n",
+                 name, counts.conversations, counts.windows, options.chat.seq_len, counts.trained_tokens,
+                 counts.filler_tokens, counts.truncated, counts.dropped, options.chat.seq_len);
+    }
+  }
   if (summary.val.documents == 0 && options.val_fraction > 0) {
     fmt::print(stderr, "kiln: warning: the validation split is empty; raise --val-fraction or add documents\n");
   }
@@ -42,6 +55,12 @@ void run_prepare(PrepareFlags& flags) {
   if (!flags.eos.empty()) options.eos_token = flags.eos;
   options.on_bad_record = flags.skip_bad_records ? data::BadRecordPolicy::Skip : data::BadRecordPolicy::Fail;
   options.progress = !flags.quiet;
+  options.format = flags.format == "chat" ? data::PrepareFormat::chat : data::PrepareFormat::text;
+  options.chat.pack = !flags.no_pack;
+  options.chat.overlong = flags.overlong == "truncate" ? chat::OverlongPolicy::truncate : chat::OverlongPolicy::drop;
+  if (options.format == data::PrepareFormat::text && !options.chat.template_name.empty()) {
+    fail("--template applies to --format chat only");
+  }
   const auto summary = data::prepare_datasets(options);
   if (parallel::MpiEnvironment::instance().is_root()) print_summary(options, summary);
 }
@@ -69,6 +88,19 @@ void add_prepare_command(CLI::App& app) {
   command->add_option("--batch-bytes", options.batch_bytes, "Text per unit of work (a batch goes to one rank)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   command->add_flag("--quiet", flags->quiet, "No progress lines");
+  command->add_option("--format", flags->format, "text: documents; chat: conversations (SFT) in JSONL")
+      ->capture_default_str()->check(CLI::IsMember({"text", "chat"}));
+  command->add_option("--template", options.chat.template_name, "Chat template for --format chat: chatml or llama3");
+  command->add_option("--seq-len", options.chat.seq_len, "Chat: window length, equal to the recipe's train.seq_len");
+  command->add_flag("--no-pack", flags->no_pack, "Chat: one conversation per window instead of packing several");
+  command->add_option("--overlong", flags->overlong, "Chat: conversations longer than --seq-len are dropped or truncated")
+      ->capture_default_str()->check(CLI::IsMember({"drop", "truncate"}));
+  command->add_option("--messages-field", options.chat.fields.messages, "Chat: field holding [{role, content}, ...]")
+      ->capture_default_str();
+  command->add_option("--prompt-field", options.chat.fields.prompt, "Chat: field of a prompt/completion record's prompt")
+      ->capture_default_str();
+  command->add_option("--completion-field", options.chat.fields.completion,
+                      "Chat: field of a prompt/completion record's answer")->capture_default_str();
   command->callback([flags] { run_prepare(*flags); });
 }
 

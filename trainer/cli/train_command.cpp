@@ -15,6 +15,7 @@ struct TrainFlags {
   std::string recipe;
   std::vector<std::string> overrides;
   std::string run_dir;
+  std::string traffic_report;
 };
 
 void run_train(const TrainFlags& flags) {
@@ -22,6 +23,7 @@ void run_train(const TrainFlags& flags) {
   if (!flags.run_dir.empty()) overrides.push_back("run.dir=" + flags.run_dir);
   train::Trainer trainer(config::load_recipe(flags.recipe, overrides));
   const auto outcome = trainer.run();
+  if (!flags.traffic_report.empty()) trainer.write_traffic_report(flags.traffic_report);
   fmt::print("done: {} steps, last loss {:.4f}{}\n", outcome.steps_done, outcome.last_loss,
              outcome.last_checkpoint.empty() ? "" : ", checkpoint " + outcome.last_checkpoint.string());
 }
@@ -35,6 +37,8 @@ void add_train_command(CLI::App& app) {
   command->add_option("recipe", flags->recipe, "Recipe YAML (see recipes/)")->required();
   command->add_option("--set", flags->overrides, "Override a recipe field: --set optim.lr=3e-4 (repeatable)");
   command->add_option("--run-dir", flags->run_dir, "Run directory (default: run.dir of the recipe)");
+  command->add_option("--traffic-report", flags->traffic_report,
+                      "After training, each rank writes PATH.rank<R>.json: bytes it sent per step, per group");
   command->callback([flags] { run_train(*flags); });
 }
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -94,6 +96,7 @@ struct Trainer::State {
   std::int64_t step = 0;
   std::int64_t tokens_seen = 0;
   std::int64_t skipped_steps = 0;
+  std::int64_t steps_this_run = 0;
   double flops_per_token = 0;
   double peak_flops = 0;
 
@@ -276,8 +279,10 @@ double Trainer::State::train_step() {
   model->zero_grads();
   const double grad_scale = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
   const auto local = run_micro_batches(micro_batches, grad_scale, true);
-  if (auto* ends = grid->embedding(); ends && model->parameters().contains("embed.weight")) {
-    ends->all_reduce(model->parameters().grad("embed.weight"));  // tied input/output embedding
+  // Tied input/output embedding split over the first and last stage: both copies must get
+  // the sum of both gradients (every rank of the group takes this branch, or none does).
+  if (auto* ends = grid->embedding(); ends && model->config().tie_embeddings) {
+    ends->all_reduce(model->parameters().grad("embed.weight"));
   }
   return reduce_loss(local);
 }
@@ -404,6 +409,7 @@ TrainOutcome Trainer::run() {
       skipped_in_a_row = 0;
     }
     ++s.step;
+    ++s.steps_this_run;
     s.tokens_seen += tokens_per_step;
     const double seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
     throughput.record(tokens_per_step, seconds);
@@ -459,6 +465,39 @@ TrainOutcome Trainer::run() {
     fmt::print("stopped by signal {} after step {}; re-run the same command to resume\n", stop_signal_number(), s.step);
   }
   return outcome;
+}
+
+namespace {
+
+nlohmann::json traffic_of(const parallel::Communicator& comm, double steps) {
+  const auto& t = comm.traffic();
+  const auto per_step = [&](std::uint64_t bytes) { return static_cast<double>(bytes) / steps; };
+  return {{"size", comm.size()},
+          {"all_reduce", per_step(t.all_reduce)},
+          {"reduce_scatter", per_step(t.reduce_scatter)},
+          {"all_gather", per_step(t.all_gather)},
+          {"broadcast", per_step(t.broadcast)},
+          {"send", per_step(t.send)},
+          {"total", per_step(t.total())}};
+}
+
+}  // namespace
+
+void Trainer::write_traffic_report(const std::filesystem::path& path) const {
+  const auto& s = *state_;
+  const double steps = std::max<double>(1.0, static_cast<double>(s.steps_this_run));
+  nlohmann::json report = {{"rank", s.world->rank()},
+                           {"dp", s.grid->dp_rank()},
+                           {"tp", s.grid->tp_rank()},
+                           {"pp", s.grid->pp_rank()},
+                           {"steps", s.steps_this_run},
+                           {"bytes_sent_per_step",
+                            {{"tp", traffic_of(s.grid->tp(), steps)},
+                             {"dp", traffic_of(s.grid->dp(), steps)},
+                             {"pp", traffic_of(s.grid->pp(), steps)},
+                             {"world", traffic_of(*s.world, steps)}}}};
+  if (auto* ends = s.grid->embedding()) report["bytes_sent_per_step"]["embedding"] = traffic_of(*ends, steps);
+  std::ofstream(path.string() + fmt::format(".rank{}.json", s.world->rank())) << report.dump(2) << "\n";
 }
 
 }  // namespace kiln::train

@@ -42,6 +42,10 @@ class Trainer {
 
   TrainOutcome run();
 
+  // After run(), every rank writes "<path>.rank<R>.json": the bytes it sent per step in each
+  // group (tp, dp, pp, embedding, world) and per operation, for scripts/bench_parallel.
+  void write_traffic_report(const std::filesystem::path& path) const;
+
   struct State;
 
  private:

@@ -1,0 +1,126 @@
+#include "data/curate/c4_rules.hpp"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "data/curate/text_units.hpp"
+
+namespace kiln::curate {
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kPolicyPhrases = {"terms of use", "privacy policy", "cookie policy",
+                                                            "uses cookies", "use of cookies", "use cookies"};
+
+std::string lowercase_ascii(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return lower;
+}
+
+// Removes "[digits]", "[edit]" and "[citation needed]" markers.
+std::string remove_citations(std::string_view line) {
+  std::string out;
+  out.reserve(line.size());
+  std::size_t i = 0;
+  while (i < line.size()) {
+    if (line[i] == '[') {
+      std::size_t j = i + 1;
+      while (j < line.size() && line[j] >= '0' && line[j] <= '9') ++j;
+      if (j < line.size() && line[j] == ']') {
+        i = j + 1;
+        continue;
+      }
+      const std::string_view rest = line.substr(i);
+      if (rest.starts_with("[edit]")) { i += 6; continue; }
+      if (rest.starts_with("[citation needed]")) { i += 17; continue; }
+    }
+    out.push_back(line[i++]);
+  }
+  return out;
+}
+
+bool ends_with_terminal_punctuation(std::string_view line) {
+  if (line.ends_with("...")) return false;
+  return line.ends_with('.') || line.ends_with('?') || line.ends_with('!') || line.ends_with('"') ||
+         line.ends_with('\'');
+}
+
+// Sentences in a kept line: terminal marks followed by whitespace or the end, at least one.
+std::size_t count_sentences(std::string_view line) {
+  std::size_t sentences = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (c != '.' && c != '?' && c != '!') continue;
+    while (i + 1 < line.size() && (line[i + 1] == '.' || line[i + 1] == '?' || line[i + 1] == '!' ||
+                                   line[i + 1] == '"' || line[i + 1] == '\'' || line[i + 1] == ')')) {
+      ++i;
+    }
+    if (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t') ++sentences;
+  }
+  return std::max<std::size_t>(sentences, 1);
+}
+
+enum class LineVerdict { Keep, Remove, DropLorem, DropCurly };
+
+LineVerdict judge_line(const std::string& line, std::size_t words, const C4Options& options) {
+  if (options.filter_no_terminal_punct && !ends_with_terminal_punctuation(line)) return LineVerdict::Remove;
+  if (options.min_words_per_line > 0 && words < static_cast<std::size_t>(options.min_words_per_line)) {
+    return LineVerdict::Remove;
+  }
+  const std::string lower = lowercase_ascii(line);
+  if (options.filter_lorem_ipsum && lower.find("lorem ipsum") != std::string::npos) return LineVerdict::DropLorem;
+  if (options.filter_javascript && lower.find("javascript") != std::string::npos) return LineVerdict::Remove;
+  if (options.filter_curly_bracket && line.find('{') != std::string::npos) return LineVerdict::DropCurly;
+  if (options.filter_policy) {
+    for (std::string_view phrase : kPolicyPhrases) {
+      if (lower.find(phrase) != std::string::npos) return LineVerdict::Remove;
+    }
+  }
+  return LineVerdict::Keep;
+}
+
+bool has_overlong_word(const std::vector<std::string_view>& words, int max_length) {
+  if (max_length <= 0) return false;
+  return std::any_of(words.begin(), words.end(), [&](std::string_view word) {
+    return code_points(word) > static_cast<std::size_t>(max_length);
+  });
+}
+
+}  // namespace
+
+C4Result c4_apply(std::string_view text, const C4Options& options) {
+  thread_local std::vector<std::string_view> lines;
+  thread_local std::vector<std::string_view> words;
+  split_lines(text, lines);
+  C4Result result;
+  std::size_t sentences = 0;
+  for (std::string_view raw : lines) {
+    const std::string_view stripped = strip(raw);
+    split_whitespace(stripped, words);
+    if (has_overlong_word(words, options.max_word_length)) {
+      ++result.lines_removed;
+      continue;
+    }
+    const std::string line = options.remove_citations ? remove_citations(stripped) : std::string(stripped);
+    switch (judge_line(line, words.size(), options)) {
+      case LineVerdict::Remove: ++result.lines_removed; continue;
+      case LineVerdict::DropLorem: result.reason = "c4_lorem_ipsum"; return result;
+      case LineVerdict::DropCurly: result.reason = "c4_curly_bracket"; return result;
+      case LineVerdict::Keep: break;
+    }
+    sentences += count_sentences(line);
+    if (!result.text.empty()) result.text.push_back('\n');
+    result.text += line;
+  }
+  result.text = std::string(strip(result.text));
+  if (options.min_num_sentences > 0 && sentences < static_cast<std::size_t>(options.min_num_sentences)) {
+    result.reason = "c4_too_few_sentences";
+  }
+  return result;
+}
+
+}  // namespace kiln::curate

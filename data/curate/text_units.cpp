@@ -1,0 +1,249 @@
+#include "data/curate/text_units.hpp"
+
+#include <utf8proc.h>
+#include <xxhash.h>
+
+#include <array>
+
+namespace kiln::curate {
+
+namespace {
+
+constexpr bool is_ascii_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+constexpr std::array<bool, 128> ascii_punctuation_table() {
+  std::array<bool, 128> table{};
+  for (char c : std::string_view("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}
+constexpr auto kAsciiPunctuation = ascii_punctuation_table();
+
+bool unicode_punctuation(char32_t c) {
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+    case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD: case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE: case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO: case UTF8PROC_CATEGORY_SM: case UTF8PROC_CATEGORY_SC:
+    case UTF8PROC_CATEGORY_SK: case UTF8PROC_CATEGORY_SO: case UTF8PROC_CATEGORY_CC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool unicode_space(char32_t c) {
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+bool is_digit(char32_t c) {
+  if (c < 128) return c >= '0' && c <= '9';
+  return utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_ND;
+}
+
+// Lowercased, accent-free form of one code point appended to `out`.
+void append_simplified(char32_t c, std::string& out) {
+  if (c < 128) {
+    out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+    return;
+  }
+  utf8proc_int32_t decomposed[8];
+  int boundclass = 0;
+  const auto count = utf8proc_decompose_char(
+      static_cast<utf8proc_int32_t>(c), decomposed, 8,
+      static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK | UTF8PROC_CASEFOLD | UTF8PROC_COMPAT),
+      &boundclass);
+  for (utf8proc_ssize_t i = 0; i < count && i < 8; ++i) {
+    utf8proc_uint8_t bytes[4];
+    const auto length = utf8proc_encode_char(decomposed[i], bytes);
+    out.append(reinterpret_cast<const char*>(bytes), static_cast<std::size_t>(length));
+  }
+}
+
+}  // namespace
+
+char32_t next_code_point(std::string_view text, std::size_t& offset) {
+  const auto first = static_cast<unsigned char>(text[offset]);
+  if (first < 0x80) {
+    ++offset;
+    return first;
+  }
+  utf8proc_int32_t code_point = 0;
+  const auto length = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + offset),
+                                       static_cast<utf8proc_ssize_t>(text.size() - offset), &code_point);
+  if (length <= 0) {
+    ++offset;
+    return 0xFFFD;
+  }
+  offset += static_cast<std::size_t>(length);
+  return static_cast<char32_t>(code_point);
+}
+
+std::string_view lstrip(std::string_view text) {
+  std::size_t begin = 0;
+  while (begin < text.size() && is_ascii_space(static_cast<unsigned char>(text[begin]))) ++begin;
+  return text.substr(begin);
+}
+
+std::string_view rstrip(std::string_view text) {
+  std::size_t end = text.size();
+  while (end > 0 && is_ascii_space(static_cast<unsigned char>(text[end - 1]))) --end;
+  return text.substr(0, end);
+}
+
+std::string_view strip(std::string_view text) { return rstrip(lstrip(text)); }
+
+std::size_t code_points(std::string_view text) {
+  std::size_t count = 0;
+  for (char c : text) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return count;
+}
+
+void split_lines(std::string_view text, std::vector<std::string_view>& lines) {
+  lines.clear();
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    const std::size_t newline = text.find('\n', begin);
+    if (newline == std::string_view::npos) {
+      lines.push_back(text.substr(begin));
+      return;
+    }
+    lines.push_back(text.substr(begin, newline - begin));
+    begin = newline + 1;
+  }
+}
+
+void split_paragraphs(std::string_view text, std::vector<std::string_view>& paragraphs) {
+  paragraphs.clear();
+  const std::string_view body = strip(text);
+  std::size_t begin = 0;
+  while (true) {
+    std::size_t gap = body.find("\n\n", begin);
+    if (gap == std::string_view::npos) {
+      paragraphs.push_back(body.substr(begin));
+      return;
+    }
+    paragraphs.push_back(body.substr(begin, gap - begin));
+    while (gap < body.size() && body[gap] == '\n') ++gap;
+    begin = gap;
+  }
+}
+
+void split_whitespace(std::string_view text, std::vector<std::string_view>& pieces) {
+  pieces.clear();
+  std::size_t offset = 0;
+  while (offset < text.size()) {
+    while (offset < text.size() && is_ascii_space(static_cast<unsigned char>(text[offset]))) ++offset;
+    const std::size_t begin = offset;
+    while (offset < text.size() && !is_ascii_space(static_cast<unsigned char>(text[offset]))) ++offset;
+    if (offset > begin) pieces.push_back(text.substr(begin, offset - begin));
+  }
+}
+
+bool is_punctuation(char32_t c) {
+  if (c < 128) return kAsciiPunctuation[c] || c < 32 || c == 127;
+  return unicode_punctuation(c);
+}
+
+bool is_punctuation_token(std::string_view token) {
+  std::size_t offset = 0;
+  while (offset < token.size()) {
+    if (!is_punctuation(next_code_point(token, offset))) return false;
+  }
+  return true;
+}
+
+bool has_letter(std::string_view token) {
+  std::size_t offset = 0;
+  while (offset < token.size()) {
+    const char32_t c = next_code_point(token, offset);
+    if (c < 128) {
+      if ((c | 32) >= 'a' && (c | 32) <= 'z') return true;
+      continue;
+    }
+    const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+    if (category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_LO) return true;
+  }
+  return false;
+}
+
+void word_tokens(std::string_view text, std::vector<std::string_view>& tokens) {
+  tokens.clear();
+  thread_local std::vector<std::string_view> pieces;
+  split_whitespace(text, pieces);
+  for (std::string_view piece : pieces) {
+    // Leading punctuation: one token per character.
+    std::size_t begin = 0;
+    while (begin < piece.size()) {
+      std::size_t next = begin;
+      if (!is_punctuation(next_code_point(piece, next))) break;
+      tokens.push_back(piece.substr(begin, next - begin));
+      begin = next;
+    }
+    if (begin == piece.size()) continue;
+    // Trailing punctuation, found from the end (code point starts only).
+    std::size_t end = piece.size();
+    std::vector<std::string_view> trailing;
+    while (end > begin) {
+      std::size_t start = end - 1;
+      while (start > begin && (static_cast<unsigned char>(piece[start]) & 0xC0) == 0x80) --start;
+      std::size_t probe = start;
+      if (!is_punctuation(next_code_point(piece, probe))) break;
+      trailing.push_back(piece.substr(start, end - start));
+      end = start;
+    }
+    tokens.push_back(piece.substr(begin, end - begin));
+    tokens.insert(tokens.end(), trailing.rbegin(), trailing.rend());
+  }
+}
+
+void simple_words(std::string_view text, std::vector<SimpleWord>& words, std::string& scratch, bool fold_numbers) {
+  words.clear();
+  std::size_t offset = 0;
+  auto finish_word = [&](std::size_t begin, std::size_t end) {
+    if (scratch.empty()) return;
+    words.push_back({XXH3_64bits(scratch.data(), scratch.size()), static_cast<std::uint32_t>(begin),
+                     static_cast<std::uint32_t>(end)});
+    scratch.clear();
+  };
+  scratch.clear();
+  std::size_t word_begin = 0;
+  while (offset < text.size()) {
+    const std::size_t at = offset;
+    const char32_t c = next_code_point(text, offset);
+    const bool separator = (c < 128 && is_ascii_space(static_cast<unsigned char>(c))) || unicode_space(c) ||
+                           is_punctuation(c);
+    if (separator) {
+      finish_word(word_begin, at);
+      word_begin = offset;
+      continue;
+    }
+    if (scratch.empty()) word_begin = at;
+    if (fold_numbers && is_digit(c)) {
+      // A number ("3", "3.14", "12,000") folds to "0", as one unit.
+      while (offset < text.size()) {
+        std::size_t probe = offset;
+        const char32_t d = next_code_point(text, probe);
+        if (is_digit(d)) {
+          offset = probe;
+          continue;
+        }
+        if ((d == '.' || d == ',') && probe < text.size()) {
+          std::size_t after = probe;
+          if (is_digit(next_code_point(text, after))) {
+            offset = probe;
+            continue;
+          }
+        }
+        break;
+      }
+      scratch.push_back('0');
+      continue;
+    }
+    append_simplified(c, scratch);
+  }
+  finish_word(word_begin, text.size());
+}
+
+}  // namespace kiln::curate

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Benchmark (not a test): kiln training under several (dp, tp, pp) layouts on this machine.
+
+For each layout: step time, tokens/s, and the bytes each rank sends per step, measured by
+kiln's communicators, beside the analytic count for that layout (Megatron-LM's accounting,
+ring collectives: an all-reduce of B bytes over n ranks sends 2 (n-1)/n B per rank):
+  TP  per micro-batch, per layer 2 all-reduces of the [b, T, C] activations forward and 2 of
+      their gradients backward; plus the vocab-parallel embedding (first stage, forward) and
+      the head's input gradient (last stage), and the cross-entropy statistics [b, T] x 3
+  PP  per micro-batch one [b, T, C] activation forward (all but the last stage) and one
+      gradient backward (all but the first)
+  DP  one all-reduce of the rank's gradients (2 (n-1)/n x parameter bytes), or under ZeRO-1 a
+      reduce-scatter plus an all-gather of the same total
+plus a few scalars per step (token count, loss, gradient norm, agreement flags).
+On 2 cores the times mean little; the byte counts must match the analysis.
+
+usage: scripts/bench_parallel.py [--steps N] [--kiln PATH]"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAYOUTS = [(1, 1, 1, 0), (2, 1, 1, 0), (2, 1, 1, 1), (1, 2, 1, 0), (1, 1, 2, 0), (2, 2, 1, 0), (1, 2, 2, 0), (2, 2, 2, 0)]
+MODEL = dict(d_model=64, n_layers=4, n_heads=4, seq_len=64, batch=16, micro=2)
+FLOAT = 4
+
+
+def ring(n, nbytes, factor):
+    return factor * nbytes * (n - 1) / n if n > 1 else 0.0
+
+
+def analytic(layout, rank, params_local, vocab_padded, steps_scalars=True):
+    dp, tp, pp, zero = layout
+    m = MODEL
+    b, t, c = m["micro"], m["seq_len"], m["d_model"]
+    micro_batches = m["batch"] // (dp * m["micro"])
+    stage = rank["pp"]
+    first, last = stage == 0, stage == pp - 1
+    layers = stage_layers(m["n_layers"], pp, stage)
+    act = b * t * c * FLOAT
+    tp_bytes = micro_batches * (ring(tp, act, 2) * (4 * layers + first + last) + last * ring(tp, 3 * b * t * FLOAT, 2))
+    pp_bytes = micro_batches * act * ((not last) + (not first)) if pp > 1 else 0.0
+    if zero and dp > 1:
+        shard = -(-params_local // dp)
+        dp_bytes = 2 * ring(dp, shard * dp * FLOAT, 1)
+    else:
+        dp_bytes = ring(dp, params_local * FLOAT, 2)
+    # scalars: token count (8 B) and loss (16 B) over dp; loss broadcast from the last stage (16 B)
+    dp_bytes += ring(dp, 8, 2) + ring(dp, 16, 2)
+    pp_bytes += 16 if (pp > 1 and last) else 0
+    return tp_bytes, pp_bytes, dp_bytes
+
+
+def stage_layers(n_layers, pp, stage):
+    base, extra = divmod(n_layers, pp)
+    counts = [base] * pp
+    order = list(range(1, pp - 1)) + [0]  # middle stages first, then the first; never the last
+    for i in range(extra):
+        counts[order[i % len(order)]] += 1
+    return counts[stage]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--kiln", default=os.path.join(ROOT, "build", "trainer", "cli", "kiln"))
+    args = parser.parse_args()
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMP_NUM_THREADS="1",
+               OMPI_MCA_mpi_yield_when_idle="1")
+    work = tempfile.mkdtemp(prefix="kiln-bench-parallel-")
+    run = lambda *cmd: subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
+    run(args.kiln, "corpus", "--out", f"{work}/c.jsonl", "--docs", "6000")
+    run(args.kiln, "tokenizer", "train", "--input", f"{work}/c.jsonl", "--vocab-size", "512", "--out", f"{work}/t.json")
+    run(args.kiln, "prepare", "--tokenizer", f"{work}/t.json", "--input", f"{work}/c.jsonl", "--out", f"{work}/d", "--quiet")
+    m = MODEL
+    with open(f"{work}/r.yaml", "w") as f:
+        f.write(f"""model: {{family: llama, d_model: {m['d_model']}, n_layers: {m['n_layers']}, n_heads: {m["n_heads"]}, tie_embeddings: false, max_seq_len: {m['seq_len']}}}
+data: {{tokenizer: {work}/t.json, train: {work}/d/train.h5}}
+train: {{steps: {args.steps}, seq_len: {m['seq_len']}, batch_size: {m['batch']}, micro_batch_size: {m['micro']}, threads: 1}}
+optim: {{lr: 1.0e-3, warmup_steps: 0, schedule: constant}}
+checkpoint: {{every_steps: 0}}
+""")
+    print(f"llama d_model {m['d_model']}, {m['n_layers']} layers, T {m['seq_len']}, batch {m['batch']} x micro {m['micro']}, "
+          f"fp32, {args.steps} steps; bytes sent per rank per step (rank 0 / the last rank), measured vs analytic")
+    header = f"{'dp tp pp zero':>13} {'step s':>7} {'tok/s':>8} {'rank':>4} {'TP meas':>10} {'TP model':>10} {'PP meas':>10} {'PP model':>10} {'DP meas':>10} {'DP model':>10}"
+    print(header)
+    for layout in LAYOUTS:
+        dp, tp, pp, zero = layout
+        ranks = dp * tp * pp
+        out = f"{work}/run-{dp}{tp}{pp}{zero}"
+        cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] if ranks > 1 else []
+        cmd += [args.kiln, "train", f"{work}/r.yaml", "--run-dir", out, "--traffic-report", f"{out}/traffic",
+                "--set", f"parallel.dp={dp}", "--set", f"parallel.tp={tp}", "--set", f"parallel.pp={pp}",
+                "--set", f"parallel.zero={zero}"]
+        result = run(*cmd)
+        steps = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if '"loss"' in line]
+        step_s = sum(s["step_s"] for s in steps[1:]) / max(1, len(steps) - 1)
+        tokens_s = m["batch"] * m["seq_len"] / step_s
+        params = {}
+        for line in result.stdout.splitlines():
+            if line.strip().startswith("rank"):
+                r = int(line.split(":")[0].split()[1])
+                params[r] = int(line.split("|")[2].split()[0])
+        reports = sorted((json.load(open(p)) for p in glob.glob(f"{out}/traffic.rank*.json")), key=lambda x: x["rank"])
+        for report in (reports[0], reports[-1]) if len(reports) > 1 else reports[:1]:
+            sent = report["bytes_sent_per_step"]
+            tp_model, pp_model, dp_model = analytic(layout, report, params[report["rank"]], None)
+            pp_meas = sent["pp"]["send"] + sent["pp"]["broadcast"]
+            dp_meas = sent["dp"]["total"]
+            print(f"{dp:>4}{tp:>3}{pp:>3}{zero:>5} {step_s:>7.3f} {tokens_s:>8.0f} {report['rank']:>4} "
+                  f"{sent['tp']['total']:>10.0f} {tp_model:>10.0f} {pp_meas:>10.0f} {pp_model:>10.0f} {dp_meas:>10.0f} {dp_model:>10.0f}")
+    print("world-group scalars per step (gradient norm, finite flag, stop flag): 3 x 8-byte all-reduces; "
+          "tied embeddings would add an all-reduce of the embedding gradient between first and last stage")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
