@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh"
+KILN_BUILD_TARGETS=kiln "$root/scripts/build.sh"
 kiln="${KILN_BUILD_DIR:-$root/build}/trainer/cli/kiln"
 cd "$root"  # the recipe's paths are relative to the repository root
 run_dir=runs/quickstart

@@ -2,13 +2,7 @@
 # `kiln corpus`: deterministic JSONL (plain and zstd) and held-out tasks; `kiln --version/--help`.
 set -uo pipefail
 kiln=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/testlib.sh"
 
 "$kiln" corpus --out "$work/a.jsonl" --docs 500 --seed 9 --tasks-out "$work/t.jsonl" --tasks 40 >/dev/null
 check "corpus exits 0" test $? -eq 0
@@ -32,5 +26,4 @@ done
 "$kiln" no-such-verb >/dev/null 2>&1
 check "unknown verb fails" test $? -ne 0
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish

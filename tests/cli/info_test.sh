@@ -3,15 +3,8 @@
 # $1 = kiln binary, $2 = fixtures dir (unused: every file is generated here, in a temp dir).
 set -u
 kiln=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/testlib.sh"
 
-failures=0
-check() {  # check NAME CONDITION...: records a failure when the condition is false
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
 contains() { grep -qF -- "$2" "$1"; }
 # run NAME ARGS...: runs kiln, keeps stdout/stderr in $work/NAME.{out,err} and the status in $status
 run() {

@@ -4,25 +4,8 @@
 # $1: the kiln binary, $2: tests/fixtures.
 set -uo pipefail
 kiln=$1
+source "$(dirname "$0")/testlib.sh"
 fixtures=$2/interop
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-# expect_error NAME PATTERN COMMAND...: non-zero exit (not a crash) and PATTERN on stderr.
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local code=$?
-  if [[ $code -ne 0 && $code -lt 128 ]] && grep -q -- "$pattern" "$work/err"; then
-    echo "ok   $name"
-  else
-    echo "FAIL $name (exit $code)"; cat "$work/err"; failures=$((failures + 1))
-  fi
-}
 json_number() {  # json_number KEY FILE: the first number after "KEY":
   grep -o "\"$1\": *[-0-9.e]*" "$2" | head -1 | sed 's/.*: *//'
 }
@@ -86,5 +69,4 @@ expect_error "export of something that is not a checkpoint" "checkpoint" \
 printf '{"text": "fine"}\n{"txt": "no text"}\n' >"$work/bad.jsonl"
 expect_error "score names the bad line" "bad.jsonl:2" "$kiln" score --checkpoint "$work/gpt2" --input "$work/bad.jsonl"
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish

@@ -7,15 +7,9 @@
 # $1: the kiln binary.
 set -uo pipefail
 kiln=$1
+source "$(dirname "$0")/testlib.sh"
 if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
 losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
 # same_losses A B FIRST_RTOL ALL_RTOL [FROM_STEP]: per-step losses agree.
 same_losses() {
@@ -114,5 +108,4 @@ check "last checkpoint intact" "$kiln" info "$killed/checkpoints"
 train 4 "$killed" "$work/gpt2.yaml" --set parallel.tp=2 --set parallel.pp=2 --set train.steps=12
 check "killed run resumes" grep -q "resuming from" "$killed.log"
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish

@@ -3,24 +3,7 @@
 # $1: the kiln binary, $2: tests/fixtures.
 set -uo pipefail
 kiln=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-# expect_error NAME PATTERN COMMAND...: non-zero exit (not a crash) and PATTERN on stderr.
-expect_error() {
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local code=$?
-  if [[ $code -ne 0 && $code -lt 128 ]] && grep -q -- "$pattern" "$work/err"; then
-    echo "ok   $name"
-  else
-    echo "FAIL $name (exit $code)"; cat "$work/err"; failures=$((failures + 1))
-  fi
-}
+source "$(dirname "$0")/testlib.sh"
 
 "$kiln" corpus --out "$work/corpus.jsonl" --docs 3000 --seed 3 >/dev/null || exit 1
 "$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 600 --out "$work/tok.json" >/dev/null || exit 1
@@ -77,5 +60,4 @@ expect_error "bad val fraction" "val-fraction" \
 expect_error "unknown eos token" "--eos" \
   "$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --eos '<nope>' --out "$work/e_out" --quiet
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish

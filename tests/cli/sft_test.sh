@@ -4,25 +4,9 @@
 # and exports that carry the chat template. $1: the kiln binary, $2: tests/fixtures.
 set -uo pipefail
 kiln=$1
+source "$(dirname "$0")/testlib.sh"
 fixtures=$2
 root=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit (not a crash), PATTERN on stderr
-  local name=$1 pattern=$2; shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local code=$?
-  if [[ $code -ne 0 && $code -lt 128 ]] && grep -q -- "$pattern" "$work/err"; then
-    echo "ok   $name"
-  else
-    echo "FAIL $name (exit $code)"; cat "$work/err"; failures=$((failures + 1))
-  fi
-}
 count() {  # count SPLIT FIELD FILE: a number from prepare's "SPLIT chat: ..." line
   sed -n "s/.*$1 chat: \([0-9]*\) conversations in \([0-9]*\) windows.* \([0-9]*\) truncated, \([0-9]*\) dropped.*/\1 \2 \3 \4/p" "$3" |
     awk -v f="$2" '{ print $f }'
@@ -94,5 +78,4 @@ tok=$work/base/checkpoints/step_00000000/tokenizer.json
 check "an imported model fine-tunes (model.init_from)" grep -q "initialised weights from" "$work/hf_train.out"
 check "import wrote the recipe to copy the model from" grep -q "family: gpt2" "$work/base/recipe.yaml"
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish

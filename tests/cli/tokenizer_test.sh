@@ -5,16 +5,9 @@
 # $1 = kiln binary, $2 = fixtures dir.
 set -u
 kiln=$1
+source "$(dirname "$0")/testlib.sh"
 fixtures=$2/tokenizer
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
-failures=0
-check() {  # check NAME CONDITION...: records a failure when the condition is false
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
 contains() { grep -qF -- "$2" "$1"; }
 # run NAME ARGS...: runs kiln with stdin from $work/NAME.in when it exists; keeps stdout and
 # stderr in $work/NAME.{out,err} and the exit status in $status.

@@ -5,13 +5,7 @@
 # $1: the kiln binary.
 set -uo pipefail
 kiln=$1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/testlib.sh"
 losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl"; }
 
 "$kiln" corpus --out "$work/corpus.jsonl" --docs 3000 --seed 2 --tasks-out "$work/tasks.jsonl" --tasks 20 >/dev/null
@@ -95,5 +89,4 @@ check "impossible shape refused" grep -q "n_heads" "$work/err"
 "$kiln" eval --checkpoint "$work/nowhere" --data "$work/data/val.h5" >/dev/null 2>"$work/err"
 check "missing checkpoint is a clear error" grep -q "nowhere" "$work/err"
 
-echo "$failures failure(s)"
-exit $((failures > 0))
+finish
