@@ -79,6 +79,7 @@ rm -rf "$run/checkpoints" "$run/metrics.jsonl"
 if [[ $tp -eq 1 ]]; then
   "$kiln" train recipes/sft-hf.yaml --set "train.steps=$steps"
 else
+  [[ $(id -u) -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   mpirun --oversubscribe -np "$tp" "$kiln" train recipes/sft-hf.yaml --set "train.steps=$steps" --set "parallel.tp=$tp"
 fi
 
