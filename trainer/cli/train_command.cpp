@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "parallel/mpi_environment.hpp"
 #include "trainer/cli/command.hpp"
 #include "trainer/config/recipe.hpp"
 #include "trainer/train/trainer.hpp"
@@ -24,8 +25,13 @@ void run_train(const TrainFlags& flags) {
   train::Trainer trainer(config::load_recipe(flags.recipe, overrides));
   const auto outcome = trainer.run();
   if (!flags.traffic_report.empty()) trainer.write_traffic_report(flags.traffic_report);
-  fmt::print("done: {} steps, last loss {:.4f}{}\n", outcome.steps_done, outcome.last_loss,
-             outcome.last_checkpoint.empty() ? "" : ", checkpoint " + outcome.last_checkpoint.string());
+  if (!parallel::MpiEnvironment::instance().is_root()) return;
+  if (outcome.last_checkpoint.empty()) {
+    fmt::print("nothing to do: the run is already at step {} of train.steps\n", outcome.steps_done);
+    return;
+  }
+  fmt::print("done: {} steps, last loss {:.4f}, checkpoint {}\n", outcome.steps_done, outcome.last_loss,
+             outcome.last_checkpoint.string());
 }
 
 }  // namespace
