@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The GPU check: one command for a lent GPU machine, which has no package registry.
+#
+#   scripts/gpu_check.sh --pack     here: build with CUDA and bundle the kiln binary, the test
+#                                   programs and every shared library they need that is not
+#                                   part of the base system into gpu_bundle/ (pass it with carry)
+#   scripts/gpu_check.sh            on the GPU machine: run what the bundle holds and print a
+#                                   short table (device, CUDA tests, benchmarks)
+#
+# Today the CUDA backend has no training ops yet, so the check proves the toolchain end to end
+# (sm_90 code built here loads and sees the GPU there) and runs the CPU reference suite on the
+# GPU machine's cores; the CUDA kernel tests and benchmarks join the table as they land.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bundle=$root/gpu_bundle
+
+pack() {
+  set -e
+  KILN_BUILD_DIR=$root/build-gpu "$root/scripts/build.sh" -DKILN_CUDA=ON >/dev/null
+  rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
+  cp "$root/build-gpu/trainer/cli/kiln" "$root/build-gpu/tests/kiln_unit_tests" "$bundle/bin/"
+  cp -r "$root/tests/fixtures" "$bundle/fixtures"
+  # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
+  for program in "$bundle"/bin/*; do
+    ldd "$program" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' |
+      xargs -r -I{} cp -Ln {} "$bundle/lib/" 2>/dev/null || true
+  done
+  du -sh "$bundle"
+}
+
+check() {
+  [[ -d $bundle ]] || { echo "no gpu_bundle/: run scripts/gpu_check.sh --pack first and carry it" >&2; exit 1; }
+  export LD_LIBRARY_PATH=$bundle/lib:${LD_LIBRARY_PATH:-}
+  local kiln=$bundle/bin/kiln
+  printf '%-28s %s\n' check result
+  printf '%-28s %s\n' "nvidia-smi" "$(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
+  printf '%-28s %s\n' "kiln --version" "$("$kiln" --version 2>&1 | tr '\n' ' ')"
+  local start=$(date +%s)
+  local unit
+  unit=$(cd "$bundle" && timeout 300 "$bundle/bin/kiln_unit_tests" --gtest_brief=1 \
+           --gtest_filter='-*Cli*:*Binary*' 2>&1 | tail -1)
+  printf '%-28s %s (%ss)\n' "unit tests (CPU reference)" "$unit" "$(( $(date +%s) - start ))"
+  printf '%-28s %s\n' "CUDA kernel tests" "none yet (the CUDA backend's ops come with the CUDA issue)"
+}
+
+case ${1:-} in
+  --pack) pack ;;
+  "") check ;;
+  *) echo "usage: scripts/gpu_check.sh [--pack]" >&2; exit 2 ;;
+esac
