@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
+#include <fstream>
 #include <vector>
 
 #include "data/curate/text_units.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::curate {
 
@@ -92,7 +95,65 @@ bool has_overlong_word(const std::vector<std::string_view>& words, int max_lengt
 
 }  // namespace
 
-C4Result c4_apply(std::string_view text, const C4Options& options) {
+namespace {
+
+// Lowercased ASCII words of `text`: runs of letters, digits and non-ASCII bytes.
+std::vector<std::string> lowercase_words(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || byte >= 0x80) {
+      word.push_back(static_cast<char>(std::tolower(byte)));
+    } else if (!word.empty()) {
+      words.push_back(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) words.push_back(std::move(word));
+  return words;
+}
+
+}  // namespace
+
+BadWords::BadWords(const C4Options& options) {
+  for (const auto& entry : options.bad_words) add(entry);
+  if (options.bad_words_file.empty()) return;
+  std::ifstream in(options.bad_words_file);
+  if (!in) fail("c4.bad_words_file: cannot read '{}'", options.bad_words_file);
+  for (std::string line; std::getline(in, line);) {
+    const auto hash = line.find('#');
+    if (hash != std::string::npos) line.resize(hash);
+    add(line);
+  }
+}
+
+void BadWords::add(std::string_view entry) {
+  const auto words = lowercase_words(entry);
+  if (words.empty()) return;
+  if (words.size() == 1) {
+    words_.insert(words.front());
+    return;
+  }
+  std::string phrase = " ";
+  for (const auto& word : words) phrase += word + " ";
+  phrases_.push_back(std::move(phrase));
+}
+
+bool BadWords::matches(std::string_view text) const {
+  if (empty()) return false;
+  const auto words = lowercase_words(text);
+  for (const auto& word : words) {
+    if (words_.count(word)) return true;
+  }
+  if (phrases_.empty()) return false;
+  std::string joined = " ";
+  for (const auto& word : words) joined += word + " ";
+  return std::any_of(phrases_.begin(), phrases_.end(),
+                     [&](const std::string& phrase) { return joined.find(phrase) != std::string::npos; });
+}
+
+C4Result c4_apply(std::string_view text, const C4Options& options, const BadWords* bad_words) {
   thread_local std::vector<std::string_view> lines;
   thread_local std::vector<std::string_view> words;
   split_lines(text, lines);
@@ -119,6 +180,8 @@ C4Result c4_apply(std::string_view text, const C4Options& options) {
   result.text = std::string(strip(result.text));
   if (options.min_num_sentences > 0 && sentences < static_cast<std::size_t>(options.min_num_sentences)) {
     result.reason = "c4_too_few_sentences";
+  } else if (bad_words && bad_words->matches(result.text)) {
+    result.reason = "c4_bad_words";
   }
   return result;
 }

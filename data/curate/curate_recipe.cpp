@@ -179,6 +179,8 @@ std::vector<RecipeField> build_fields() {
   f.push_back(boolean("c4.filter_javascript", [c4](CurateOptions& o) -> auto& { return c4(o).filter_javascript; }));
   f.push_back(boolean("c4.filter_curly_bracket", [c4](CurateOptions& o) -> auto& { return c4(o).filter_curly_bracket; }));
   f.push_back(boolean("c4.filter_policy", [c4](CurateOptions& o) -> auto& { return c4(o).filter_policy; }));
+  f.push_back(text_list("c4.bad_words", [c4](CurateOptions& o) -> auto& { return c4(o).bad_words; }));
+  f.push_back(text("c4.bad_words_file", [c4](CurateOptions& o) -> auto& { return c4(o).bad_words_file; }));
   auto fw = [](CurateOptions& o) -> FineWebOptions& { return o.fineweb; };
   f.push_back(boolean("fineweb.enabled", [fw](CurateOptions& o) -> auto& { return fw(o).enabled; }));
   f.push_back(number("fineweb.min_line_punct_ratio", 0, 1, [fw](CurateOptions& o) -> auto& { return fw(o).min_line_punct_ratio; }));

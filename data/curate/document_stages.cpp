@@ -57,7 +57,7 @@ std::uint64_t exact_dedup_hash(std::string_view text, bool normalized) {
 // ---- first pass ----------------------------------------------------------------------------
 
 FirstPass::FirstPass(const CurateOptions& options, const RecordReader& reader)
-    : options_(options), reader_(reader), minhasher_(options.near_dedup) {}
+    : options_(options), reader_(reader), minhasher_(options.near_dedup), bad_words_(options.c4) {}
 
 bool FirstPass::parse(const RawRecord& raw, CuratedDoc& doc) const {
   doc.ordinal = raw.ordinal;
@@ -116,7 +116,7 @@ bool FirstPass::filter(CuratedDoc& doc) const {
   }
   if (options_.c4.enabled) {
     const std::size_t before = doc.text.size();
-    C4Result result = c4_apply(doc.text, options_.c4);
+    C4Result result = c4_apply(doc.text, options_.c4, &bad_words_);
     if (result.lines_removed > 0) doc.trace.counters.push_back({Stage::C4, "lines_removed", result.lines_removed});
     if (result.reason.empty()) doc.text = std::move(result.text);
     if (!record_step(doc, Stage::C4, before, result.reason)) return false;

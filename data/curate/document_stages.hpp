@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "data/curate/c4_rules.hpp"
 #include "data/curate/curate_options.hpp"
 #include "data/curate/curate_report.hpp"
 #include "data/curate/decontamination.hpp"
@@ -72,6 +73,7 @@ class FirstPass {
   const CurateOptions& options_;
   const RecordReader& reader_;
   MinHasher minhasher_;
+  BadWords bad_words_;
 };
 
 // The dedup verdicts that concern one rank's documents.

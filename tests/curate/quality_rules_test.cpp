@@ -3,10 +3,14 @@
 // non-Latin scripts.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "data/curate/c4_rules.hpp"
 #include "data/curate/fineweb_rules.hpp"
 #include "data/curate/gopher_quality.hpp"
 #include "data/curate/gopher_repetition.hpp"
+#include "trainer/core/error.hpp"
 #include "tests/curate/curate_testing.hpp"
 
 namespace kiln::curate {
@@ -135,4 +139,24 @@ TEST(FineWebRules, ProsePassesAndEachRuleTrips) {
 }
 
 }  // namespace
+TEST(C4Rules, BadWordsDropPagesWithAListedWordOrPhraseOnly) {
+  kiln::curate::C4Options options;
+  options.min_num_sentences = 0;
+  options.bad_words = {"Grimble", "rotten fish"};
+  const auto path = std::filesystem::temp_directory_path() / "kiln_c4_bad_words.txt";
+  std::ofstream(path) << "# one entry per line\nzorp\n";
+  options.bad_words_file = path.string();
+  const kiln::curate::BadWords bad_words(options);
+  const auto verdict = [&](const char* text) { return std::string(kiln::curate::c4_apply(text, options, &bad_words).reason); };
+  EXPECT_EQ(verdict("The market sold a GRIMBLE today, the seller said."), "c4_bad_words");
+  EXPECT_EQ(verdict("Nobody wanted the rotten   fish at all, it seemed."), "c4_bad_words");
+  EXPECT_EQ(verdict("A zorp appeared in the garden this morning, they said."), "c4_bad_words");
+  EXPECT_EQ(verdict("Grimbles and rotten fishes are different words entirely."), "");  // whole words only
+  EXPECT_EQ(verdict("The fish was rotten when it arrived at the harbour."), "");     // not the phrase
+  EXPECT_EQ(std::string(kiln::curate::c4_apply("A grimble here, said nobody.", options).reason), "");  // no list given
+  std::filesystem::remove(path);
+  options.bad_words_file = path.string();
+  EXPECT_THROW(kiln::curate::BadWords{options}, kiln::Error);
+}
+
 }  // namespace kiln::curate
