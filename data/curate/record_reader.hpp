@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "data/io/record_source.hpp"
+
 namespace kiln::curate {
 
-enum class RecordFormat { Text, Jsonl, JsonlZst };
-RecordFormat record_format(const std::filesystem::path& path);
+using RecordFormat = data::InputFormat;
+inline RecordFormat record_format(const std::filesystem::path& path) { return data::detect_input_format(path); }
 
 struct RawRecord {
   std::uint64_t ordinal = 0;  // 0-based position among all records of all inputs
@@ -36,12 +38,10 @@ class RecordReader {
   const std::filesystem::path& path(std::uint32_t source) const { return inputs_[source]; }
   std::uint64_t bytes_read() const { return bytes_read_; }
 
-  class LineSource;
-
  private:
   std::vector<std::filesystem::path> inputs_;
   std::size_t next_input_ = 0;
-  std::unique_ptr<LineSource> source_;
+  std::unique_ptr<data::RecordSource> source_;
   std::uint64_t next_ordinal_ = 0;
   std::uint64_t bytes_read_ = 0;
 };

@@ -2,21 +2,15 @@
 
 #include <simdjson.h>
 #include <utf8proc.h>
-#include <zstd.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "trainer/core/error.hpp"
 
 namespace kiln::data {
 
 namespace {
-
-bool ends_with(const std::string& text, std::string_view suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Byte offset of the first invalid UTF-8 sequence; only called once simdjson said "invalid".
 std::size_t first_invalid_utf8(std::string_view text) {
@@ -37,162 +31,11 @@ std::size_t line_of_offset(std::string_view text, std::size_t offset) {
 
 }  // namespace
 
-InputFormat detect_input_format(const std::filesystem::path& path) {
-  const std::string name = path.filename().string();
-  if (ends_with(name, ".zst")) return InputFormat::JsonlZst;
-  for (std::string_view suffix : {".jsonl", ".json", ".ndjson"}) {
-    if (ends_with(name, suffix)) return InputFormat::Jsonl;
-  }
-  return InputFormat::Text;
-}
-
-// ---- sources: each yields the raw records of one file ---------------------------------------
-
-class DocumentReader::Source {
- public:
-  explicit Source(std::filesystem::path path) : path_(std::move(path)) {}
-  virtual ~Source() = default;
-  // Next record (a line for JSONL, the whole file for text); false at the end of the file.
-  virtual bool next_record(std::string& record) = 0;
-  const std::filesystem::path& path() const { return path_; }
-  std::uint64_t line() const { return line_; }
-
- protected:
-  std::filesystem::path path_;
-  std::uint64_t line_ = 0;
-};
-
-namespace {
-
-std::ifstream open_binary(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open input '{}': {}", path.string(), std::strerror(errno));
-  return in;
-}
-
-class WholeFileSource final : public DocumentReader::Source {
- public:
-  using Source::Source;
-  bool next_record(std::string& record) override {
-    if (done_) return false;
-    done_ = true;
-    line_ = 1;
-    std::ifstream in = open_binary(path_);
-    record.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) fail("read error in '{}'", path_.string());
-    return true;
-  }
-
- private:
-  bool done_ = false;
-};
-
-class PlainLineSource final : public DocumentReader::Source {
- public:
-  explicit PlainLineSource(std::filesystem::path path) : Source(std::move(path)), in_(open_binary(path_)) {}
-  bool next_record(std::string& record) override {
-    if (!std::getline(in_, record)) {
-      if (in_.bad()) fail("read error in '{}' after line {}", path_.string(), line_);
-      return false;
-    }
-    ++line_;
-    return true;
-  }
-
- private:
-  std::ifstream in_;
-};
-
-// Streams a zstd file through a fixed-size window, so a 100 GB corpus needs a few MB.
-class ZstdLineSource final : public DocumentReader::Source {
- public:
-  explicit ZstdLineSource(std::filesystem::path path)
-      : Source(std::move(path)), in_(open_binary(path_)), stream_(ZSTD_createDStream()),
-        compressed_(ZSTD_DStreamInSize()), plain_(ZSTD_DStreamOutSize()) {
-    ZSTD_initDStream(stream_);
-  }
-  ~ZstdLineSource() override { ZSTD_freeDStream(stream_); }
-
-  bool next_record(std::string& record) override {
-    record.clear();
-    while (true) {
-      const auto newline = pending_.find('\n', scan_from_);
-      if (newline != std::string::npos) {
-        record.assign(pending_, 0, newline);
-        pending_.erase(0, newline + 1);
-        scan_from_ = 0;
-        ++line_;
-        return true;
-      }
-      scan_from_ = pending_.size();
-      if (!decompress_more()) {
-        if (pending_.empty()) return false;
-        record.swap(pending_);  // a last line without a trailing newline
-        pending_.clear();
-        scan_from_ = 0;
-        ++line_;
-        return true;
-      }
-    }
-  }
-
- private:
-  // Appends decompressed bytes to pending_; false at the clean end of the file.
-  bool decompress_more() {
-    while (true) {
-      if (input_.pos == input_.size) {
-        in_.read(compressed_.data(), static_cast<std::streamsize>(compressed_.size()));
-        const auto got = static_cast<std::size_t>(in_.gcount());
-        if (got == 0) {
-          if (in_.bad()) fail("read error in '{}'", path_.string());
-          if (!frame_complete_) {
-            fail("'{}' is a truncated zstd stream (it ends inside a frame after line {})",
-                 path_.string(), line_);
-          }
-          return false;
-        }
-        input_ = {compressed_.data(), got, 0};
-      }
-      ZSTD_outBuffer output{plain_.data(), plain_.size(), 0};
-      const std::size_t hint = ZSTD_decompressStream(stream_, &output, &input_);
-      if (ZSTD_isError(hint)) {
-        fail("'{}' is not valid zstd data near line {}: {}", path_.string(), line_ + 1,
-             ZSTD_getErrorName(hint));
-      }
-      frame_complete_ = (hint == 0);
-      if (output.pos > 0) {
-        pending_.append(plain_.data(), output.pos);
-        return true;
-      }
-    }
-  }
-
-  std::ifstream in_;
-  ZSTD_DStream* stream_;
-  std::vector<char> compressed_;
-  std::vector<char> plain_;
-  ZSTD_inBuffer input_{nullptr, 0, 0};
-  bool frame_complete_ = true;
-  std::string pending_;
-  std::size_t scan_from_ = 0;
-};
-
-}  // namespace
-
 // ---- the reader -------------------------------------------------------------------------------
 
 DocumentReader::DocumentReader(std::vector<std::filesystem::path> inputs, ReaderOptions options)
     : inputs_(std::move(inputs)), options_(std::move(options)) {
-  if (inputs_.empty()) fail("no input files were given");
-  for (const auto& path : inputs_) {
-    std::error_code error;
-    if (!std::filesystem::exists(path, error)) fail("input file '{}' does not exist", path.string());
-    if (std::filesystem::is_directory(path, error)) {
-      fail("input '{}' is a directory; pass the files inside it", path.string());
-    }
-    std::ifstream probe(path, std::ios::binary);
-    if (!probe) fail("input file '{}' cannot be read: {}", path.string(), std::strerror(errno));
-  }
+  check_inputs_readable(inputs_);
 }
 
 DocumentReader::~DocumentReader() = default;
@@ -201,12 +44,7 @@ DocumentReader& DocumentReader::operator=(DocumentReader&&) noexcept = default;
 
 bool DocumentReader::open_next_source() {
   if (next_input_ == inputs_.size()) return false;
-  auto path = inputs_[next_input_++];
-  switch (detect_input_format(path)) {
-    case InputFormat::Text: source_ = std::make_unique<WholeFileSource>(std::move(path)); break;
-    case InputFormat::Jsonl: source_ = std::make_unique<PlainLineSource>(std::move(path)); break;
-    case InputFormat::JsonlZst: source_ = std::make_unique<ZstdLineSource>(std::move(path)); break;
-  }
+  source_ = open_record_source(inputs_[next_input_++]);
   return true;
 }
 
@@ -225,13 +63,13 @@ bool DocumentReader::next(Document& document) {
   thread_local simdjson::dom::parser parser;
   std::string record;
   while (source_ || open_next_source()) {
-    if (!source_->next_record(record)) {
+    if (!source_->next(record)) {
       source_.reset();
       continue;
     }
     report_.bytes += record.size() + 1;
     const std::string where = fmt::format("{}:{}", source_->path().string(), source_->line());
-    if (detect_input_format(source_->path()) == InputFormat::Text) {
+    if (source_->format() == InputFormat::Text) {
       if (!simdjson::validate_utf8(record.data(), record.size())) {
         const auto offset = first_invalid_utf8(record);
         reject(fmt::format("{}:{}", source_->path().string(), line_of_offset(record, offset)),

@@ -1,6 +1,7 @@
 #pragma once
-// Streams documents out of the corpus files users hand to `kiln prepare` (and later
-// `kiln curate`): plain text, JSONL and zstd-compressed JSONL. Nothing is loaded whole.
+// Streams documents (their text only) out of the corpus files users hand to `kiln prepare`
+// and `kiln tokenizer train`: plain text, JSONL and zstd-compressed JSONL, read through
+// data/io/record_source.hpp (which `kiln curate` shares). Nothing is loaded whole.
 //
 //   *.jsonl, *.json, *.ndjson      one JSON object per line; the text is in `text_field`
 //   *.jsonl.zst, *.json.zst, *.zst the same, zstd-compressed (streamed)
@@ -14,12 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "data/io/record_source.hpp"
+
 namespace kiln::data {
 
-enum class InputFormat { Text, Jsonl, JsonlZst };
 enum class BadRecordPolicy { Fail, Skip };
-
-InputFormat detect_input_format(const std::filesystem::path& path);
 
 struct Document {
   std::string text;
@@ -51,8 +51,6 @@ class DocumentReader {
   bool next(Document& document);
   const ReaderReport& report() const { return report_; }
 
-  class Source;  // one input file's records; defined in the .cpp
-
  private:
   bool open_next_source();
   void reject(const std::string& where, const std::string& why);
@@ -61,7 +59,7 @@ class DocumentReader {
   ReaderOptions options_;
   ReaderReport report_;
   std::size_t next_input_ = 0;
-  std::unique_ptr<Source> source_;
+  std::unique_ptr<RecordSource> source_;
 };
 
 }  // namespace kiln::data
