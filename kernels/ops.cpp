@@ -63,6 +63,14 @@ DType float_dtype(const char* op, std::initializer_list<Arg> args) {
   return first->tensor.dtype;
 }
 
+// The common prologue of an op on floating tensors: every argument defined, on the host, and
+// of one floating dtype, which it returns.
+DType checked_float_inputs(const char* op, std::initializer_list<Arg> args) {
+  require_defined(op, args);
+  require_cpu(op, args);
+  return float_dtype(op, args);
+}
+
 // Calls fn(T{}) with T = float or double.
 template <class Fn>
 void dispatch_float(DType dtype, Fn&& fn) {
@@ -280,9 +288,7 @@ void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, T
   constexpr const char* op = "layernorm_forward";
   const std::initializer_list<Arg> all = {{"y", y}, {"mean", mean}, {"rstd", rstd},
                                           {"x", x}, {"w", w},       {"b", b}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;
   dispatch_float(dtype, [&]<class T>(T) {
     const auto xr = const_rows<T>(op, "x", x, C);
@@ -319,9 +325,7 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Te
 void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
   constexpr const char* op = "rmsnorm_forward";
   const std::initializer_list<Arg> all = {{"y", y}, {"rstd", rstd}, {"x", x}, {"w", w}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;
   dispatch_float(dtype, [&]<class T>(T) {
     const auto xr = const_rows<T>(op, "x", x, C);
@@ -372,9 +376,7 @@ void gelu_forward(Tensor y, Tensor x) {
 void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
   constexpr const char* op = "gelu_backward";
   const std::initializer_list<Arg> all = {{"dx", dx}, {"dy", dy}, {"x", x}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   check_shape(op, "dy", dy, x.shape);
   check_shape(op, "dx", dx, x.shape);
   if (x.rank() == 0) fail("ops::{}: `x` is {}; expected [..., C]", op, x.str());
@@ -388,9 +390,7 @@ void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
 void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_forward";
   const std::initializer_list<Arg> all = {{"out", out}, {"gate", gate}, {"up", up}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   check_shape(op, "up", up, gate.shape);
   check_shape(op, "out", out, gate.shape);
   if (gate.rank() == 0) fail("ops::{}: `gate` is {}; expected [..., F]", op, gate.str());
@@ -405,9 +405,7 @@ void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor 
   constexpr const char* op = "swiglu_backward";
   const std::initializer_list<Arg> all = {
       {"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   for (const Arg& arg : {Arg{"dgate", dgate}, Arg{"dup", dup}, Arg{"dout", dout}, Arg{"up", up}})
     check_shape(op, arg.name, arg.tensor, gate.shape);
   if (gate.rank() == 0) fail("ops::{}: `gate` is {}; expected [..., F]", op, gate.str());
@@ -823,9 +821,7 @@ void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWStep& 
                 bool apply_weight_decay) {
   constexpr const char* op = "adamw_step";
   const std::initializer_list<Arg> all = {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}};
-  require_defined(op, all);
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_float_inputs(op, all);
   for (const Arg& arg : all) {
     check_shape(op, arg.name, arg.tensor, param.shape);
     check_contiguous(op, arg.name, arg.tensor);

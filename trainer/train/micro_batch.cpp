@@ -68,4 +68,12 @@ MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, 
   return micro;
 }
 
+std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows) {
+  std::vector<MicroBatch> micro_batches;
+  for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
+    micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
+  }
+  return micro_batches;
+}
+
 }  // namespace kiln::train

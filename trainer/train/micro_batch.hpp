@@ -32,4 +32,7 @@ struct MicroBatch {
 // Rows [first_row, first_row + rows) of the loader's batch.
 MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows);
 
+// The whole batch cut into micro-batches of `micro_rows` rows (the last may be shorter).
+std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows);
+
 }  // namespace kiln::train

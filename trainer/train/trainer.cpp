@@ -267,14 +267,9 @@ double Trainer::State::reduce_loss(ops::LossSum local) {
 }
 
 double Trainer::State::train_step() {
-  const data::Batch batch = loader->next_batch();
-  const auto micro_rows = static_cast<std::uint64_t>(layout.micro_batch_size);
-  std::vector<MicroBatch> micro_batches;
+  const auto micro_batches = split_micro_batches(loader->next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
   std::int64_t counted = 0;
-  for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
-    micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
-    counted += micro_batches.back().counted_tokens();
-  }
+  for (const auto& micro : micro_batches) counted += micro.counted_tokens();
   grid->dp().all_reduce(Tensor::of(&counted, {1}));
   model->zero_grads();
   const double grad_scale = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
@@ -309,12 +304,8 @@ double Trainer::State::validation_loss() {
   data::TokenLoader val_loader(val_data, options);  // seed 0: the same windows at every evaluation
   ops::LossSum local;
   for (std::int64_t index = 0; index < recipe.eval.batches; ++index) {
-    const data::Batch batch = val_loader.next_batch();
-    std::vector<MicroBatch> micro_batches;
-    const auto micro_rows = static_cast<std::uint64_t>(layout.micro_batch_size);
-    for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
-      micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
-    }
+    const auto micro_batches =
+        split_micro_batches(val_loader.next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
     const auto loss = run_micro_batches(micro_batches, 0.0, false);
     local.sum += loss.sum;
     local.count += loss.count;
