@@ -16,7 +16,7 @@ packages=(
   libfasttext-dev
   libzstd-dev zstd
   libfmt-dev
-  libopenblas-dev
+  libopenblas-openmp-dev  # OpenBLAS on OpenMP: one thread pool with kiln's loops (CMakeLists.txt)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

@@ -1,7 +1,7 @@
 #pragma once
-// Branch-free exp for the softmax loops (attention, cross-entropy). glibc's expf is a scalar
-// call that stops a loop from vectorising; this one is plain arithmetic, so `omp simd` loops
-// around it become vector code. Double keeps std::exp: the f64 path is the accurate reference
+// Branch-free exp and sigmoid for the softmax and activation loops (attention, cross-entropy,
+// GELU, SwiGLU). glibc's expf/tanhf are scalar calls that stop a loop from vectorising; these
+// are plain arithmetic, so `omp simd` loops around them become vector code. Double keeps std::exp: the f64 path is the accurate reference
 // used by gradient checks.
 #include <bit>
 #include <cmath>
@@ -42,6 +42,17 @@ inline T exp_of(T x) {
     return exp_fast(x);
   } else {
     return std::exp(x);
+  }
+}
+
+// 1 / (1 + e^-x). In float, exactly 0 below -87 (where e^-x would saturate and the quotient
+// would turn denormal, a slow path on x86) and 1 for large x; NaN stays NaN.
+template <class T>
+inline T sigmoid_of(T x) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return x < -87.0f ? 0.0f : 1.0f / (1.0f + exp_fast(-x));
+  } else {
+    return T(1) / (T(1) + std::exp(-x));
   }
 }
 

@@ -1,7 +1,8 @@
 #include "kernels/cpu/gelu.hpp"
 
-#include <cmath>
 #include <numbers>
+
+#include "kernels/cpu/fast_math.hpp"
 
 namespace kiln::cpu {
 
@@ -12,17 +13,24 @@ constexpr T kSqrt2OverPi = static_cast<T>(std::numbers::sqrt2* std::numbers::inv
 template <class T>
 constexpr T kCubic = static_cast<T>(0.044715);
 
+// 0.5 (1 + tanh(u)) = sigmoid(2u): GELU is x sigmoid(2u), evaluated with the vectorisable
+// sigmoid. The identity is exact, so the double path (std::exp) stays the reference.
 template <class T>
-T gelu(T x) {
-  return T(0.5) * x * (T(1) + std::tanh(kSqrt2OverPi<T> * (x + kCubic<T> * x * x * x)));
+T inner(T x) {
+  return kSqrt2OverPi<T> * (x + kCubic<T> * x * x * x);
 }
 
-// d gelu / dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 * 0.044715 x^2),  t = tanh(inner)
+template <class T>
+T gelu(T x) {
+  return x * sigmoid_of(T(2) * inner(x));
+}
+
+// d gelu / dx = s + 2 x s (1 - s) u',  s = sigmoid(2u),  u' = k (1 + 3 * 0.044715 x^2)
 template <class T>
 T gelu_derivative(T x) {
-  const T t = std::tanh(kSqrt2OverPi<T> * (x + kCubic<T> * x * x * x));
+  const T s = sigmoid_of(T(2) * inner(x));
   const T inner_derivative = kSqrt2OverPi<T> * (T(1) + T(3) * kCubic<T> * x * x);
-  return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * inner_derivative;
+  return s + T(2) * x * s * (T(1) - s) * inner_derivative;
 }
 
 }  // namespace
@@ -33,6 +41,7 @@ void gelu_forward(RowView<T> y, RowView<const T> x) {
   for (std::int64_t i = 0; i < x.rows; ++i) {
     const T* xi = x.row(i);
     T* yi = y.row(i);
+#pragma omp simd
     for (std::int64_t c = 0; c < x.cols; ++c) yi[c] = gelu(xi[c]);
   }
 }
@@ -45,8 +54,10 @@ void gelu_backward(RowView<T> dx, RowView<const T> dy, RowView<const T> x, bool 
     const T* dyi = dy.row(i);
     T* dxi = dx.row(i);
     if (accumulate_dx) {
+#pragma omp simd
       for (std::int64_t c = 0; c < x.cols; ++c) dxi[c] += dyi[c] * gelu_derivative(xi[c]);
     } else {
+#pragma omp simd
       for (std::int64_t c = 0; c < x.cols; ++c) dxi[c] = dyi[c] * gelu_derivative(xi[c]);
     }
   }

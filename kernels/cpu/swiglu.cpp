@@ -1,17 +1,8 @@
 #include "kernels/cpu/swiglu.hpp"
 
-#include <cmath>
+#include "kernels/cpu/fast_math.hpp"
 
 namespace kiln::cpu {
-
-namespace {
-
-template <class T>
-T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
-}
-
-}  // namespace
 
 template <class T>
 void swiglu_forward(RowView<T> out, RowView<const T> gate, RowView<const T> up) {
@@ -20,7 +11,8 @@ void swiglu_forward(RowView<T> out, RowView<const T> gate, RowView<const T> up) 
     const T* g = gate.row(i);
     const T* u = up.row(i);
     T* o = out.row(i);
-    for (std::int64_t c = 0; c < gate.cols; ++c) o[c] = g[c] * sigmoid(g[c]) * u[c];
+#pragma omp simd
+    for (std::int64_t c = 0; c < gate.cols; ++c) o[c] = g[c] * sigmoid_of(g[c]) * u[c];
   }
 }
 
@@ -34,8 +26,9 @@ void swiglu_backward(RowView<T> dgate, RowView<T> dup, RowView<const T> dout, Ro
     const T* d = dout.row(i);
     T* dg = dgate.row(i);
     T* du = dup.row(i);
+#pragma omp simd
     for (std::int64_t c = 0; c < gate.cols; ++c) {
-      const T s = sigmoid(g[c]);
+      const T s = sigmoid_of(g[c]);
       const T silu = g[c] * s;
       // Read everything before writing: dgate/dup may alias dout in a fused buffer.
       const T dout_c = d[c], up_c = u[c];
