@@ -130,15 +130,25 @@ std::string sorting_document(Rng& rng) {
   return text;
 }
 
+Words draw_reversal_words(Rng& rng, bool held_out) {
+  while (true) {
+    Words words;
+    const int count = rng.between(3, 5);
+    for (int w = 0; w < count; ++w) words.push_back(rng.below(2) ? rng.pick(kColours) : rng.pick(kAnimals));
+    if (BuiltinCorpus::is_held_out_words(words) == held_out) return words;
+  }
+}
+
+std::string reversal_prompt(const Words& words) { return fmt::format("Reverse the words: {} ->", join(words, " ")); }
+
+std::string reversed_text(const Words& words) { return join(Words(words.rbegin(), words.rend()), " "); }
+
 std::string reversal_document(Rng& rng) {
   std::string text;
   const int lines = rng.between(3, 6);
   for (int i = 0; i < lines; ++i) {
-    Words words;
-    const int count = rng.between(3, 5);
-    for (int w = 0; w < count; ++w) words.push_back(rng.below(2) ? rng.pick(kColours) : rng.pick(kAnimals));
-    Words reversed(words.rbegin(), words.rend());
-    text += fmt::format("Reverse the words: {} -> {}\n", join(words, " "), join(reversed, " "));
+    const Words words = draw_reversal_words(rng, false);
+    text += fmt::format("{} {}\n", reversal_prompt(words), reversed_text(words));
   }
   return text;
 }
@@ -217,6 +227,16 @@ std::string code_document(Rng& rng) {
 
 }  // namespace
 
+bool BuiltinCorpus::is_held_out_words(const std::vector<std::string>& words) {
+  // One word list in eight, by a fixed hash of its text.
+  std::uint64_t hash = 0x7265766eULL;
+  for (const auto& word : words) {
+    for (const char c : word) hash = mix_seed(hash, static_cast<unsigned char>(c));
+    hash = mix_seed(hash, ' ');
+  }
+  return hash % 8 == 0;
+}
+
 bool BuiltinCorpus::is_held_out_pair(int a, int b) {
   // About one pair in eight is reserved; a fixed hash keeps the choice stable forever.
   return mix_seed(0x6b696c6eULL, static_cast<std::uint64_t>(a), static_cast<std::uint64_t>(b)) % 8 == 0;
@@ -261,7 +281,7 @@ CorpusDocument BuiltinCorpus::document(std::uint64_t index, std::uint64_t seed) 
 
 CorpusTask BuiltinCorpus::held_out_task(std::uint64_t index, std::uint64_t seed) const {
   Rng rng(mix_seed(seed, 0x7461736bULL, index));
-  switch (rng.below(3)) {
+  switch (rng.below(4)) {
     case 0: {
       const Arithmetic problem = draw_arithmetic(rng, true);
       return {"arithmetic", arithmetic_prompt(problem), fmt::format(" {}", problem.result())};
@@ -269,6 +289,10 @@ CorpusTask BuiltinCorpus::held_out_task(std::uint64_t index, std::uint64_t seed)
     case 1: {
       const auto numbers = draw_sort_list(rng, true);
       return {"sorting", sort_prompt(numbers), fmt::format(" {}", sorted_text(numbers))};
+    }
+    case 2: {
+      const Words words = draw_reversal_words(rng, true);
+      return {"reversal", reversal_prompt(words), fmt::format(" {}", reversed_text(words))};
     }
     default:
       return fact_question(rng.pick(cities_), rng.between(0, 2));

@@ -36,11 +36,14 @@ class BuiltinCorpus {
   explicit BuiltinCorpus(std::uint64_t world_seed = 2024);
 
   CorpusDocument document(std::uint64_t index, std::uint64_t seed) const;
-  // Tasks whose operands are held out of every document() (for arithmetic and sorting).
+  // Tasks whose operands are held out of every document() (arithmetic, sorting, reversal;
+  // facts questions test recall of the world the documents describe).
   CorpusTask held_out_task(std::uint64_t index, std::uint64_t seed) const;
 
   // True when an arithmetic operand pair is reserved for held-out tasks.
   static bool is_held_out_pair(int a, int b);
+  // True when a word list is reserved for held-out reversal tasks.
+  static bool is_held_out_words(const std::vector<std::string>& words);
 
   struct City {
     std::string name, country, river, founder;

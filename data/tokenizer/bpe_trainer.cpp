@@ -25,15 +25,20 @@ struct TransparentHash {
 // Heterogeneous lookup: counting a word seen before allocates nothing.
 using WordCountMap = std::unordered_map<std::string, std::uint64_t, TransparentHash, std::equal_to<>>;
 
-PreTokenizer pre_tokenizer_for(PreTokenizerStyle style) {
+constexpr std::string_view kOneDigit = "\\p{N}";
+
+PreTokenizer pre_tokenizer_for(PreTokenizerStyle style, bool split_digits) {
   std::vector<PreTokenizerStep> steps;
   if (style == PreTokenizerStyle::Llama3) {
-    steps.push_back(PreTokenizerStep::split(std::string(kLlama3Pattern), true));
+    std::string pattern(kLlama3Pattern);
+    if (split_digits) pattern.replace(pattern.find("\\p{N}{1,3}"), 10, kOneDigit);
+    steps.push_back(PreTokenizerStep::split(std::move(pattern), true));
     steps.push_back(PreTokenizerStep::byte_level(false, true, false));
-  } else {
-    steps.push_back(PreTokenizerStep::byte_level(false, true, true));
+    return PreTokenizer(std::move(steps), true);
   }
-  return PreTokenizer(std::move(steps), style == PreTokenizerStyle::Llama3);
+  if (split_digits) steps.push_back(PreTokenizerStep::split(std::string(kOneDigit), true));
+  steps.push_back(PreTokenizerStep::byte_level(false, true, true));
+  return PreTokenizer(std::move(steps), split_digits);
 }
 
 }  // namespace
@@ -98,7 +103,7 @@ BpeTrainer::BpeTrainer(BpeTrainOptions options) : options_(std::move(options)), 
     fail("vocab size {} is too small: the {} special tokens and the 256 byte tokens need {}", options_.vocab_size,
          options_.special_tokens.size(), minimum);
   }
-  counts_->pre_tokenizer = pre_tokenizer_for(options_.style);
+  counts_->pre_tokenizer = pre_tokenizer_for(options_.style, options_.split_digits);
   for (std::size_t i = 0; i < options_.special_tokens.size(); ++i) {
     counts_->specials.insert(options_.special_tokens[i], static_cast<TokenId>(i));
   }
@@ -325,7 +330,8 @@ Tokenizer BpeTrainer::train() const {
   for (std::size_t i = 0; i < options_.special_tokens.size(); ++i) {
     added.push_back({static_cast<TokenId>(i), options_.special_tokens[i], true, false, false, false, false});
   }
-  auto impl = std::make_unique<Tokenizer::Impl>(std::move(model), added, pre_tokenizer_for(options_.style),
+  auto impl = std::make_unique<Tokenizer::Impl>(std::move(model), added,
+                                                pre_tokenizer_for(options_.style, options_.split_digits),
                                                 post_processor_for(options_.style, options_.special_tokens),
                                                 ByteLevelDecoder{});
   return Tokenizer(std::move(impl));

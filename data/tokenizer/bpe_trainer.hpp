@@ -28,6 +28,9 @@ struct BpeTrainOptions {
   std::vector<std::string> special_tokens = {"<|endoftext|>"};
   std::size_t min_frequency = 2;
   PreTokenizerStyle style = PreTokenizerStyle::Gpt2;
+  // Every digit its own word (as Llama-1 and PaLM did), so numbers are spelled digit by digit
+  // and arithmetic can generalise. Written as a standard Split step; HF tokenizers reads it.
+  bool split_digits = false;
   int threads = 0;                         // 0: all cores
 };
 

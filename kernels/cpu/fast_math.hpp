@@ -50,7 +50,10 @@ inline T exp_of(T x) {
 template <class T>
 inline T sigmoid_of(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
-    return x < -87.0f ? 0.0f : 1.0f / (1.0f + exp_fast(-x));
+    // Divide unconditionally, then select: a division under a branch cannot be if-converted
+    // (it might trap), and the loop would stay scalar.
+    const float sigmoid = 1.0f / (1.0f + exp_fast(-x));
+    return x < -87.0f ? 0.0f : sigmoid;
   } else {
     return T(1) / (T(1) + std::exp(-x));
   }

@@ -17,8 +17,9 @@ const char* kCorpus[] = {
     "the the the then there these those <|endoftext|> the end",
 };
 
-Tokenizer train(PreTokenizerStyle style, std::size_t vocab_size) {
+Tokenizer train(PreTokenizerStyle style, std::size_t vocab_size, bool split_digits = false) {
   BpeTrainOptions options;
+  options.split_digits = split_digits;
   options.vocab_size = vocab_size;
   options.min_frequency = 1;
   options.style = style;
@@ -53,6 +54,29 @@ TEST(BpeTrainer, TrainedTokenizerRoundTrips) {
     }
     // Specials are never merged into: they stay single tokens.
     EXPECT_EQ(tokenizer.encode("<|endoftext|>"), (std::vector<TokenId>{0}));
+  }
+}
+
+TEST(BpeTrainer, SplitDigitsSpellsNumbersDigitByDigit) {
+  for (const auto style : {PreTokenizerStyle::Gpt2, PreTokenizerStyle::Llama3}) {
+    const auto merged = train(style, 400);
+    const auto split = train(style, 400, true);
+    const std::string numbers = "numbers 12345 and 67890.";
+    // Without the option the frequent numbers merge; with it, each digit is one token.
+    EXPECT_LT(merged.encode(numbers, false).size(), split.encode(numbers, false).size());
+    std::size_t digit_tokens = 0;
+    for (const TokenId id : split.encode(numbers, false)) {
+      const std::vector<TokenId> one = {id};
+      const std::string text = split.decode(one);
+      if (text.find_first_of("0123456789") == std::string::npos) continue;
+      EXPECT_EQ(text.size(), 1U) << "token '" << text << "' holds more than one digit";
+      ++digit_tokens;
+    }
+    EXPECT_EQ(digit_tokens, 10U);
+    // The option travels in tokenizer.json.
+    const auto reloaded = Tokenizer::from_json(split.to_json(), "split");
+    EXPECT_EQ(reloaded.encode(numbers, false), split.encode(numbers, false));
+    EXPECT_EQ(split.decode(split.encode(numbers, false)), numbers);
   }
 }
 

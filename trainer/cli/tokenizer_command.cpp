@@ -54,6 +54,7 @@ struct TrainOptions {
   std::size_t vocab_size = 8192;
   std::vector<std::string> specials = {"<|endoftext|>"};
   std::string style = "gpt2";
+  bool split_digits = false;
   std::size_t min_frequency = 2;
   std::string text_field = "text";
   int threads = 0;
@@ -178,6 +179,7 @@ void run_train(const TrainOptions& options) {
   train_options.special_tokens = options.specials;
   train_options.min_frequency = options.min_frequency;
   train_options.style = parse_style(options.style);
+  train_options.split_digits = options.split_digits;
   train_options.threads = options.threads;
   tok::BpeTrainer trainer(train_options);
 
@@ -241,6 +243,8 @@ void add_train(CLI::App& parent) {
       ->capture_default_str()->expected(0, -1);
   cmd->add_option("--style", options->style, "Pre-tokenizer: gpt2 or llama3")
       ->capture_default_str()->check(CLI::IsMember({"gpt2", "llama3"}));
+  cmd->add_flag("--split-digits", options->split_digits,
+               "Every digit its own token (numbers spelled digit by digit, as Llama-1 did)");
   cmd->add_option("--min-frequency", options->min_frequency, "Stop when the best pair is rarer than this")
       ->capture_default_str();
   cmd->add_option("--text-field", options->text_field, "JSONL field holding the text")->capture_default_str();
