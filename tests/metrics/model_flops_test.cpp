@@ -50,4 +50,15 @@ TEST(ModelFlops, CpuPeakEstimateIsPlausible) {
   EXPECT_LT(peak, 1e12);  // < 1 TFLOP/s per core
 }
 
+TEST(ModelFlops, MeasuredClockIsPlausible) {
+#if defined(__x86_64__)
+  const double hz = kiln::metrics::measured_cpu_clock_hz();
+  EXPECT_GT(hz, 0.5e9);
+  EXPECT_LT(hz, 7e9);  // above any shipping x86 clock: the add chain was not timed right
+  EXPECT_EQ(kiln::metrics::measured_cpu_clock_hz(), hz);  // measured once per process
+#else
+  GTEST_SKIP() << "the clock is measured on x86-64 only";
+#endif
+}
+
 }  // namespace

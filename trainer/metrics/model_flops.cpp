@@ -1,15 +1,57 @@
 #include "trainer/metrics/model_flops.hpp"
 
+#include <time.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <string>
 #include <thread>
-
 
 namespace kiln::metrics {
 
 double model_flops_utilisation(double flops_per_token, double tokens_per_second, double peak_flops) {
   return peak_flops > 0 ? flops_per_token * tokens_per_second / peak_flops : 0.0;
+}
+
+namespace {
+
+double thread_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+// Cycles per second of one run of `adds` dependent adds. Register-register adds: newer cores
+// fold add-immediate chains in the renamer, which would count several adds per cycle.
+double time_add_chain([[maybe_unused]] std::uint64_t iterations) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  std::uint64_t value = 0, remaining = iterations;
+  const std::uint64_t increment = 3;
+  const double start = thread_cpu_seconds();
+  asm volatile(
+      "1:\n\t"
+      "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
+      "add %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\tadd %2, %0\n\t"
+      "dec %1\n\tjnz 1b\n"
+      : "+r"(value), "+r"(remaining)
+      : "r"(increment));
+  const double seconds = thread_cpu_seconds() - start;
+  return seconds > 0 ? 8.0 * static_cast<double>(iterations) / seconds : 0.0;
+#else
+  return 0.0;
+#endif
+}
+
+}  // namespace
+
+double measured_cpu_clock_hz() {
+  static const double hz = [] {
+    double best = 0;
+    for (int run = 0; run < 3; ++run) best = std::max(best, time_add_chain(4'000'000));
+    return best;
+  }();
+  return hz;
 }
 
 double estimate_cpu_peak_flops(int threads) {
@@ -28,12 +70,14 @@ double estimate_cpu_peak_flops(int threads) {
       avx512 = value.find(" avx512f") != std::string::npos;
     }
   }
-  if (megahertz <= 0) return 0.0;
+  const double measured = measured_cpu_clock_hz();
+  const double hz = measured > 0 ? measured : megahertz * 1e6;
+  if (hz <= 0) return 0.0;
   // Two FMA pipes, 2 FLOPs per FMA, 8 (AVX2) or 16 (AVX-512) floats per vector.
   const double per_cycle = avx512 ? 64.0 : (avx2 && fma ? 32.0 : 8.0);
   const unsigned available = std::max(1u, std::thread::hardware_concurrency());
   const unsigned cores = threads > 0 ? std::min<unsigned>(static_cast<unsigned>(threads), available) : available;
-  return cores * megahertz * 1e6 * per_cycle;
+  return cores * hz * per_cycle;
 }
 
 }  // namespace kiln::metrics
