@@ -468,15 +468,20 @@ void rope_backward(Tensor dx, Tensor dy, Tensor positions, const RopeConfig& con
 
 namespace {
 
+// An embedding table (or its gradient) is a contiguous [V, C] matrix; returns {V, C}.
+std::pair<std::int64_t, std::int64_t> table_shape(const char* op, const char* name, const Tensor& table) {
+  if (table.rank() != 2) fail("ops::{}: `{}` is {}; expected [V, C]", op, name, table.str());
+  check_contiguous(op, name, table);
+  return {table.size(0), table.size(1)};
+}
+
 void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table, bool accumulate,
                             std::int64_t first_id, bool strict) {
   const std::initializer_list<Arg> all = {{"out", out}, {"ids", ids}, {"table", table}};
   require_defined(op, all);
   require_cpu(op, all);
   const DType dtype = float_dtype(op, {{"out", out}, {"table", table}});
-  if (table.rank() != 2) fail("ops::{}: `table` is {}; expected [V, C]", op, table.str());
-  check_contiguous(op, "table", table);
-  const std::int64_t V = table.size(0), C = table.size(1);
+  const auto [V, C] = table_shape(op, "table", table);
   dispatch_float(dtype, [&]<class T>(T) {
     const auto outr = rows<T>(op, "out", out, C);
     const std::vector<std::int64_t> id = indices(op, "ids", ids, outr.rows);
@@ -494,9 +499,7 @@ void embedding_backward_impl(const char* op, Tensor dtable, Tensor dout, Tensor 
   require_defined(op, all);
   require_cpu(op, all);
   const DType dtype = float_dtype(op, {{"dtable", dtable}, {"dout", dout}});
-  if (dtable.rank() != 2) fail("ops::{}: `dtable` is {}; expected [V, C]", op, dtable.str());
-  check_contiguous(op, "dtable", dtable);
-  const std::int64_t V = dtable.size(0), C = dtable.size(1);
+  const auto [V, C] = table_shape(op, "dtable", dtable);
   dispatch_float(dtype, [&]<class T>(T) {
     const auto doutr = const_rows<T>(op, "dout", dout, C);
     const std::vector<std::int64_t> id = indices(op, "ids", ids, doutr.rows);
