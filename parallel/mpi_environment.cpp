@@ -1,7 +1,11 @@
 #include "parallel/mpi_environment.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <thread>
 
 #include "trainer/core/error.hpp"
 
@@ -16,6 +20,17 @@ bool launched_under_mpi() {
     if (std::getenv(variable) != nullptr) return true;
   }
   return false;
+}
+
+int default_threads_per_rank(int local_ranks) {
+  const int machine = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int allowed = machine;
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) allowed = std::max(1, CPU_COUNT(&mask));
+  // A launcher that pinned this rank to some cores already gave it its share.
+  if (allowed < machine) return allowed;
+  return std::max(1, allowed / std::max(1, local_ranks));
 }
 
 MpiEnvironment& MpiEnvironment::instance() {
@@ -48,6 +63,11 @@ MpiEnvironment::MpiEnvironment() {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
+  MPI_Comm node;
+  check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+            "split by node");
+  MPI_Comm_size(node, &local_size_);
+  MPI_Comm_free(&node);
 }
 
 MpiEnvironment::~MpiEnvironment() {

@@ -15,6 +15,8 @@ class MpiEnvironment {
 
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
+  // Ranks on this machine (sharing its memory and cores), this one included.
+  int local_size() const { return local_size_; }
   bool is_root() const { return rank_ == 0; }
   bool distributed() const { return world_size_ > 1; }
 
@@ -33,10 +35,18 @@ class MpiEnvironment {
   MpiEnvironment();
   int rank_ = 0;
   int world_size_ = 1;
+  int local_size_ = 1;
   bool initialised_here_ = false;
 };
 
 // True when a launcher (Open MPI, MPICH/PMI, PMIx, SLURM) started this process.
 bool launched_under_mpi();
+
+// OpenMP threads for each rank when the user chose none (train.threads 0 and no
+// OMP_NUM_THREADS): the cores this process may run on, shared by the ranks on this machine
+// when they are not pinned. Ranks that each spawned a thread per core would oversubscribe the
+// machine local_size times over, and spinning OpenMP threads then crawl (8 ranks x 2 threads
+// on 2 cores ran the quickstart at 447 tokens/s). At least 1.
+int default_threads_per_rank(int local_ranks);
 
 }  // namespace kiln::parallel

@@ -108,4 +108,14 @@ check "last checkpoint intact" "$kiln" info "$killed/checkpoints"
 train 4 "$killed" "$work/gpt2.yaml" --set parallel.tp=2 --set parallel.pp=2 --set train.steps=12
 check "killed run resumes" grep -q "resuming from" "$killed.log"
 
+# Threads per rank when neither the recipe nor OMP_NUM_THREADS sets them: unpinned ranks on one
+# machine share its cores instead of each starting a thread per core.
+(
+  unset OMP_NUM_THREADS
+  timeout 300 mpirun --oversubscribe --bind-to none -np 2 "$kiln" train "$work/gpt2.yaml" --run-dir "$work/threads" \
+    --set train.threads=auto --set train.steps=2 --set eval.every_steps=0 >"$work/threads.log" 2>&1
+)
+share=$(($(nproc) / 2)); share=$((share > 0 ? share : 1))
+check "2 unpinned ranks take $share thread(s) each" grep -q "on 2 rank(s) x $share thread(s)" "$work/threads.log"
+
 finish

@@ -5,9 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "data/dataset/token_dataset.hpp"
 #include "data/loader/token_loader.hpp"
@@ -66,9 +69,26 @@ optim::LrSchedule schedule_of(const config::Recipe& recipe) {
   return optim::LrSchedule(schedule);
 }
 
+// This rank's share of the peak. Ranks sharing a machine share its cores, so an
+// oversubscribed job (more ranks x threads than cores) never counts cores it does not have.
 double peak_flops_of(const config::Recipe& recipe) {
   if (recipe.log.peak_tflops > 0) return recipe.log.peak_tflops * 1e12;
-  return metrics::estimate_cpu_peak_flops(omp_get_max_threads());
+  const int threads = omp_get_max_threads();
+  const double ranks_here = parallel::MpiEnvironment::instance().local_size();
+  const double cores = std::max(1u, std::thread::hardware_concurrency());
+  return metrics::estimate_cpu_peak_flops(threads) * std::min(1.0, cores / (ranks_here * threads));
+}
+
+// train.threads when set, else OMP_NUM_THREADS when set, else this rank's share of the
+// machine's cores (all of them for a single process).
+void choose_threads(int requested) {
+  if (requested > 0) {
+    omp_set_num_threads(requested);
+    return;
+  }
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  const int ranks_here = parallel::MpiEnvironment::instance().local_size();
+  if (ranks_here > 1) omp_set_num_threads(parallel::default_threads_per_rank(ranks_here));
 }
 
 // A stream that swallows what non-root ranks would otherwise print once per rank.
@@ -119,7 +139,7 @@ struct Trainer::State {
 // ---- setup ----------------------------------------------------------------------------------
 
 Trainer::Trainer(config::Recipe recipe) {
-  if (recipe.train.threads > 0) omp_set_num_threads(recipe.train.threads);
+  choose_threads(recipe.train.threads);
   auto tokenizer = tok::Tokenizer::load(recipe.data.tokenizer);
   config::resolve_vocab_size(recipe, static_cast<std::int64_t>(tokenizer.vocab_size()), recipe.data.tokenizer);
   auto schedule = schedule_of(recipe);
