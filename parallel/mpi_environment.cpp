@@ -1,5 +1,6 @@
 #include "parallel/mpi_environment.hpp"
 
+#include <omp.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -31,6 +32,16 @@ int default_threads_per_rank(int local_ranks) {
   // A launcher that pinned this rank to some cores already gave it its share.
   if (allowed < machine) return allowed;
   return std::max(1, allowed / std::max(1, local_ranks));
+}
+
+void use_threads(int requested) {
+  if (requested > 0) {
+    omp_set_num_threads(requested);
+    return;
+  }
+  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
+  const int ranks_here = MpiEnvironment::instance().local_size();
+  if (ranks_here > 1) omp_set_num_threads(default_threads_per_rank(ranks_here));
 }
 
 MpiEnvironment& MpiEnvironment::instance() {

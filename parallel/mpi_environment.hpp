@@ -42,11 +42,16 @@ class MpiEnvironment {
 // True when a launcher (Open MPI, MPICH/PMI, PMIx, SLURM) started this process.
 bool launched_under_mpi();
 
-// OpenMP threads for each rank when the user chose none (train.threads 0 and no
-// OMP_NUM_THREADS): the cores this process may run on, shared by the ranks on this machine
-// when they are not pinned. Ranks that each spawned a thread per core would oversubscribe the
-// machine local_size times over, and spinning OpenMP threads then crawl (8 ranks x 2 threads
-// on 2 cores ran the quickstart at 447 tokens/s). At least 1.
+// OpenMP threads for each rank when the user chose none: the cores this process may run on,
+// shared by the ranks on this machine when they are not pinned. Ranks that each spawned a
+// thread per core would oversubscribe the machine local_size times over, and spinning OpenMP
+// threads then crawl (8 ranks x 2 threads on 2 cores ran the quickstart at 447 tokens/s
+// instead of 18k). At least 1.
 int default_threads_per_rank(int local_ranks);
+
+// Sets this process's OpenMP thread count: `requested` when > 0, else OMP_NUM_THREADS when
+// set, else default_threads_per_rank (a single process keeps OpenMP's default: every core).
+// Every verb with a --threads / *.threads option calls it (train, prepare, curate).
+void use_threads(int requested);
 
 }  // namespace kiln::parallel

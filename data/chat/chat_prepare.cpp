@@ -77,7 +77,7 @@ PrepareSummary prepare_chat_datasets(const PrepareOptions& options) {
     mpi.barrier();
     return summary;
   }
-  if (options.threads > 0) omp_set_num_threads(options.threads);
+  parallel::use_threads(options.threads);
   summary.threads = omp_get_max_threads();
 
   const auto tokenizer = tok::Tokenizer::load(options.tokenizer);

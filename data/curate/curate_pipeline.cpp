@@ -529,7 +529,7 @@ CurateSummary run_curation(const CurateOptions& options, DocumentScorer* scorer)
     fail("{}", message);
   }
   if (options.model_scoring.enabled && scorer == nullptr) fail("model scoring is enabled but no scorer was given");
-  if (options.run.threads > 0) omp_set_num_threads(options.run.threads);
+  parallel::use_threads(options.run.threads);
   const auto& mpi = MpiEnvironment::instance();
   const auto start = Clock::now();
   const fs::path out_dir = options.output.dir;

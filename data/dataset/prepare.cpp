@@ -204,7 +204,7 @@ PrepareSummary prepare_datasets(const PrepareOptions& options) {
   if (options.format == PrepareFormat::chat) return prepare_chat_datasets(options);
   const auto start = Clock::now();
   const auto& mpi = parallel::MpiEnvironment::instance();
-  if (options.threads > 0) omp_set_num_threads(options.threads);
+  parallel::use_threads(options.threads);
 
   ReaderOptions reader_options{options.text_field, options.on_bad_record};
   if (!mpi.is_root()) reader_options.max_reported_problems = 0;  // rank 0 reports for everyone

@@ -216,7 +216,7 @@ void add_curate_command(CLI::App& app) {
   command->add_flag("--keep-rejected", flags->keep_rejected, "Also write dropped records with stage and reason to DIR/rejected/");
   command->add_flag("--skip-bad-records", flags->skip_bad_records, "Skip malformed JSON lines (counted) instead of failing");
   command->add_flag("--zstd", flags->zstd, "Write part-*.jsonl.zst");
-  command->add_option("--threads", flags->threads, "Threads per rank (0: all cores)");
+  command->add_option("--threads", flags->threads, "Threads per rank (0: OMP_NUM_THREADS, else the cores shared among this machine's ranks)");
   command->add_option("--memory-budget-mb", flags->memory_budget_mb, "Dedup records held in memory before spilling to disk");
   command->add_flag("--quiet", flags->quiet, "No progress lines");
   command->callback([flags] { run_curate(*flags); });

@@ -80,7 +80,7 @@ void add_prepare_command(CLI::App& app) {
   command->add_option("--val-fraction", options.val_fraction, "Fraction of documents held out for val.h5")
       ->capture_default_str();
   command->add_option("--seed", options.seed, "Seed of the train/val split")->capture_default_str();
-  command->add_option("--threads", options.threads, "Tokenizer threads per rank (0: all cores)")
+  command->add_option("--threads", options.threads, "Tokenizer threads per rank (0: OMP_NUM_THREADS, else the cores shared among this machine's ranks)")
       ->capture_default_str();
   command->add_option("--eos", flags->eos, "End-of-document token (default: the tokenizer's end-of-text token)");
   command->add_flag("--skip-bad-records", flags->skip_bad_records,

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -79,17 +78,6 @@ double peak_flops_of(const config::Recipe& recipe) {
   return metrics::estimate_cpu_peak_flops(threads) * std::min(1.0, cores / (ranks_here * threads));
 }
 
-// train.threads when set, else OMP_NUM_THREADS when set, else this rank's share of the
-// machine's cores (all of them for a single process).
-void choose_threads(int requested) {
-  if (requested > 0) {
-    omp_set_num_threads(requested);
-    return;
-  }
-  if (std::getenv("OMP_NUM_THREADS") != nullptr) return;
-  const int ranks_here = parallel::MpiEnvironment::instance().local_size();
-  if (ranks_here > 1) omp_set_num_threads(parallel::default_threads_per_rank(ranks_here));
-}
 
 // A stream that swallows what non-root ranks would otherwise print once per rank.
 std::ostream& quiet_stream() {
@@ -139,7 +127,7 @@ struct Trainer::State {
 // ---- setup ----------------------------------------------------------------------------------
 
 Trainer::Trainer(config::Recipe recipe) {
-  choose_threads(recipe.train.threads);
+  parallel::use_threads(recipe.train.threads);
   auto tokenizer = tok::Tokenizer::load(recipe.data.tokenizer);
   config::resolve_vocab_size(recipe, static_cast<std::int64_t>(tokenizer.vocab_size()), recipe.data.tokenizer);
   auto schedule = schedule_of(recipe);
