@@ -2,8 +2,10 @@
 # The GPU check: one command for a lent GPU machine, which has no package registry.
 #
 #   scripts/gpu_check.sh --pack     here: build with CUDA and bundle the kiln binary, the test
-#                                   programs and every shared library they need that is not
-#                                   part of the base system into gpu_bundle/ (pass it with carry)
+#                                   and benchmark programs and every shared library they need
+#                                   that is not part of the base system into gpu_bundle.tar.gz
+#                                   (~29 MB; pass it with carry: the whole carry must stay under
+#                                   64 MiB, which the unpacked 80 MB would not)
 #   scripts/gpu_check.sh            on the GPU machine: run what the bundle holds and print a
 #                                   short table (device, CUDA tests, benchmarks)
 #
@@ -18,29 +20,38 @@ pack() {
   set -e
   KILN_BUILD_DIR=$root/build-gpu "$root/scripts/build.sh" -DKILN_CUDA=ON >/dev/null
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
-  cp "$root/build-gpu/trainer/cli/kiln" "$root/build-gpu/tests/kiln_unit_tests" "$bundle/bin/"
+  cp "$root/build-gpu/trainer/cli/kiln" "$root/build-gpu/tests/kiln_unit_tests" \
+     "$root/build-gpu/tests/kiln_kernels_bench" "$root/build-gpu/tests/kiln_train_step_bench" "$bundle/bin/"
   cp -r "$root/tests/fixtures" "$bundle/fixtures"
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
     ldd "$program" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' |
       xargs -r -I{} cp -Ln {} "$bundle/lib/" 2>/dev/null || true
   done
-  du -sh "$bundle"
+  tar -czf "$bundle.tar.gz" -C "$root" gpu_bundle
+  du -sh "$bundle" "$bundle.tar.gz"
 }
 
 check() {
-  [[ -d $bundle ]] || { echo "no gpu_bundle/: run scripts/gpu_check.sh --pack first and carry it" >&2; exit 1; }
+  [[ -d $bundle || ! -f $bundle.tar.gz ]] || tar -xzf "$bundle.tar.gz" -C "$root"
+  [[ -d $bundle ]] || { echo "no gpu_bundle.tar.gz: run scripts/gpu_check.sh --pack here first and carry it" >&2; exit 1; }
   export LD_LIBRARY_PATH=$bundle/lib:${LD_LIBRARY_PATH:-}
   local kiln=$bundle/bin/kiln
-  printf '%-28s %s\n' check result
-  printf '%-28s %s\n' "nvidia-smi" "$(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
-  printf '%-28s %s\n' "kiln --version" "$("$kiln" --version 2>&1 | tr '\n' ' ')"
+  printf '%-32s %s\n' check result
+  printf '%-32s %s\n' "nvidia-smi" "$(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
+  printf '%-32s %s\n' "kiln --version" "$("$kiln" --version 2>&1 | tr '\n' ' ')"
   local start=$(date +%s)
   local unit
   unit=$(cd "$bundle" && timeout 300 "$bundle/bin/kiln_unit_tests" --gtest_brief=1 \
            --gtest_filter='-*Cli*:*Binary*' 2>&1 | tail -1)
-  printf '%-28s %s (%ss)\n' "unit tests (CPU reference)" "$unit" "$(( $(date +%s) - start ))"
-  printf '%-28s %s\n' "CUDA kernel tests" "none yet (the CUDA backend's ops come with the CUDA issue)"
+  printf '%-32s %s (%ss)\n' "unit tests (CPU reference)" "$unit" "$(( $(date +%s) - start ))"
+  printf '%-32s %s\n' "CUDA kernel tests" "none yet (the CUDA backend's ops come with the CUDA issue)"
+  # CPU benchmarks on the host's cores, for the record beside the GPU's (bench, not test).
+  local gemm step
+  gemm=$(timeout 120 "$bundle/bin/kiln_kernels_bench" 3 2>&1 | grep '^linear fwd' | awk '{print $(NF-1), $NF}')
+  printf '%-32s %s\n' "CPU linear fwd (2048x768x3072)" "${gemm:-failed}"
+  step=$(timeout 180 "$bundle/bin/kiln_train_step_bench" gpt2 768 12 12 12 3072 50257 128 4 2 2>&1 | tail -1)
+  printf '%-32s %s\n' "CPU gpt2-small train step" "$(awk '{printf "%.0f tok/s, %.0f GFLOP/s of %.0f peak", $2, $3, $5}' <<<"$step")"
 }
 
 case ${1:-} in

@@ -78,7 +78,6 @@ double peak_flops_of(const config::Recipe& recipe) {
   return metrics::estimate_cpu_peak_flops(threads) * std::min(1.0, cores / (ranks_here * threads));
 }
 
-
 // A stream that swallows what non-root ranks would otherwise print once per rank.
 std::ostream& quiet_stream() {
   static std::ostream null(nullptr);
