@@ -1,7 +1,9 @@
 #pragma once
 // Branch-free exp and sigmoid for the softmax and activation loops (attention, cross-entropy,
 // GELU, SwiGLU). glibc's expf/tanhf are scalar calls that stop a loop from vectorising; these
-// are plain arithmetic, so `omp simd` loops around them become vector code. Double keeps std::exp: the f64 path is the accurate reference
+// are plain arithmetic, so `omp simd` loops around them become vector code. Always inlined:
+// the AVX-512/AVX2 clones of the kernels (KILN_SIMD_CLONES) have another arch than these
+// baseline functions, and GCC would otherwise call them once per element. Double keeps std::exp: the f64 path is the accurate reference
 // used by gradient checks.
 #include <bit>
 #include <cmath>
@@ -13,7 +15,7 @@ namespace kiln::cpu {
 // NaN stays NaN. Above 88 it saturates at e^88 instead of overflowing.
 // x = k ln2 + r with |r| <= ln2 / 2; e^r from its degree-6 Taylor polynomial (truncation
 // ~1e-7 relative); 2^k written straight into the exponent bits.
-inline float exp_fast(float x) {
+[[gnu::always_inline]] inline float exp_fast(float x) {
   // Plain selects, not fmin/fmax (library calls that block vectorisation). NaN is parked at 0
   // for the arithmetic (converting NaN to int is undefined) and restored at the end.
   float clamped = x < -87.3f ? -87.3f : x;
@@ -37,7 +39,7 @@ inline float exp_fast(float x) {
 }
 
 template <class T>
-inline T exp_of(T x) {
+[[gnu::always_inline]] inline T exp_of(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
     return exp_fast(x);
   } else {
@@ -48,7 +50,7 @@ inline T exp_of(T x) {
 // 1 / (1 + e^-x). In float, exactly 0 below -87 (where e^-x would saturate and the quotient
 // would turn denormal, a slow path on x86) and 1 for large x; NaN stays NaN.
 template <class T>
-inline T sigmoid_of(T x) {
+[[gnu::always_inline]] inline T sigmoid_of(T x) {
   if constexpr (sizeof(T) == sizeof(float)) {
     // Divide unconditionally, then select: a division under a branch cannot be if-converted
     // (it might trap), and the loop would stay scalar.
