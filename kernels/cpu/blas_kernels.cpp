@@ -25,6 +25,14 @@ const char* best_core_for_this_cpu() {
 
 const char* blas_kernel_name() { return openblas_get_corename(); }
 
+const char* blas_threading() {
+  switch (openblas_get_parallel()) {
+    case 0: return "sequential";
+    case 1: return "pthreads";
+    default: return "OpenMP";
+  }
+}
+
 void select_blas_kernels(char** argv) {
   if (std::getenv("OPENBLAS_CORETYPE") != nullptr || std::getenv("KILN_KEEP_BLAS_KERNELS") != nullptr) return;
   if (std::strcmp(openblas_get_corename(), "Prescott") != 0) return;

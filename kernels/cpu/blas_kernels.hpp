@@ -16,4 +16,8 @@ void select_blas_kernels(char** argv);
 // The kernel family OpenBLAS runs ("SkylakeX", "Haswell", "Prescott", ...).
 const char* blas_kernel_name();
 
+// How the loaded OpenBLAS runs threads: "OpenMP" (what kiln links: one pool with kiln's own
+// loops), "pthreads" (its own spinning pool) or "sequential".
+const char* blas_threading();
+
 }  // namespace kiln::kernels

@@ -19,6 +19,8 @@ check "zstd output decompresses to the same corpus" cmp -s <(zstd -dc "$work/a.j
 check "zero documents is refused" test $? -ne 0
 "$kiln" --version >"$work/version"
 check "--version names kiln" grep -q "^kiln [0-9]" "$work/version"
+# scripts/setup.sh installs OpenBLAS's OpenMP build and CMake links it (see CMakeLists.txt).
+check "--version: OpenBLAS shares kiln's OpenMP threads" grep -q "threads: OpenMP" "$work/version"
 for verb in corpus tokenizer prepare info; do
   "$kiln" "$verb" --help >"$work/help" 2>&1
   check "$verb --help" grep -q -i "usage" "$work/help"

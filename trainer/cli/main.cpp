@@ -17,9 +17,10 @@ namespace {
 std::string version_text() {
   std::string why_no_gpu;
   const auto devices = kiln::kernels::cuda_devices(&why_no_gpu);
-  std::string text = fmt::format("kiln {} (CUDA backend: {}, MPI: {}, OpenBLAS kernels: {})", kiln::kVersion,
-                                 kiln::kBuiltWithCuda ? "built" : "not built",
-                                 kiln::kBuiltWithMpi ? "built" : "not built", kiln::kernels::blas_kernel_name());
+  std::string text = fmt::format("kiln {} (CUDA backend: {}, MPI: {}, OpenBLAS kernels: {}, threads: {})",
+                                 kiln::kVersion, kiln::kBuiltWithCuda ? "built" : "not built",
+                                 kiln::kBuiltWithMpi ? "built" : "not built", kiln::kernels::blas_kernel_name(),
+                                 kiln::kernels::blas_threading());
   if (devices.empty()) {
     text += fmt::format("\nGPUs: none ({})", why_no_gpu);
   }
