@@ -71,6 +71,14 @@ DType checked_float_inputs(const char* op, std::initializer_list<Arg> args) {
   return float_dtype(op, args);
 }
 
+// A backward's arguments: every input defined; a gradient output may be left undefined (not
+// wanted); all on the CPU in one float dtype.
+DType checked_backward_args(const char* op, std::initializer_list<Arg> inputs, std::initializer_list<Arg> all) {
+  require_defined(op, inputs);
+  require_cpu(op, all);
+  return float_dtype(op, all);
+}
+
 // Calls fn(T{}) with T = float or double.
 template <class Fn>
 void dispatch_float(DType dtype, Fn&& fn) {
@@ -283,6 +291,27 @@ void matmul(Tensor c, Tensor a, Tensor b, bool transpose_a, bool transpose_b, do
 
 // ---- normalisation ---------------------------------------------------------------------------
 
+namespace {
+
+// The [N, C] rows a norm's backward reads and writes: x, dy, and dx when it is wanted,
+// checked to have the same number of rows.
+template <class T>
+struct NormBackwardRows {
+  cpu::RowView<const T> x, dy;
+  cpu::RowView<T> dx;
+};
+
+template <class T>
+NormBackwardRows<T> norm_backward_rows(const char* op, const Tensor& dx, const Tensor& dy, const Tensor& x,
+                                       std::int64_t C) {
+  NormBackwardRows<T> r{const_rows<T>(op, "x", x, C), const_rows<T>(op, "dy", dy, C), optional_rows<T>(op, "dx", dx, C)};
+  check_rows_match(op, "x", x, r.x.rows, "dy", dy, r.dy.rows);
+  if (r.dx.defined()) check_rows_match(op, "x", x, r.x.rows, "dx", dx, r.dx.rows);
+  return r;
+}
+
+}  // namespace
+
 void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b,
                        double eps) {
   constexpr const char* op = "layernorm_forward";
@@ -303,18 +332,12 @@ void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, T
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,
                         Tensor rstd, Accumulate accumulate_dx) {
   constexpr const char* op = "layernorm_backward";
-  require_defined(op, {{"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}});
-  const std::initializer_list<Arg> all = {{"dx", dx}, {"dw", dw}, {"db", db},     {"dy", dy},
-                                          {"x", x},   {"w", w},   {"mean", mean}, {"rstd", rstd}};
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_backward_args(
+      op, {{"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}},
+      {{"dx", dx}, {"dw", dw}, {"db", db}, {"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}});
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;
   dispatch_float(dtype, [&]<class T>(T) {
-    const auto xr = const_rows<T>(op, "x", x, C);
-    const auto dyr = const_rows<T>(op, "dy", dy, C);
-    const auto dxr = optional_rows<T>(op, "dx", dx, C);
-    check_rows_match(op, "x", x, xr.rows, "dy", dy, dyr.rows);
-    if (dxr.defined()) check_rows_match(op, "x", x, xr.rows, "dx", dx, dxr.rows);
+    const auto [xr, dyr, dxr] = norm_backward_rows<T>(op, dx, dy, x, C);
     cpu::layernorm_backward<T>(
         dxr, vector_of<T>(op, "dw", dw, C), vector_of<T>(op, "db", db, C), dyr, xr,
         vector_of<T>(op, "w", w, C), vector_of<T>(op, "mean", mean, xr.rows),
@@ -339,18 +362,11 @@ void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
 void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
                       Accumulate accumulate_dx) {
   constexpr const char* op = "rmsnorm_backward";
-  require_defined(op, {{"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}});
-  const std::initializer_list<Arg> all = {{"dx", dx}, {"dw", dw}, {"dy", dy},
-                                          {"x", x},   {"w", w},   {"rstd", rstd}};
-  require_cpu(op, all);
-  const DType dtype = float_dtype(op, all);
+  const DType dtype = checked_backward_args(op, {{"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}},
+                                            {{"dx", dx}, {"dw", dw}, {"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}});
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;
   dispatch_float(dtype, [&]<class T>(T) {
-    const auto xr = const_rows<T>(op, "x", x, C);
-    const auto dyr = const_rows<T>(op, "dy", dy, C);
-    const auto dxr = optional_rows<T>(op, "dx", dx, C);
-    check_rows_match(op, "x", x, xr.rows, "dy", dy, dyr.rows);
-    if (dxr.defined()) check_rows_match(op, "x", x, xr.rows, "dx", dx, dxr.rows);
+    const auto [xr, dyr, dxr] = norm_backward_rows<T>(op, dx, dy, x, C);
     cpu::rmsnorm_backward<T>(dxr, vector_of<T>(op, "dw", dw, C), dyr, xr,
                              vector_of<T>(op, "w", w, C), vector_of<T>(op, "rstd", rstd, xr.rows),
                              accumulate_dx == Accumulate::Yes);
@@ -373,14 +389,23 @@ void gelu_forward(Tensor y, Tensor x) {
   });
 }
 
+namespace {
+
+// An elementwise op over rows [..., C]: every other argument has the shape of `like`, which
+// has at least one dimension (`expected` names its layout). Returns C.
+std::int64_t row_length(const char* op, const Arg& like, std::initializer_list<Arg> others, const char* expected) {
+  for (const Arg& arg : others) check_shape(op, arg.name, arg.tensor, like.tensor.shape);
+  if (like.tensor.rank() == 0) fail("ops::{}: `{}` is {}; expected {}", op, like.name, like.tensor.str(), expected);
+  return like.tensor.size(-1);
+}
+
+}  // namespace
+
 void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
   constexpr const char* op = "gelu_backward";
   const std::initializer_list<Arg> all = {{"dx", dx}, {"dy", dy}, {"x", x}};
   const DType dtype = checked_float_inputs(op, all);
-  check_shape(op, "dy", dy, x.shape);
-  check_shape(op, "dx", dx, x.shape);
-  if (x.rank() == 0) fail("ops::{}: `x` is {}; expected [..., C]", op, x.str());
-  const std::int64_t C = x.size(-1);
+  const std::int64_t C = row_length(op, {"x", x}, {{"dy", dy}, {"dx", dx}}, "[..., C]");
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::gelu_backward<T>(rows<T>(op, "dx", dx, C), const_rows<T>(op, "dy", dy, C),
                           const_rows<T>(op, "x", x, C), accumulate_dx == Accumulate::Yes);
@@ -391,10 +416,7 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_forward";
   const std::initializer_list<Arg> all = {{"out", out}, {"gate", gate}, {"up", up}};
   const DType dtype = checked_float_inputs(op, all);
-  check_shape(op, "up", up, gate.shape);
-  check_shape(op, "out", out, gate.shape);
-  if (gate.rank() == 0) fail("ops::{}: `gate` is {}; expected [..., F]", op, gate.str());
-  const std::int64_t F = gate.size(-1);
+  const std::int64_t F = row_length(op, {"gate", gate}, {{"up", up}, {"out", out}}, "[..., F]");
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::swiglu_forward<T>(rows<T>(op, "out", out, F), const_rows<T>(op, "gate", gate, F),
                            const_rows<T>(op, "up", up, F));
@@ -406,10 +428,8 @@ void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor 
   const std::initializer_list<Arg> all = {
       {"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}};
   const DType dtype = checked_float_inputs(op, all);
-  for (const Arg& arg : {Arg{"dgate", dgate}, Arg{"dup", dup}, Arg{"dout", dout}, Arg{"up", up}})
-    check_shape(op, arg.name, arg.tensor, gate.shape);
-  if (gate.rank() == 0) fail("ops::{}: `gate` is {}; expected [..., F]", op, gate.str());
-  const std::int64_t F = gate.size(-1);
+  const std::int64_t F = row_length(op, {"gate", gate},
+                                    {{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"up", up}}, "[..., F]");
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::swiglu_backward<T>(rows<T>(op, "dgate", dgate, F), rows<T>(op, "dup", dup, F),
                             const_rows<T>(op, "dout", dout, F), const_rows<T>(op, "gate", gate, F),

@@ -54,16 +54,14 @@ for prompt in "What is 12 plus 7?" "Sort 41, 7, 23 in increasing order:" "One mo
   "$kiln" generate --checkpoint "$run_dir" --prompt "$prompt" --max-tokens 24 --temperature 0 2>/dev/null | head -2
 done
 
-percent() {  # percent KIND: that kind's held-out accuracy from eval.json
+percent() {  # percent KIND: that kind's held-out accuracy from eval.json (task_accuracy: all)
   grep -o "\"$1\":{\"accuracy\":[0-9.e-]*" "$run_dir/eval.json" | sed 's/.*://' |
     awk '{printf "%.1f%%", 100 * $1}'
 }
-overall=$(grep -o '"task_accuracy":{"accuracy":[0-9.e-]*' "$run_dir/eval.json" | sed 's/.*://' |
-  awk '{printf "%.1f%%", 100 * $1}')
 step "Done. Held-out task accuracy (exact match, greedy):
   arithmetic $(percent arithmetic) (chance < 1%: sums up to 198, products up to 900; operand pairs never seen in training)
   sorting    $(percent sorting) (chance ~0%: the whole sorted list must be right; lists never seen in training)
   reversal   $(percent reversal) (chance ~0%: 3-5 words in reverse order; word lists never seen in training)
   facts      $(percent facts) (chance ~5%: 1 of 8 countries, 48 rivers or 900 years; recall of the generated world)
-  all        $overall of the held-out tasks
+  all        $(percent task_accuracy) of the held-out tasks
 Outputs in $run_dir"

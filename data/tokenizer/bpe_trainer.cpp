@@ -31,7 +31,8 @@ PreTokenizer pre_tokenizer_for(PreTokenizerStyle style, bool split_digits) {
   std::vector<PreTokenizerStep> steps;
   if (style == PreTokenizerStyle::Llama3) {
     std::string pattern(kLlama3Pattern);
-    if (split_digits) pattern.replace(pattern.find("\\p{N}{1,3}"), 10, kOneDigit);
+    constexpr std::string_view kDigitRun = "\\p{N}{1,3}";  // Llama-3 groups up to 3 digits
+    if (split_digits) pattern.replace(pattern.find(kDigitRun), kDigitRun.size(), kOneDigit);
     steps.push_back(PreTokenizerStep::split(std::move(pattern), true));
     steps.push_back(PreTokenizerStep::byte_level(false, true, false));
     return PreTokenizer(std::move(steps), true);

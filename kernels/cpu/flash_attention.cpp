@@ -17,6 +17,15 @@ constexpr std::int64_t kTileK = 64;  // also the row stride of every score tile
 
 std::int64_t count_tiles(std::int64_t n, std::int64_t tile) { return (n + tile - 1) / tile; }
 
+// The parallel loops number their work (batch, head, tile) with one index, tiles fastest.
+struct TileTask {
+  std::int64_t batch, head, start;
+};
+
+TileTask tile_task(std::int64_t task, std::int64_t heads, std::int64_t tiles, std::int64_t tile) {
+  return {task / (heads * tiles), task / tiles % heads, task % tiles * tile};
+}
+
 // The keys each query may attend to, [lo, hi) per (batch, query): a contiguous range because
 // documents are runs of consecutive tokens and the causal limit is a prefix.
 struct KeyRanges {
@@ -401,9 +410,7 @@ void flash_attention_forward(HeadView<T> out, T* lse, HeadView<const T> q, HeadV
     // Dynamic: causal tiles late in the sequence see many more keys than early ones.
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t task = 0; task < tasks; ++task) {
-      const std::int64_t b = task / (shape.heads * q_tiles);
-      const std::int64_t h = task / q_tiles % shape.heads;
-      const std::int64_t i0 = task % q_tiles * kTileQ;
+      const auto [b, h, i0] = tile_task(task, shape.heads, q_tiles, kTileQ);
       forward_query_tile(tile, out, lse, q, k, v, ranges, shape, b, h, i0, static_cast<T>(scale));
     }
   }
@@ -427,17 +434,13 @@ void flash_attention_backward(HeadView<T> dq, HeadView<T> dk, HeadView<T> dv,
     BackwardTile<T> tile(shape.width);
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t task = 0; task < key_tasks; ++task) {
-      const std::int64_t b = task / (shape.kv_heads * k_tiles);
-      const std::int64_t kvh = task / k_tiles % shape.kv_heads;
-      const std::int64_t k0 = task % k_tiles * kTileK;
+      const auto [b, kvh, k0] = tile_task(task, shape.kv_heads, k_tiles, kTileK);
       backward_key_tile(tile, dk, dv, dout, q, k, v, lse, delta.data(), ranges, shape, b, kvh, k0,
                         factor);
     }
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t task = 0; task < query_tasks; ++task) {
-      const std::int64_t b = task / (shape.heads * q_tiles);
-      const std::int64_t h = task / q_tiles % shape.heads;
-      const std::int64_t i0 = task % q_tiles * kTileQ;
+      const auto [b, h, i0] = tile_task(task, shape.heads, q_tiles, kTileQ);
       backward_query_tile(tile, dq, dout, q, k, v, lse, delta.data(), ranges, shape, b, h, i0,
                           factor);
     }
