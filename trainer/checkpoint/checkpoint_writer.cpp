@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "trainer/checkpoint/checkpoint_names.hpp"
-#include "trainer/checkpoint/durable_io.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/core/version.hpp"
@@ -137,7 +137,7 @@ void CheckpointWriter::publish() {
   }
   rename_path(temporary_dir_, final_path);
   sync_directory(checkpoints_dir_);
-  replace_file_atomically(checkpoints_dir_ / kLatestFile, final_path.filename().string() + "\n");
+  write_file_atomically(checkpoints_dir_ / kLatestFile, final_path.filename().string() + "\n");
   if (had_previous) remove_tree_or_warn(replaced);
 }
 
