@@ -102,11 +102,9 @@ PrepareSummary prepare_chat_datasets(const PrepareOptions& options) {
       (to_val ? val : train).packer.add(std::move(rendered));
     }
   }
-  for (ChatSplit* split : {&train, &val}) {
-    split->packer.finish();
-    split->writer.finish();
-  }
-  carry_tokenizer(options);
+  train.packer.finish();
+  val.packer.finish();
+  publish_prepared(train.writer, val.writer, options);
 
   summary.train = {train.writer.documents_written(), train.writer.tokens_written()};
   summary.val = {val.writer.documents_written(), val.writer.tokens_written()};

@@ -31,8 +31,8 @@ std::size_t first_invalid_utf8(std::string_view text) {
 ConversationReader::ConversationReader(std::vector<std::filesystem::path> inputs, ConversationReaderOptions options)
     : inputs_(std::move(inputs)), options_(std::move(options)) {
   if (inputs_.empty()) fail("no chat input files given");
+  data::check_inputs_readable(inputs_);
   for (const auto& input : inputs_) {
-    if (!std::filesystem::exists(input)) fail("input '{}' does not exist", input.string());
     if (data::detect_input_format(input) != data::InputFormat::Jsonl) {
       fail("chat input '{}' must be JSONL (.jsonl, .json or .ndjson), one conversation per line", input.string());
     }

@@ -12,6 +12,11 @@ namespace kiln::data::hdf5 {
 namespace {
 
 void initialise_library() {
+  // HDF5 1.10's own exit handler closes every ID still in its tables; a file whose H5Fclose
+  // failed (disk full while flushing) is left there half torn down, and closing it again at
+  // exit is a use-after-free (SIGSEGV in H5F__close_cb after kiln already reported the
+  // error). kiln owns every handle and closes it explicitly, so the library needs no exit hook.
+  H5dont_atexit();
   H5open();
   // Errors are reported through kiln::Error; HDF5's stack dump on stderr would only confuse.
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -76,6 +81,11 @@ bool Handle::close() {
   return status >= 0;
 }
 
+void close_checked(Handle& handle, std::string_view what) {
+  std::lock_guard lock(library_mutex());
+  if (!handle.close()) fail("HDF5: cannot flush and close {}: {}", what, take_error_detail());
+}
+
 bool has_hdf5_signature(const std::filesystem::path& path) {
   static constexpr std::array<char, 8> kSignature = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
   std::ifstream in(path, std::ios::binary);
@@ -94,7 +104,14 @@ bool has_hdf5_signature(const std::filesystem::path& path) {
 
 Handle create_file(const std::filesystem::path& path) {
   std::lock_guard lock(library_mutex());
-  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  Handle access_list(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // With the default (weak) close degree H5Fclose "succeeds" while an object is still open and
+  // the file is only flushed later; a writer would then publish a file that is not on disk yet.
+  // Semi: H5Fclose fails unless everything inside was closed, so success means flushed.
+  if (!access_list.valid() || H5Pset_fclose_degree(access_list.get(), H5F_CLOSE_SEMI) < 0) {
+    fail("HDF5: cannot prepare to create '{}': {}", path.string(), take_error_detail());
+  }
+  Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access_list.get()), H5Fclose);
   if (!file.valid()) {
     fail("cannot create HDF5 file '{}': {}", path.string(), take_error_detail());
   }

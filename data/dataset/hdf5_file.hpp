@@ -46,11 +46,16 @@ class Handle {
   Closer closer_ = nullptr;
 };
 
+// Closes now; a failure (for a written object: its flush) throws kiln::Error naming `what`.
+// Writers close every dataset and then the file this way before they publish anything.
+void close_checked(Handle& handle, std::string_view what);
+
 // True when the file carries the HDF5 signature at one of the offsets HDF5 allows
 // (0, 512, 1024, 2048, ...). Distinguishes "not HDF5" from "HDF5 but damaged".
 bool has_hdf5_signature(const std::filesystem::path& path);
 
-Handle create_file(const std::filesystem::path& path);  // truncates; throws kiln::Error
+// Truncates; throws kiln::Error. Its H5Fclose fails while any object inside is still open.
+Handle create_file(const std::filesystem::path& path);
 // Returns an invalid handle on failure; take_error_detail() then says why.
 Handle open_file_read_only(const std::filesystem::path& path);
 

@@ -80,7 +80,12 @@ PrepareSummary prepare_datasets(const PrepareOptions& options);
 std::string combined_input_checksum(const std::vector<std::filesystem::path>& inputs);
 // --eos when given, else the tokenizer's end-of-text token; kiln::Error naming the flag.
 tok::TokenId choose_eos(const tok::Tokenizer& tokenizer, const PrepareOptions& options);
-// Copies the tokenizer beside the datasets (unless it already is that file).
+// Copies the tokenizer beside the datasets (unless it already is that file), atomically.
 void carry_tokenizer(const PrepareOptions& options);
+// The end of every prepare: completes both datasets (a write failure, e.g. a full disk, stops
+// here with nothing published), writes tokenizer.json, then renames train.h5 and val.h5 into
+// place. A reader never sees a split or a tokenizer.json from a run that failed.
+class TokenDatasetWriter;
+void publish_prepared(TokenDatasetWriter& train, TokenDatasetWriter& val, const PrepareOptions& options);
 
 }  // namespace kiln::data

@@ -1,15 +1,14 @@
 #include "data/dataset/token_dataset.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <bit>
 #include <nlohmann/json.hpp>
 
 #include "data/dataset/hdf5_file.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 #include "trainer/core/version.hpp"
 
 namespace kiln::data {
@@ -67,14 +66,6 @@ void hash_little_endian(Xxh3Stream& hash, std::span<const T> values) {
   }
 }
 
-// fsync so that the rename in finish() publishes bytes that are on disk, not in flight.
-void sync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;  // best effort: some filesystems refuse directory fds
-  ::fsync(fd);
-  ::close(fd);
-}
-
 std::string special_ids_json(const std::map<std::string, std::uint32_t>& special_ids) {
   return nlohmann::json(special_ids).dump();
 }
@@ -104,20 +95,22 @@ struct TokenDatasetWriter::Impl {
 
   std::uint64_t tokens_written = 0;
   std::uint64_t documents_written = 0;
-  bool finished = false;
+  bool completed = false;  // the temporary file is written and closed
+  bool published = false;
 
   void validate(std::span<const std::uint32_t> document,
                 std::span<const std::uint8_t> loss_mask) const;
-  void flush();
+  void flush();  // failures name the file
+  void flush_buffers();
   void flush_tokens();
   void write_attributes();
-  void close_and_publish();
+  void close_file();
 };
 
 void TokenDatasetWriter::Impl::validate(std::span<const std::uint32_t> document,
                                         std::span<const std::uint8_t> loss_mask) const {
   const auto where = [&] { return fmt::format("token dataset '{}'", final_path.string()); };
-  if (finished) fail("{}: append_document after finish()", where());
+  if (completed) fail("{}: append_document after the file was completed", where());
   if (document.empty()) {
     fail("{}: document {} is empty; every document holds at least its EOS token", where(),
          documents_written);
@@ -157,6 +150,14 @@ void TokenDatasetWriter::Impl::flush_tokens() {
 }
 
 void TokenDatasetWriter::Impl::flush() {
+  try {
+    flush_buffers();
+  } catch (const Error& error) {
+    fail("token dataset '{}': {}", temp_path.string(), error.what());
+  }
+}
+
+void TokenDatasetWriter::Impl::flush_buffers() {
   std::lock_guard lock(hdf5::library_mutex());
   flush_tokens();
   hash_little_endian(offsets_hash, std::span<const std::uint64_t>(offset_buffer));
@@ -192,24 +193,14 @@ void TokenDatasetWriter::Impl::write_attributes() {
   }
 }
 
-void TokenDatasetWriter::Impl::close_and_publish() {
-  tokens.reset();
-  offsets.reset();
-  mask.reset();
-  if (!file.close()) {
-    std::lock_guard lock(hdf5::library_mutex());
-    fail("token dataset '{}': closing the file failed: {}", temp_path.string(),
-         hdf5::take_error_detail());
-  }
-  sync_path(temp_path, O_RDONLY);
-  std::error_code error;
-  fs::rename(temp_path, final_path, error);
-  if (error) {
-    fail("token dataset: cannot rename '{}' to '{}': {}", temp_path.string(),
-         final_path.string(), error.message());
-  }
-  sync_path(final_path.parent_path().empty() ? fs::path(".") : final_path.parent_path(),
-            O_RDONLY | O_DIRECTORY);
+void TokenDatasetWriter::Impl::close_file() {
+  // Every close is checked: closing flushes the chunks HDF5 still holds, and on a full disk
+  // that is where the write fails. Only a file whose every close succeeded may be published.
+  const std::string where = fmt::format("token dataset '{}'", temp_path.string());
+  hdf5::close_checked(tokens, where + " /tokens");
+  hdf5::close_checked(offsets, where + " /doc_offsets");
+  if (with_loss_mask) hdf5::close_checked(mask, where + " /loss_mask");
+  hdf5::close_checked(file, where);
 }
 
 TokenDatasetWriter::TokenDatasetWriter(const fs::path& path, TokenDatasetAttributes attributes,
@@ -222,7 +213,7 @@ TokenDatasetWriter::TokenDatasetWriter(const fs::path& path, TokenDatasetAttribu
   }
   if (attributes.created_by.empty()) attributes.created_by = fmt::format("kiln {}", kVersion);
   impl.final_path = path;
-  impl.temp_path = fs::path(path.string() + ".tmp");
+  impl.temp_path = temporary_path_for(path);
   impl.attributes = std::move(attributes);
   impl.with_loss_mask = with_loss_mask;
   impl.token_bits = token_bits_for(impl.attributes.vocab_size);
@@ -241,7 +232,7 @@ TokenDatasetWriter::TokenDatasetWriter(const fs::path& path, TokenDatasetAttribu
 }
 
 TokenDatasetWriter::~TokenDatasetWriter() {
-  if (!impl_ || impl_->finished) return;
+  if (!impl_ || impl_->published) return;
   impl_->tokens.reset();
   impl_->offsets.reset();
   impl_->mask.reset();
@@ -262,15 +253,31 @@ void TokenDatasetWriter::append_document(std::span<const std::uint32_t> tokens,
   if (impl.token_buffer.size() >= kWriterFlushTokens) impl.flush();
 }
 
-void TokenDatasetWriter::finish() {
+void TokenDatasetWriter::complete() {
   Impl& impl = *impl_;
-  if (impl.finished) fail("token dataset '{}': finish() called twice", impl.final_path.string());
+  if (impl.completed) fail("token dataset '{}': completed twice", impl.final_path.string());
   impl.flush();
   impl.write_attributes();
-  impl.close_and_publish();
-  impl.finished = true;
+  impl.completed = true;  // even if closing fails below: nothing more may be appended
+  impl.close_file();
 }
 
+void TokenDatasetWriter::publish() {
+  Impl& impl = *impl_;
+  if (!impl.completed || impl.file.valid()) {
+    fail("token dataset '{}': publish() before the file was completed", impl.final_path.string());
+  }
+  if (impl.published) fail("token dataset '{}': published twice", impl.final_path.string());
+  publish_file(impl.temp_path, impl.final_path);
+  impl.published = true;
+}
+
+void TokenDatasetWriter::finish() {
+  complete();
+  publish();
+}
+
+const fs::path& TokenDatasetWriter::temporary_path() const { return impl_->temp_path; }
 std::uint64_t TokenDatasetWriter::tokens_written() const { return impl_->tokens_written; }
 std::uint64_t TokenDatasetWriter::documents_written() const { return impl_->documents_written; }
 
@@ -317,7 +324,12 @@ struct TokenDataset::Impl {
 
   void verify_tokens() const;
   void verify_offsets() const;
-  void verify_mask() const;
+  // Tokens whose mask is 1; throws on a value other than 0 or 1 or a checksum mismatch.
+  std::uint64_t verify_mask() const;
+  // Offsets read from the file at first, first + stride, ...: a corrupt order is an error, never
+  // a window cut at a wrong place or a segment that runs backwards.
+  void check_ascending(std::span<const std::uint64_t> offsets_read, std::uint64_t first,
+                       std::uint64_t stride) const;
 };
 
 void TokenDataset::Impl::open_file() {
@@ -327,6 +339,8 @@ void TokenDataset::Impl::open_file() {
   if (fs::is_directory(status)) {
     error("is a directory; expected an HDF5 token dataset file (e.g. train.h5)");
   }
+  // Before the signature probe reads a byte: a FIFO would block it and /dev/zero never ends.
+  require_regular_file(path, "token dataset");
   if (!hdf5::has_hdf5_signature(path)) {
     error("not an HDF5 file (no HDF5 signature); expected a token dataset written by kiln prepare");
   }
@@ -374,6 +388,12 @@ void TokenDataset::Impl::read_attributes() {
   } catch (const nlohmann::json::exception& parse_error) {
     error("attribute special_ids is not a JSON object of name -> id ({}): {}", special,
           parse_error.what());
+  }
+  for (const auto& [name, id] : attributes.special_ids) {
+    if (id >= attributes.vocab_size) {
+      error("attribute special_ids: {} id {} is outside the vocabulary (vocab_size {})", name, id,
+            attributes.vocab_size);
+    }
   }
   num_tokens = required_integer("num_tokens");
   num_documents = required_integer("num_documents");
@@ -457,6 +477,12 @@ const std::vector<std::uint64_t>& TokenDataset::Impl::sparse_index() const {
     sparse_offsets.clear();
     error("cannot read the document index: {}", hdf5::take_error_detail());
   }
+  try {
+    check_ascending(sparse_offsets, 0, kSparseStride);
+  } catch (...) {
+    sparse_offsets.clear();
+    throw;
+  }
   return sparse_offsets;
 }
 
@@ -519,17 +545,36 @@ void TokenDataset::Impl::verify_offsets() const {
   }
 }
 
-void TokenDataset::Impl::verify_mask() const {
+std::uint64_t TokenDataset::Impl::verify_mask() const {
   Xxh3Stream hash;
   std::vector<std::uint8_t> block;
+  std::uint64_t ones = 0;
   for (std::uint64_t begin = 0; begin < num_tokens; begin += kVerifyBlock) {
     block.resize(std::min(kVerifyBlock, num_tokens - begin));
     hdf5::read_1d(mask.get(), H5T_NATIVE_UINT8, begin, block.size(), block.data());
     hash.update(block.data(), block.size());
+    const auto bad = std::find_if(block.begin(), block.end(), [](std::uint8_t value) { return value > 1; });
+    if (bad != block.end()) {
+      error("loss_mask[{}] = {}; expected 0 or 1", begin + static_cast<std::uint64_t>(bad - block.begin()),
+            static_cast<int>(*bad));
+    }
+    ones += static_cast<std::uint64_t>(std::count(block.begin(), block.end(), std::uint8_t{1}));
   }
   if (to_hex(hash.digest()) != checksums.loss_mask) {
     error("/loss_mask checksum mismatch (stored {}, computed {}): the file is corrupt",
           checksums.loss_mask, to_hex(hash.digest()));
+  }
+  return ones;
+}
+
+void TokenDataset::Impl::check_ascending(std::span<const std::uint64_t> offsets_read,
+                                         std::uint64_t first, std::uint64_t stride) const {
+  const auto out_of_order = std::is_sorted_until(offsets_read.begin(), offsets_read.end());
+  if (out_of_order != offsets_read.end()) {
+    const auto index = static_cast<std::uint64_t>(out_of_order - offsets_read.begin());
+    error("doc_offsets[{}] = {} breaks the order (previous {}); the file is corrupt (kiln info "
+          "verifies it)",
+          first + index * stride, *out_of_order, *(out_of_order - 1));
   }
 }
 
@@ -595,6 +640,7 @@ std::vector<std::uint64_t> TokenDataset::document_starts_in(std::uint64_t begin,
       std::min(impl_->sparse_block_of(end) * kSparseStride, impl_->num_documents);
   std::vector<std::uint64_t> candidates(last - first + 1);
   read_doc_offsets(first, candidates);
+  impl_->check_ascending(candidates, first, 1);
   // doc_offsets[num_documents] = num_tokens >= end, so the end marker never counts as a start.
   auto starts_begin = std::lower_bound(candidates.begin(), candidates.end(), begin);
   auto starts_end = std::lower_bound(starts_begin, candidates.end(), end);
@@ -604,11 +650,13 @@ std::vector<std::uint64_t> TokenDataset::document_starts_in(std::uint64_t begin,
   return starts;
 }
 
-void TokenDataset::verify() const {
+VerifyReport TokenDataset::verify() const {
   std::lock_guard lock(hdf5::library_mutex());
   impl_->verify_offsets();
   impl_->verify_tokens();
-  if (has_loss_mask()) impl_->verify_mask();
+  VerifyReport report;
+  report.tokens_in_loss = has_loss_mask() ? impl_->verify_mask() : impl_->num_tokens;
+  return report;
 }
 
 }  // namespace kiln::data

@@ -51,13 +51,18 @@ struct TokenDatasetChecksums {
   std::string loss_mask;
 };
 
+// What verify() learned on its way through the file.
+struct VerifyReport {
+  std::uint64_t tokens_in_loss = 0;  // loss_mask ones; every token when there is no mask
+};
+
 class TokenDatasetWriter {
  public:
-  // Writes to `<path>.tmp`; finish() checksums and renames it to `path` atomically, so a
-  // crashed prepare never leaves a file that looks complete.
+  // Writes to `<path>.tmp`; only publish() renames it to `path` (fsync + rename + directory
+  // fsync), so a crashed or failed prepare never leaves a file that looks complete.
   TokenDatasetWriter(const std::filesystem::path& path, TokenDatasetAttributes attributes,
                      bool with_loss_mask = false);
-  ~TokenDatasetWriter();  // without finish(): removes the temporary file
+  ~TokenDatasetWriter();  // unpublished: removes the temporary file
   TokenDatasetWriter(const TokenDatasetWriter&) = delete;
   TokenDatasetWriter& operator=(const TokenDatasetWriter&) = delete;
 
@@ -66,8 +71,16 @@ class TokenDatasetWriter {
   // holds 0 or 1. A refused document throws kiln::Error and leaves the writer unchanged.
   void append_document(std::span<const std::uint32_t> tokens,
                        std::span<const std::uint8_t> loss_mask = {});
+  // finish() = complete() + publish(). Writers of several files complete them all before they
+  // publish any, so a failure in the second never leaves the first beside a stale sibling.
+  // complete(): flushes, writes the attributes and closes the temporary file, every HDF5
+  // result checked (a full disk fails here); nothing is visible under the final name yet.
+  void complete();
+  // Renames the completed temporary over the final name (trainer/core/atomic_file.hpp).
+  void publish();
   void finish();
 
+  const std::filesystem::path& temporary_path() const;  // where it is written until publish()
   std::uint64_t tokens_written() const;
   std::uint64_t documents_written() const;
 
@@ -80,8 +93,9 @@ class TokenDatasetWriter {
 class TokenDataset {
  public:
   // Opens and validates structure and attributes (not content checksums: see verify()).
-  // Throws kiln::Error naming the file and what is wrong (missing dataset, wrong type,
-  // foreign or truncated file, unsupported format version).
+  // Throws kiln::Error naming the file and what is wrong (not a regular file, missing dataset,
+  // wrong type, foreign or truncated file, unsupported format version, a special id outside
+  // the vocabulary).
   static TokenDataset open(const std::filesystem::path& path);
 
   const std::filesystem::path& path() const;
@@ -97,15 +111,17 @@ class TokenDataset {
   void read_loss_mask(std::uint64_t begin, std::span<std::uint8_t> out) const;
   // doc_offsets[first, first + out.size()).
   void read_doc_offsets(std::uint64_t first, std::span<std::uint64_t> out) const;
-  // Start offsets of the documents that begin inside [begin, end), ascending. Binary search
+  // Start offsets of the documents that begin inside [begin, end), ascending; offsets found
+  // out of order (a corrupt file never verified) are a kiln::Error, never a wrong boundary. Binary search
   // over a sparse in-memory index (every 1024th doc_offset, built on first use: 8 bytes per
   // 1024 documents) and then one read of the <= 1024 offsets in the block, so the full
   // doc_offsets array is never held in memory.
   std::vector<std::uint64_t> document_starts_in(std::uint64_t begin, std::uint64_t end) const;
 
-  // Streams the whole file and checks the content checksums and invariants (offsets
-  // monotone and ending at num_tokens, ids < vocab_size). Throws kiln::Error on mismatch.
-  void verify() const;
+  // Streams the whole file once and checks the content checksums and invariants (offsets
+  // monotone and ending at num_tokens, ids < vocab_size, loss mask values 0 or 1). Throws
+  // kiln::Error naming the field and the index on the first violation.
+  VerifyReport verify() const;
 
   TokenDataset(TokenDataset&&) noexcept;
   TokenDataset& operator=(TokenDataset&&) noexcept;

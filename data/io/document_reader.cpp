@@ -29,6 +29,12 @@ std::size_t line_of_offset(std::string_view text, std::size_t offset) {
   return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
 }
 
+std::size_t count_key(simdjson::dom::object object, std::string_view key) {
+  std::size_t count = 0;
+  for (const auto field : object) count += field.key == key ? 1 : 0;
+  return count;
+}
+
 }  // namespace
 
 // ---- the reader -------------------------------------------------------------------------------
@@ -88,6 +94,11 @@ bool DocumentReader::next(Document& document) {
     }
     if (!root.is_object()) {
       reject(where, "expected a JSON object per line");
+      continue;
+    }
+    if (const std::size_t copies = count_key(root.get_object().value_unsafe(), options_.text_field); copies > 1) {
+      // JSON leaves duplicate keys undefined; taking either copy would silently train on a guess.
+      reject(where, fmt::format("field \"{}\" appears {} times; expected it once", options_.text_field, copies));
       continue;
     }
     std::string_view text;

@@ -2,37 +2,41 @@
 
 #include <zstd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <string>
 #include <vector>
 
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::data {
 
+// Buffers bytes and hands them to the atomic file in large writes (AtomicFile writes straight
+// to its descriptor, and a syscall per JSONL line would dominate curate's output time).
 class LineWriter::Sink {
  public:
-  explicit Sink(const std::filesystem::path& path) : path_(path), out_(path, std::ios::binary | std::ios::trunc) {
-    if (!out_) fail("cannot create '{}': {}", path.string(), std::strerror(errno));
-  }
+  explicit Sink(const std::filesystem::path& path) : file_(path) {}
   virtual ~Sink() = default;
   virtual void write(std::string_view bytes) { put(bytes.data(), bytes.size()); }
   virtual void finish() {
-    out_.flush();
-    if (!out_) fail("write error on '{}' (disk full?)", path_.string());
+    flush();
+    file_.commit();
   }
 
  protected:
   void put(const char* data, std::size_t size) {
-    out_.write(data, static_cast<std::streamsize>(size));
-    if (!out_) fail("write error on '{}' (disk full?)", path_.string());
+    buffer_.append(data, size);
+    if (buffer_.size() >= kFlushBytes) flush();
   }
 
  private:
-  std::filesystem::path path_;
-  std::ofstream out_;
+  static constexpr std::size_t kFlushBytes = 1 << 20;
+  void flush() {
+    file_.write(buffer_);
+    buffer_.clear();
+  }
+
+  AtomicFile file_;
+  std::string buffer_;
 };
 
 namespace {
@@ -72,20 +76,14 @@ class ZstdSink final : public LineWriter::Sink {
 
 }  // namespace
 
-LineWriter::LineWriter(const std::filesystem::path& path, int zstd_level)
-    : path_(path), temporary_(path.string() + ".tmp") {
+LineWriter::LineWriter(const std::filesystem::path& path, int zstd_level) : path_(path) {
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   const bool compressed = path.extension() == ".zst";
-  sink_ = compressed ? std::make_unique<ZstdSink>(temporary_, zstd_level) : std::make_unique<Sink>(temporary_);
+  sink_ = compressed ? std::make_unique<ZstdSink>(path, zstd_level) : std::make_unique<Sink>(path);
 }
 
-LineWriter::~LineWriter() {
-  if (sink_) {
-    sink_.reset();
-    std::error_code ignored;
-    std::filesystem::remove(temporary_, ignored);
-  }
-}
+// An unclosed sink's AtomicFile removes its temporary and leaves the target untouched.
+LineWriter::~LineWriter() = default;
 
 void LineWriter::write_line(std::string_view line) {
   if (!sink_) fail("write to '{}' after it was closed", path_.string());
@@ -96,9 +94,8 @@ void LineWriter::write_line(std::string_view line) {
 
 void LineWriter::close() {
   if (!sink_) return;
-  sink_->finish();
-  sink_.reset();
-  std::filesystem::rename(temporary_, path_);
+  auto sink = std::move(sink_);  // closed (or abandoned, on a failure) either way
+  sink->finish();
 }
 
 }  // namespace kiln::data

@@ -1,7 +1,8 @@
 #pragma once
 // Writes text lines (JSONL records) to a file, zstd-compressed when the name ends in ".zst".
-// Output goes to "<path>.tmp" and appears under its real name only when close() succeeds,
-// so an interrupted run never leaves a truncated file that looks finished.
+// Output goes through kiln::AtomicFile (trainer/core/atomic_file.hpp): it appears under its
+// real name only when close() succeeds, so an interrupted or failed run (disk full) never
+// leaves a truncated file that looks finished.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -25,7 +26,6 @@ class LineWriter {
 
  private:
   std::filesystem::path path_;
-  std::filesystem::path temporary_;
   std::unique_ptr<Sink> sink_;
   std::uint64_t lines_ = 0;
 };

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::data {
 
@@ -22,8 +23,9 @@ void check_inputs_readable(const std::vector<std::filesystem::path>& inputs) {
   if (inputs.empty()) fail("no input files were given");
   for (const auto& path : inputs) {
     std::error_code error;
-    if (!std::filesystem::exists(path, error)) fail("input file '{}' does not exist", path.string());
     if (std::filesystem::is_directory(path, error)) fail("input '{}' is a directory; pass the files inside it", path.string());
+    // A FIFO or /dev/zero would stream forever (or block) instead of ending like a corpus file.
+    require_regular_file(path, "input file");
     std::ifstream probe(path, std::ios::binary);
     if (!probe) fail("input file '{}' cannot be read: {}", path.string(), std::strerror(errno));
   }

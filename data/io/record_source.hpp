@@ -19,8 +19,9 @@ enum class InputFormat { Text, Jsonl, JsonlZst };
 
 InputFormat detect_input_format(const std::filesystem::path& path);
 
-// Every input must exist and be a readable file: checked up front, so a typo fails before
-// any work. Throws kiln::Error naming the path.
+// Every input must exist and be a readable regular file (not a directory, FIFO or device):
+// checked up front, so a typo or a hostile path fails before any work. Throws kiln::Error
+// naming the path.
 void check_inputs_readable(const std::vector<std::filesystem::path>& inputs);
 
 class RecordSource {

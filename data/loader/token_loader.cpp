@@ -148,6 +148,12 @@ void TokenLoader::add_segments(Batch& batch, std::uint64_t row, std::uint64_t wi
   const auto starts = dataset_->document_starts_in(begin + 1, begin + seq_len);
   batch.segment_starts.push_back(0);
   for (const std::uint64_t start : starts) {
+    // document_starts_in returns ascending starts inside the range it was asked for; anything
+    // else would become a segment outside the row, so it is an error here, never an index.
+    if (start <= begin || start >= begin + seq_len || start - begin <= batch.segment_starts.back()) {
+      fail("token dataset '{}': document start {} does not lie in window {} ({}, {})",
+           dataset_->path().string(), start, window, begin, begin + seq_len);
+    }
     batch.segment_starts.push_back(static_cast<std::uint32_t>(start - begin));
   }
   batch.segment_offsets.push_back(static_cast<std::uint32_t>(batch.segment_starts.size()));

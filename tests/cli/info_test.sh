@@ -15,12 +15,14 @@ run() {
 }
 
 run write info --write-test-dataset "$work/prepared"
-check "fixtures written" test "$status" -eq 0 -a -f "$work/prepared/train.h5" -a -f "$work/prepared/val.h5"
+check "fixtures written" test "$status" -eq 0 -a -f "$work/prepared/train.h5" -a -f "$work/prepared/val.h5" \
+  -a -f "$work/prepared/tokenizer.json"
 
-# A prepared directory: both splits described and verified.
+# A prepared directory: both splits and the tokenizer described and verified.
 run dir info "$work/prepared"
 check "directory: exit 0" test "$status" -eq 0
-check "directory: both verified" test "$(grep -c 'verify  *verified' "$work/dir.out")" -eq 2
+check "directory: both splits and the tokenizer verified" test "$(grep -c 'verify  *verified' "$work/dir.out")" -eq 3
+check "directory: the tokenizer matches the datasets" contains "$work/dir.out" "its hash is the datasets' tokenizer_hash"
 check "directory: split" contains "$work/dir.out" "split            train"
 check "directory: dtype" contains "$work/dir.out" "token dtype      uint16"
 check "directory: documents" contains "$work/dir.out" "documents        201"
@@ -61,14 +63,36 @@ run skip info --skip-verify "$work/corrupt.h5"
 check "skip-verify: exit 0" test "$status" -eq 0
 check "skip-verify: says skipped" contains "$work/skip.out" "verify           skipped"
 
-# A directory where one split is damaged: both reported, non-zero exit.
-mkdir "$work/mixed"
-cp "$work/prepared/val.h5" "$work/mixed/val.h5"
+# A directory where one split is damaged: everything reported, non-zero exit.
+cp -r "$work/prepared" "$work/mixed"
 cp "$work/corrupt.h5" "$work/mixed/train.h5"
 run mixed info "$work/mixed"
 check "mixed: non-zero exit" test "$status" -ne 0
 check "mixed: val still verified" contains "$work/mixed.out" "verified"
-check "mixed: summary" contains "$work/mixed.err" "1 of 2 token datasets"
+check "mixed: summary" contains "$work/mixed.err" "1 of 3 files of the prepared directory"
+
+# A prepared directory must hold what prepare writes: a truncated or missing tokenizer.json, a
+# tokenizer of another run, or a missing val.h5 is a failure that names the file.
+cp -r "$work/prepared" "$work/torn"
+head -c 1000 "$work/prepared/tokenizer.json" >"$work/torn/tokenizer.json"
+run torn info "$work/torn"
+check "truncated tokenizer.json: non-zero exit" test "$status" -ne 0
+check "truncated tokenizer.json: named" contains "$work/torn.out" "tokenizer '$work/torn/tokenizer.json': malformed JSON"
+cp -r "$work/prepared" "$work/no_tokenizer"
+rm "$work/no_tokenizer/tokenizer.json"
+run no_tokenizer info "$work/no_tokenizer"
+check "missing tokenizer.json: non-zero exit" test "$status" -ne 0
+check "missing tokenizer.json: named" contains "$work/no_tokenizer.out" "no_tokenizer/tokenizer.json' is missing"
+cp -r "$work/prepared" "$work/no_val"
+rm "$work/no_val/val.h5"
+run no_val info "$work/no_val"
+check "missing val.h5: non-zero exit" test "$status" -ne 0
+check "missing val.h5: named" contains "$work/no_val.out" "no_val/val.h5' is missing"
+cp -r "$work/prepared" "$work/other_tokenizer"
+cp "$2/tokenizer/gpt2.json" "$work/other_tokenizer/tokenizer.json"
+run other_tokenizer info "$work/other_tokenizer"
+check "another run's tokenizer: non-zero exit" test "$status" -ne 0
+check "another run's tokenizer: says so" contains "$work/other_tokenizer.out" "the directory mixes files of different prepare runs"
 
 # Truncated, foreign and missing inputs.
 size=$(stat -c %s "$work/prepared/train.h5")

@@ -7,9 +7,11 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "data/dataset/hdf5_file.hpp"
 #include "data/dataset/token_dataset.hpp"
 #include "data/loader/epoch_permutation.hpp"
 
@@ -111,6 +113,39 @@ inline void write_corpus(const std::filesystem::path& path, const Corpus& corpus
     }
   }
   writer.finish();
+}
+
+// Overwrites elements [first, first + values.size()) of a 1-D dataset in place, for tests that
+// damage a finished file the way a bad disk or a hostile edit would (the checksum attributes
+// are left as they were).
+template <class T>
+void overwrite_elements(const std::filesystem::path& path, const char* dataset, std::uint64_t first,
+                        const std::vector<T>& values, hid_t memory_type) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  const hid_t data = H5Dopen2(file, dataset, H5P_DEFAULT);
+  const hid_t space = H5Dget_space(data);
+  const hsize_t start = first;
+  const hsize_t count = values.size();
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+  const hid_t memory = H5Screate_simple(1, &count, nullptr);
+  EXPECT_GE(H5Dwrite(data, memory_type, memory, space, H5P_DEFAULT, values.data()), 0);
+  H5Sclose(memory);
+  H5Sclose(space);
+  H5Dclose(data);
+  H5Fclose(file);
+}
+
+// Replaces a root string attribute (e.g. a checksum recomputed to match a hostile edit).
+inline void overwrite_string_attribute(const std::filesystem::path& path, const char* name,
+                                       const std::string& value) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  {
+    std::lock_guard lock(kiln::data::hdf5::library_mutex());
+    kiln::data::hdf5::write_string_attribute(file, name, value);
+  }
+  H5Fclose(file);
 }
 
 }  // namespace kiln::testing

@@ -1,6 +1,7 @@
 #include "data/io/document_reader.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -139,6 +140,26 @@ TEST_F(DocumentReaderTest, LineWriterLeavesNothingBehindWhenNotClosed) {
   }
   EXPECT_FALSE(fs::exists(path));
   EXPECT_FALSE(fs::exists(path.string() + ".tmp"));
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(DocumentReaderTest, ADuplicateTextKeyIsRefusedWithFileAndLine) {
+  const auto path = write("dup.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"first\", \"id\": 2, \"text\": \"second\"}\n");
+  DocumentReader reader({path}, ReaderOptions{});
+  const auto message = error_of([&] { read_all(reader); });
+  EXPECT_NE(message.find(path.string() + ":2: field \"text\" appears 2 times"), std::string::npos) << message;
+}
+
+TEST_F(DocumentReaderTest, FifosAndDevicesAreRefusedUpFront) {
+  const auto fifo = dir_ / "pipe.jsonl";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Without the check the reader would block on the FIFO, or read /dev/zero forever.
+  EXPECT_NE(error_of([&] { DocumentReader({fifo}, ReaderOptions{}); }).find("is a FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { DocumentReader({"/dev/zero"}, ReaderOptions{}); }).find("is a character device"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "data/loader/epoch_permutation.hpp"
 #include "tests/dataset/test_datasets.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/train/micro_batch.hpp"
 
 namespace {
 
@@ -308,6 +309,49 @@ TEST(TokenLoader, ImpossibleOptionsAreRefused) {
   EXPECT_NE(error(options_for(4, 8, 0, 0)).find("dp_size"), std::string::npos);
   EXPECT_NE(error(options_for(0, 8)).find("seq_len"), std::string::npos);
   EXPECT_NE(error(options_for(4, 0)).find("global_batch"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+// The SIGSEGV of issue 16: two adjacent doc_offsets swapped, a packed run that never verified
+// the file. Every batch is either right or a kiln::Error naming /doc_offsets, never a segment
+// that runs backwards (which slice_micro_batch turned into a write far outside the row).
+TEST(TokenLoader, SwappedDocOffsetsAreAnErrorNotABackwardsSegment) {
+  const LoaderFixture fixture(make_corpus(300, 2000, 7, 1, 20));
+  std::vector<std::uint64_t> pair(2);
+  fixture.dataset->read_doc_offsets(150, pair);
+  kiln::testing::overwrite_elements(fixture.dir / "train.h5", "doc_offsets", 150,
+                                    std::vector<std::uint64_t>{pair[1], pair[0]}, H5T_NATIVE_UINT64);
+  const auto damaged = std::make_shared<const TokenDataset>(TokenDataset::open(fixture.dir / "train.h5"));
+  TokenLoader loader(damaged, options_for(24, 16, 0, 1, /*packed=*/true));
+  std::string error;
+  for (std::uint64_t step = 0; step * 16 < 2 * loader.num_windows() && error.empty(); ++step) {
+    try {
+      const Batch batch = loader.next_batch();
+      for (std::uint64_t row = 0; row < batch.rows; ++row) {
+        const auto first = batch.segment_starts.begin() + batch.segment_offsets[row];
+        const auto last = batch.segment_starts.begin() + batch.segment_offsets[row + 1];
+        ASSERT_TRUE(std::is_sorted(first, last)) << "row " << row << " has segments out of order";
+        ASSERT_LT(*(last - 1), 24u);
+      }
+    } catch (const kiln::Error& thrown) {
+      error = thrown.what();
+    }
+  }
+  EXPECT_NE(error.find("doc_offsets[151]"), std::string::npos) << error;
+}
+
+TEST(MicroBatch, ASegmentOutsideItsRowIsAnErrorNotAWrite) {
+  Batch batch;
+  batch.rows = 1;
+  batch.seq_len = 4;
+  batch.tokens.assign(5, 1);
+  batch.positions.assign(4, 0);
+  batch.segment_offsets = {0, 3};
+  batch.segment_starts = {0, 3, 1};  // runs backwards: [3, 1)
+  EXPECT_NE(error_of([&] { kiln::train::slice_micro_batch(batch, 0, 1); }).find("segment [3, 1)"), std::string::npos);
 }
 
 }  // namespace

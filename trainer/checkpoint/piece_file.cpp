@@ -179,6 +179,8 @@ void PieceFileWriter::write(std::string_view name, const Shape& global_shape, co
   write_shape_attribute(dataset.get(), kGlobalShapeAttribute, global_shape);
   write_shape_attribute(dataset.get(), kOffsetAttribute, region.offset);
   if (dataset_path != path) hdf5::write_string_attribute(dataset.get(), kTensorAttribute, path);
+  // Closing flushes the piece; a failure here (disk full) must fail the checkpoint, not vanish.
+  hdf5::close_checked(dataset, fmt::format("checkpoint {} piece {}", path_.string(), path));
 }
 
 void PieceFileWriter::close() {

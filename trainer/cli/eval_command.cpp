@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "data/dataset/verified_dataset.hpp"
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/train/checkpoint_model.hpp"
@@ -29,7 +30,7 @@ nlohmann::json loss_fields(train::CheckpointModel& loaded, const EvalFlags& flag
   options.rows = flags.rows > 0 ? flags.rows : loaded.recipe.train.micro_batch_size;
   options.batches = flags.batches;
   options.packed = loaded.recipe.data.packed;
-  auto dataset = std::make_shared<const data::TokenDataset>(data::TokenDataset::open(flags.data));
+  const auto dataset = data::open_verified_dataset(flags.data, "eval");
   const auto result = train::evaluate(*loaded.model, dataset, options);
   return {{"loss", result.loss}, {"perplexity", result.perplexity()}, {"tokens", result.tokens}, {"data", flags.data}};
 }

@@ -1,9 +1,11 @@
 // `kiln info PATH`: what a token dataset holds, and whether it is intact.
 //
-// PATH is one split file (train.h5) or a directory written by `kiln prepare` (train.h5 and/or
-// val.h5 inside). For each dataset it prints the attributes, counts, document length stats,
-// loss-mask coverage and checksums, then runs verify(). Any dataset that cannot be opened or
-// fails verification makes the command exit non-zero after every dataset has been reported.
+// PATH is one split file (train.h5) or a directory written by `kiln prepare`. For each dataset
+// it prints the attributes, counts, document length stats, loss-mask coverage and checksums,
+// then runs verify(). A prepared directory must hold everything prepare writes: train.h5,
+// val.h5 (prepare writes it even when the split is empty) and a tokenizer.json that parses and
+// whose hash is the datasets' tokenizer_hash. Anything missing, unreadable or failing makes
+// the command exit non-zero after every file has been reported.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,10 +20,15 @@
 #include <iostream>
 
 #include "data/dataset/token_dataset.hpp"
+#include "data/tokenizer/byte_level.hpp"
+#include "data/tokenizer/tokenizer.hpp"
 #include "trainer/checkpoint/checkpoint_compare.hpp"
 #include "trainer/checkpoint/checkpoint_finder.hpp"
 #include "trainer/cli/command.hpp"
+#include "trainer/core/atomic_file.hpp"
+#include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::cli {
 
@@ -31,7 +38,9 @@ namespace fs = std::filesystem;
 using data::TokenDataset;
 
 constexpr std::uint64_t kScanBlock = 1 << 20;
+// What `kiln prepare` writes into its output directory (data/dataset/prepare.hpp).
 constexpr const char* kSplitFiles[] = {"train.h5", "val.h5"};
+constexpr const char* kTokenizerFile = "tokenizer.json";
 
 struct DocumentLengths {
   std::uint64_t min = 0;
@@ -163,19 +172,56 @@ void print_text(const nlohmann::json& info) {
   }
 }
 
-std::vector<fs::path> datasets_at(const fs::path& path) {
+bool is_prepared_directory(const fs::path& path) {
   std::error_code error;
-  if (!fs::is_directory(path, error)) return {path};
-  std::vector<fs::path> found;
+  if (!fs::is_directory(path, error)) return false;
   for (const char* name : kSplitFiles) {
-    if (fs::exists(path / name)) found.push_back(path / name);
+    if (fs::exists(path / name, error)) return true;
   }
-  if (found.empty()) {
-    fail("'{}' is a directory without a token dataset; expected train.h5 and/or val.h5 as "
-         "written by `kiln prepare`, or the path of one .h5 split",
-         path.string());
+  fail("'{}' is a directory without a token dataset; expected train.h5 and/or val.h5 as "
+       "written by `kiln prepare`, or the path of one .h5 split",
+       path.string());
+}
+
+nlohmann::json missing_file(const fs::path& path) {
+  return {{"path", path.string()},
+          {"error", fmt::format("'{}' is missing; a directory written by `kiln prepare` holds {}, {} and {}",
+                                path.string(), kSplitFiles[0], kSplitFiles[1], kTokenizerFile)}};
+}
+
+// The tokenizer a prepared directory carries: it must parse, and it must be the one the
+// datasets were tokenized with, or training and generation would pair them wrongly.
+nlohmann::json inspect_tokenizer(const fs::path& path, const nlohmann::json& datasets) {
+  if (!fs::exists(path)) return missing_file(path);
+  nlohmann::json info = {{"path", path.string()}, {"verified", false}};
+  try {
+    const auto tokenizer = tok::Tokenizer::from_json(read_text_file(path, "tokenizer"), path.string());
+    const std::string hash = to_hex(tokenizer.content_hash());
+    info["tokenizer_hash"] = hash;
+    info["vocab_size"] = tokenizer.vocab_size();
+    for (const auto& dataset : datasets) {
+      if (!dataset.contains("tokenizer_hash") || dataset.at("tokenizer_hash") == hash) continue;
+      fail("tokenizer '{}' has hash {}, but {} was tokenized with {}; the directory mixes files of different "
+           "prepare runs",
+           path.string(), hash, dataset.at("path").get<std::string>(),
+           dataset.at("tokenizer_hash").get<std::string>());
+    }
+    info["verified"] = true;
+  } catch (const Error& error) {
+    info["error"] = error.what();
   }
-  return found;
+  return info;
+}
+
+void print_tokenizer_text(const nlohmann::json& info) {
+  fmt::print("{}\n", info.at("path").get<std::string>());
+  if (info.contains("tokenizer_hash")) {
+    fmt::print("  {:<17}{}\n", "tokenizer hash", info.at("tokenizer_hash").get<std::string>());
+    fmt::print("  {:<17}{}\n", "vocab size", info.at("vocab_size").get<std::uint64_t>());
+  }
+  fmt::print("  {:<17}{}\n", "verify",
+             info.value("verified", false) ? std::string("verified (parses; its hash is the datasets' tokenizer_hash)")
+                                           : fmt::format("FAILED: {}", info.at("error").get<std::string>()));
 }
 
 // Opens, describes and verifies one dataset; failures land in the returned JSON.
@@ -241,32 +287,66 @@ void run_info(const InfoOptions& options) {
     run_checkpoint_info(options);
     return;
   }
+  const fs::path path = options.path;
+  const bool directory = is_prepared_directory(path);
   nlohmann::json report = {{"datasets", nlohmann::json::array()}};
   std::size_t failures = 0;
-  for (const auto& path : datasets_at(options.path)) {
-    auto info = inspect(path, options.skip_verify);
+  const auto add = [&](nlohmann::json info) {
     if (info.contains("error")) ++failures;
     if (!options.json) print_text(info);
     report["datasets"].push_back(std::move(info));
+  };
+  if (!directory) {
+    add(inspect(path, options.skip_verify));
+  } else {
+    for (const char* name : kSplitFiles) {
+      add(fs::exists(path / name) ? inspect(path / name, options.skip_verify) : missing_file(path / name));
+    }
+    report["tokenizer"] = inspect_tokenizer(path / kTokenizerFile, report["datasets"]);
+    if (report["tokenizer"].contains("error")) ++failures;
+    if (!options.json) print_tokenizer_text(report["tokenizer"]);
   }
   if (options.json) fmt::print("{}\n", report.dump(2));
-  if (failures == 1 && report["datasets"].size() == 1) {
-    fail("{}", report["datasets"][0]["error"].get<std::string>());
-  }
+  if (failures == 1 && !directory) fail("{}", report["datasets"][0]["error"].get<std::string>());
   if (failures > 0) {
-    fail("{} of {} token datasets under '{}' failed; see above", failures,
-         report["datasets"].size(), options.path);
+    fail("{} of {} files of the prepared directory '{}' failed; see above", failures,
+         report["datasets"].size() + 1, options.path);
   }
 }
 
-// Deterministic little datasets for the CLI test. The first document of train.h5 repeats the
-// tokens whose little-endian bytes spell "KILN", so the test can find and flip a stored byte.
+// A byte-level BPE tokenizer.json with GPT-2's vocabulary size: the 256 byte tokens, filler
+// tokens up to id 50255 and <|endoftext|> = 50256. Enough for `kiln info` to parse and hash.
+std::string test_tokenizer_json(std::uint32_t eos) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int byte = 0; byte < 256; ++byte) {
+    vocab[tok::byte_level::encode(std::string(1, static_cast<char>(byte)))] = byte;
+  }
+  for (std::uint32_t id = 256; id < eos; ++id) vocab[fmt::format("fill{}", id)] = id;
+  vocab["<|endoftext|>"] = eos;
+  const nlohmann::json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                                     {"use_regex", true}};
+  return nlohmann::json{
+      {"version", "1.0"},
+      {"added_tokens", {{{"id", eos}, {"content", "<|endoftext|>"}, {"single_word", false}, {"lstrip", false},
+                         {"rstrip", false}, {"normalized", false}, {"special", true}}}},
+      {"pre_tokenizer", byte_level},
+      {"post_processor", byte_level},
+      {"decoder", byte_level},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
+  }.dump();
+}
+
+// Deterministic little datasets for the CLI test, with their tokenizer.json: a complete
+// prepared directory. The first document of train.h5 repeats the tokens whose little-endian
+// bytes spell "KILN", so the test can find and flip a stored byte.
 void write_test_datasets(const fs::path& directory) {
   fs::create_directories(directory);
   constexpr std::uint32_t kEos = 50256;
+  const std::string tokenizer_json = test_tokenizer_json(kEos);
+  write_file_atomically(directory / kTokenizerFile, tokenizer_json);
   data::TokenDatasetAttributes attributes;
   attributes.split = "train";
-  attributes.tokenizer_hash = "0123456789abcdef";
+  attributes.tokenizer_hash = to_hex(tok::Tokenizer::from_json(tokenizer_json, "test tokenizer").content_hash());
   attributes.vocab_size = 50257;
   attributes.special_ids = {{"eos", kEos}};
   attributes.source_checksum = "fedcba9876543210";
@@ -296,8 +376,8 @@ void write_test_datasets(const fs::path& directory) {
     writer.append_document(tokens, mask);
   }
   writer.finish();
-  fmt::print("wrote {} and {}\n", (directory / "train.h5").string(),
-             (directory / "val.h5").string());
+  fmt::print("wrote {}, {} and {}\n", (directory / "train.h5").string(), (directory / "val.h5").string(),
+             (directory / kTokenizerFile).string());
 }
 
 }  // namespace

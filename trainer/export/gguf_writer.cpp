@@ -2,9 +2,9 @@
 
 #include <bit>
 #include <cstring>
-#include <fstream>
 #include <set>
 
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::interop {
@@ -107,29 +107,22 @@ std::uint64_t GgufWriter::write(const std::filesystem::path& path, const Produce
   }
   header.pad_to(alignment_);
 
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-  if (!out) fail("cannot create {}", temporary.string());
-  out.write(header.bytes().data(), static_cast<std::streamsize>(header.bytes().size()));
+  AtomicFile out(path);
+  out.write(header.bytes());
   std::uint64_t written = 0;
   const std::string zeros(alignment_, '\0');
   for (const auto& tensor : tensors_) {
-    out.write(zeros.data(), static_cast<std::streamsize>(tensor.offset - written));
+    out.write(zeros.data(), tensor.offset - written);
     const auto bytes = produce(tensor);
     if (bytes.size() != tensor.byte_count()) {
       fail("GGUF tensor '{}' ({}) needs {} bytes, {} were produced", tensor.name, ggml_type_name(tensor.type),
            tensor.byte_count(), bytes.size());
     }
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(bytes.data(), bytes.size());
     written = tensor.offset + bytes.size();
   }
-  out.write(zeros.data(), static_cast<std::streamsize>(aligned(written, alignment_) - written));
-  out.close();
-  if (!out) {
-    std::filesystem::remove(temporary);
-    fail("writing {} failed (disk full?)", temporary.string());
-  }
-  std::filesystem::rename(temporary, path);
+  out.write(zeros.data(), aligned(written, alignment_) - written);
+  out.commit();
   return header.bytes().size() + aligned(written, alignment_);
 }
 

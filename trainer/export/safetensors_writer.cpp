@@ -32,7 +32,7 @@ std::string safetensors_header(const std::vector<SafetensorsEntry>& entries,
 
 SafetensorsWriter::SafetensorsWriter(std::filesystem::path path, std::vector<SafetensorsEntry> entries,
                                      const std::map<std::string, std::string>& metadata)
-    : path_(std::move(path)), temporary_(path_.string() + ".tmp"), entries_(std::move(entries)) {
+    : path_(std::move(path)), entries_(std::move(entries)) {
   std::set<std::string> names;
   for (const auto& entry : entries_) {
     if (entry.name == "__metadata__" || !names.insert(entry.name).second) {
@@ -40,23 +40,15 @@ SafetensorsWriter::SafetensorsWriter(std::filesystem::path path, std::vector<Saf
     }
   }
   const std::string header = safetensors_header(entries_, metadata);
-  out_.open(temporary_, std::ios::binary | std::ios::trunc);
-  if (!out_) fail("cannot create {}", temporary_.string());
+  out_.emplace(path_);
   unsigned char length[8];
   std::uint64_t value = header.size();
   for (auto& byte : length) {
     byte = static_cast<unsigned char>(value & 0xff);
     value >>= 8;
   }
-  out_.write(reinterpret_cast<const char*>(length), 8);
-  out_.write(header.data(), static_cast<std::streamsize>(header.size()));
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (finished_) return;
-  out_.close();
-  std::error_code ignored;
-  std::filesystem::remove(temporary_, ignored);
+  out_->write(length, sizeof length);
+  out_->write(header);
 }
 
 const SafetensorsEntry& SafetensorsWriter::expect_next(std::string_view name, std::uint64_t byte_count) const {
@@ -73,8 +65,8 @@ const SafetensorsEntry& SafetensorsWriter::expect_next(std::string_view name, st
 
 void SafetensorsWriter::write_bytes(std::string_view name, std::span<const std::byte> bytes) {
   expect_next(name, bytes.size());
-  out_.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (!out_) fail("{}: write failed (disk full?)", temporary_.string());
+  if (!out_) fail("{}: tensor '{}' written after finish()", path_.string(), name);
+  out_->write(bytes.data(), bytes.size());
   ++next_;
 }
 
@@ -90,10 +82,9 @@ void SafetensorsWriter::finish() {
   if (next_ != entries_.size()) {
     fail("{}: only {} of {} declared tensors were written", path_.string(), next_, entries_.size());
   }
-  out_.close();
-  if (!out_) fail("{}: closing failed (disk full?)", temporary_.string());
-  std::filesystem::rename(temporary_, path_);
-  finished_ = true;
+  if (!out_) fail("{}: finish() called twice", path_.string());
+  out_->commit();
+  out_.reset();
 }
 
 }  // namespace kiln::interop

@@ -1,7 +1,8 @@
 #pragma once
 // Writes one .safetensors file while holding one tensor at a time: the header (every name,
 // dtype, shape and offset) is laid out from the declared entries, then the tensors are
-// streamed in declaration order. The file is written as PATH.tmp and renamed when whole.
+// streamed in declaration order. The file goes through kiln::AtomicFile: it appears under
+// PATH only when finish() succeeds whole (trainer/core/atomic_file.hpp).
 //
 //   SafetensorsWriter writer(path, {{"wte.weight", SafetensorsDtype::F32, {V, C}}, ...});
 //   writer.write_floats("wte.weight", values);   // converted to the entry's dtype
@@ -9,13 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/export/safetensors_dtype.hpp"
 
 namespace kiln::interop {
@@ -31,7 +33,7 @@ class SafetensorsWriter {
  public:
   SafetensorsWriter(std::filesystem::path path, std::vector<SafetensorsEntry> entries,
                     const std::map<std::string, std::string>& metadata = {});
-  ~SafetensorsWriter();  // without finish(): removes the temporary file
+  // Destroyed without finish(): the temporary file is removed, PATH untouched.
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
@@ -44,11 +46,9 @@ class SafetensorsWriter {
   const SafetensorsEntry& expect_next(std::string_view name, std::uint64_t byte_count) const;
 
   std::filesystem::path path_;
-  std::filesystem::path temporary_;
   std::vector<SafetensorsEntry> entries_;
   std::size_t next_ = 0;
-  std::ofstream out_;
-  bool finished_ = false;
+  std::optional<AtomicFile> out_;  // empty once finished
 };
 
 // The header JSON (padded with spaces to a multiple of 8 bytes, as the reference writer does)

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::metrics {
@@ -72,17 +73,7 @@ MetricsLog MetricsLog::create(const fs::path& path) {
 
 MetricsLog MetricsLog::resume(const fs::path& path, std::int64_t resume_step) {
   if (fs::exists(path)) {
-    const std::string kept = kept_lines(path, resume_step);
-    fs::path temporary = path;
-    temporary += ".tmp";
-    {
-      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-      out << kept;
-      if (!out.flush()) fail("metrics: cannot write '{}'", temporary.string());
-    }
-    std::error_code error;
-    fs::rename(temporary, path, error);
-    if (error) fail("metrics: cannot replace '{}': {}", path.string(), error.message());
+    write_file_atomically(path, kept_lines(path, resume_step));
   }
   return MetricsLog(path, std::ios::out | std::ios::app);
 }

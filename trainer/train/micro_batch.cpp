@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "trainer/core/error.hpp"
+
 namespace kiln::train {
 
 namespace {
@@ -19,6 +21,8 @@ void fill_doc_ids(const data::Batch& batch, std::uint64_t row, std::uint32_t* ou
   for (std::uint32_t segment = first; segment < last; ++segment) {
     const std::uint32_t begin = batch.segment_starts[segment];
     const auto end = segment + 1 < last ? batch.segment_starts[segment + 1] : static_cast<std::uint32_t>(batch.seq_len);
+    // The loader guarantees ascending starts inside the row; a violation must not write past it.
+    if (begin > end || end > batch.seq_len) fail("micro-batch row {}: segment [{}, {}) is outside [0, {})", row, begin, end, batch.seq_len);
     std::fill(out + begin, out + end, segment - first);
   }
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "data/dataset/token_dataset.hpp"
+#include "data/dataset/verified_dataset.hpp"
 #include "data/loader/token_loader.hpp"
 #include "data/tokenizer/tokenizer.hpp"
 #include "parallel/data_parallel.hpp"
@@ -47,7 +48,7 @@ constexpr int kMaxSkippedStepsInARow = 5;
 
 std::shared_ptr<const data::TokenDataset> open_split(const std::string& path, const std::string& what,
                                                      const tok::Tokenizer& tokenizer, const std::string& tokenizer_path) {
-  auto dataset = std::make_shared<const data::TokenDataset>(data::TokenDataset::open(path));
+  auto dataset = data::open_verified_dataset(path, what);  // structure, checksums, targets: once per run
   const std::string expected = to_hex(tokenizer.content_hash());
   if (dataset->attributes().tokenizer_hash != expected) {
     fail("{} dataset '{}' was tokenized with another tokenizer (hash {}) than data.tokenizer '{}' (hash {}); "
