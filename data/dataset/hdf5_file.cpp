@@ -26,7 +26,8 @@ herr_t collect_description(unsigned depth, const H5E_error2_t* error, void* sink
   auto& text = *static_cast<std::string*>(sink);
   if (depth > 1 || error->desc == nullptr || error->desc[0] == '\0') return 0;
   if (!text.empty()) text += "; ";
-  text += error->desc;
+  // Some descriptions (the POSIX driver's write failure) hold a newline: keep one line.
+  for (const char* c = error->desc; *c != '\0'; ++c) text += *c == '\n' ? ' ' : *c;
   return 0;
 }
 

@@ -110,7 +110,7 @@ struct TokenDatasetWriter::Impl {
 void TokenDatasetWriter::Impl::validate(std::span<const std::uint32_t> document,
                                         std::span<const std::uint8_t> loss_mask) const {
   const auto where = [&] { return fmt::format("token dataset '{}'", final_path.string()); };
-  if (completed) fail("{}: append_document after the file was completed", where());
+  if (completed) fail("{}: append_document after finish() completed the file", where());
   if (document.empty()) {
     fail("{}: document {} is empty; every document holds at least its EOS token", where(),
          documents_written);

@@ -26,6 +26,12 @@ for limit in 4 64 400; do
   check "full disk ($limit KB): says why" grep -q -E "File too large|No space left" "$work/full$limit.out"
   check "full disk ($limit KB): nothing published" test -z "$(ls -A "$work/full$limit" 2>/dev/null)"
 done
+# import writes its checkpoint through HDF5 too: the same failure, the same clean exit.
+(trap '' XFSZ; ulimit -f 32; exec "$kiln" import --from hf "$2/interop/gpt2" --out "$work/imported") >"$work/import.out" 2>&1
+code=$?
+check "full disk, import: fails without a crash (exit $code)" test "$code" -ne 0 -a "$code" -lt 128
+check "full disk, import: names the checkpoint file" grep -q "cannot flush and close checkpoint" "$work/import.out"
+check "full disk, import: no checkpoint published" test ! -e "$work/imported/checkpoints/step_00000000"
 # A real 2 MB tmpfs where this machine lets us mount one (root in CI containers).
 mkdir -p "$work/tmpfs"
 if mount -t tmpfs -o size=2m tmpfs "$work/tmpfs" 2>/dev/null; then

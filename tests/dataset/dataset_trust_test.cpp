@@ -41,9 +41,8 @@ std::string error_of(Action&& action) {
 
 // Swaps doc_offsets[index] and doc_offsets[index + 1] (the probe's "swap two adjacent values").
 void swap_offsets(const fs::path& path, std::uint64_t index) {
-  const auto dataset = TokenDataset::open(path);
   std::vector<std::uint64_t> pair(2);
-  dataset.read_doc_offsets(index, pair);
+  TokenDataset::open(path).read_doc_offsets(index, pair);  // closed again: HDF5 then opens it read-write
   kiln::testing::overwrite_elements(path, "doc_offsets", index, std::vector<std::uint64_t>{pair[1], pair[0]},
                                     H5T_NATIVE_UINT64);
 }

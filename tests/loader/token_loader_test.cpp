@@ -319,12 +319,13 @@ namespace {
 // the file. Every batch is either right or a kiln::Error naming /doc_offsets, never a segment
 // that runs backwards (which slice_micro_batch turned into a write far outside the row).
 TEST(TokenLoader, SwappedDocOffsetsAreAnErrorNotABackwardsSegment) {
-  const LoaderFixture fixture(make_corpus(300, 2000, 7, 1, 20));
-  std::vector<std::uint64_t> pair(2);
-  fixture.dataset->read_doc_offsets(150, pair);
-  kiln::testing::overwrite_elements(fixture.dir / "train.h5", "doc_offsets", 150,
-                                    std::vector<std::uint64_t>{pair[1], pair[0]}, H5T_NATIVE_UINT64);
-  const auto damaged = std::make_shared<const TokenDataset>(TokenDataset::open(fixture.dir / "train.h5"));
+  TempDir dir;
+  const Corpus corpus = make_corpus(300, 2000, 7, 1, 20);
+  kiln::testing::write_corpus(dir / "train.h5", corpus);
+  const auto offsets = corpus.offsets();
+  kiln::testing::overwrite_elements(dir / "train.h5", "doc_offsets", 150,
+                                    std::vector<std::uint64_t>{offsets[151], offsets[150]}, H5T_NATIVE_UINT64);
+  const auto damaged = std::make_shared<const TokenDataset>(TokenDataset::open(dir / "train.h5"));
   TokenLoader loader(damaged, options_for(24, 16, 0, 1, /*packed=*/true));
   std::string error;
   for (std::uint64_t step = 0; step * 16 < 2 * loader.num_windows() && error.empty(); ++step) {
