@@ -69,6 +69,10 @@ check "no step was trained on it" test ! -s "$work/run/metrics.jsonl"
 "$kiln" train "$root/recipes/quickstart.yaml" "${tiny[@]}" --set "data.train=$work/fixture/train.h5" \
   --set "run.dir=$work/good_run" >"$work/good_train.out" 2>&1
 check "the intact copy trains" test $? -eq 0
+expect_error "eval refuses the corrupt dataset too" "eval dataset refused: token dataset '$work/corrupt.h5': /tokens checksum mismatch" \
+  "$kiln" eval --checkpoint "$work/good_run" --data "$work/corrupt.h5"
+"$kiln" eval --checkpoint "$work/good_run" --data "$work/fixture/val.h5" >"$work/eval.out" 2>&1
+check "eval of an intact dataset works" grep -q '"loss"' "$work/eval.out"
 mkfifo "$work/pipe.h5"
 expect_error "train refuses a FIFO" "train dataset '$work/pipe.h5' is a FIFO" \
   bounded "$kiln" train "$root/recipes/quickstart.yaml" "${tiny[@]}" --set "data.train=$work/pipe.h5" --set "run.dir=$work/run"
