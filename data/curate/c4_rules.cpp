@@ -156,7 +156,7 @@ bool BadWords::matches(std::string_view text) const {
 C4Result c4_apply(std::string_view text, const C4Options& options, const BadWords* bad_words) {
   thread_local std::vector<std::string_view> lines;
   thread_local std::vector<std::string_view> words;
-  split_lines(text, lines);
+  split_python_lines(text, lines);  // blank lines have no terminal punctuation: removed
   C4Result result;
   std::size_t sentences = 0;
   for (std::string_view raw : lines) {
