@@ -249,9 +249,61 @@ bool has_letter(std::string_view token) {
   return false;
 }
 
+namespace {
+
+bool is_letter(char32_t c) {
+  if (c < 128) return (c | 32) >= 'a' && (c | 32) <= 'z';
+  const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_LO;
+}
+
+// Byte length of an English clitic ending `word` after a letter ("n't", "'s", "'re", "'ve",
+// "'ll", "'d", "'m", with ' or U+2019), 0 when there is none: "don't" is "do" + "n't".
+std::size_t clitic_length(std::string_view word) {
+  auto ends_with_folded = [&](std::string_view suffix) {
+    if (word.size() <= suffix.size()) return false;
+    for (std::size_t i = 0; i < suffix.size(); ++i) {
+      const char c = word[word.size() - suffix.size() + i];
+      if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != suffix[i]) return false;
+    }
+    return true;
+  };
+  for (std::string_view apostrophe : {"'", "\u2019"}) {
+    for (std::string_view ending : {"s", "re", "ve", "ll", "d", "m", "t"}) {
+      const std::string suffix = (ending == "t" ? "n" : "") + std::string(apostrophe) + std::string(ending);
+      if (!ends_with_folded(suffix)) continue;
+      std::size_t offset = previous_code_point(word, word.size() - suffix.size());
+      if (is_letter(next_code_point(word, offset))) return suffix.size();
+    }
+  }
+  return 0;
+}
+
+// The word between leading and trailing punctuation, split at hyphens between letters
+// ("well-known" is "well" "-" "known") and before an English clitic.
+void append_word_tokens(std::string_view word, std::vector<std::string_view>& tokens) {
+  const std::size_t clitic = clitic_length(word);
+  const std::string_view stem = word.substr(0, word.size() - clitic);
+  std::size_t begin = 0;
+  for (std::size_t at = stem.find('-'); at != std::string_view::npos; at = stem.find('-', at + 1)) {
+    if (at == 0 || at + 1 >= stem.size()) continue;
+    std::size_t before = previous_code_point(stem, at);
+    std::size_t after = at + 1;
+    if (!is_letter(next_code_point(stem, before)) || !is_letter(next_code_point(stem, after))) continue;
+    tokens.push_back(stem.substr(begin, at - begin));
+    tokens.push_back(stem.substr(at, 1));
+    begin = at + 1;
+  }
+  tokens.push_back(stem.substr(begin));
+  if (clitic > 0) tokens.push_back(word.substr(stem.size()));
+}
+
+}  // namespace
+
 void word_tokens(std::string_view text, std::vector<std::string_view>& tokens) {
   tokens.clear();
   thread_local std::vector<std::string_view> pieces;
+  thread_local std::vector<std::string_view> trailing;
   split_whitespace(text, pieces);
   for (std::string_view piece : pieces) {
     // Leading punctuation: one token per character.
@@ -265,16 +317,15 @@ void word_tokens(std::string_view text, std::vector<std::string_view>& tokens) {
     if (begin == piece.size()) continue;
     // Trailing punctuation, found from the end (code point starts only).
     std::size_t end = piece.size();
-    std::vector<std::string_view> trailing;
+    trailing.clear();
     while (end > begin) {
-      std::size_t start = end - 1;
-      while (start > begin && (static_cast<unsigned char>(piece[start]) & 0xC0) == 0x80) --start;
+      const std::size_t start = std::max(begin, previous_code_point(piece, end));
       std::size_t probe = start;
       if (!is_punctuation(next_code_point(piece, probe))) break;
       trailing.push_back(piece.substr(start, end - start));
       end = start;
     }
-    tokens.push_back(piece.substr(begin, end - begin));
+    append_word_tokens(piece.substr(begin, end - begin), tokens);
     tokens.insert(tokens.end(), trailing.rbegin(), trailing.rend());
   }
 }

@@ -54,8 +54,14 @@ bool is_punctuation_token(std::string_view token);
 // True when the token holds at least one letter (any script).
 bool has_letter(std::string_view token);
 
-// Word tokens: whitespace pieces with leading/trailing punctuation split off one token per
-// punctuation character, so "end." gives "end" and "." and "--" gives "-" "-".
+// Word tokens, shaped like the reference's (spaCy's English tokenizer) in the cases web text
+// has most: whitespace pieces with leading/trailing punctuation split off one token per
+// punctuation character ("end." gives "end" "."; "--" gives "-" "-"), hyphens between letters
+// split out ("well-known" gives "well" "-" "known") and English clitics split off ("don't"
+// gives "do" "n't", "it's" gives "it" "'s"). spaCy's abbreviation list ("U.S." is one token
+// there, "U.S" "." here), URL, emoticon and all-punctuation pieces ("|---|", "):" are one
+// token there, one per character here) are not reproduced: recipes/CURATE.md counts what
+// that changes.
 void word_tokens(std::string_view text, std::vector<std::string_view>& tokens);
 
 // Lowercased words with punctuation removed and numbers folded to "0", each with the byte

@@ -226,3 +226,31 @@ TEST(LineUnits, FineWebTerminalPunctuation) {
 
 }  // namespace
 }  // namespace kiln::curate
+
+namespace kiln::curate {
+namespace {
+
+// Word tokens split the way the reference tokenizer (spaCy, English) does in the cases web
+// text has most, so word counts and n-grams agree: clitics and hyphens between letters.
+TEST(WordTokens, CliticsAndHyphensSplitLikeTheReference) {
+  std::vector<std::string_view> tokens;
+  word_tokens("We don't know; it's a well-known e-mail (often), 2-3 U.S. well- -known", tokens);
+  EXPECT_EQ(tokens, (std::vector<std::string_view>{"We", "do", "n't", "know", ";", "it", "'s", "a", "well", "-",
+                                                   "known", "e", "-", "mail", "(", "often", ")", ",", "2-3", "U.S",
+                                                   ".", "well", "-", "-", "known"}));
+  word_tokens("They\u2019re here", tokens);
+  EXPECT_EQ(tokens, (std::vector<std::string_view>{"They", "\u2019re", "here"}));
+}
+
+// C4 counts sentence breaks, and an abbreviation's full stop ("U.S.", "a.") is none.
+TEST(C4Sentences, AbbreviationsAndBreaks) {
+  C4Options options;
+  options.min_num_sentences = 2;
+  EXPECT_EQ(c4_apply("They moved to the U.S. in the spring of that year.", options).reason, "c4_too_few_sentences");
+  EXPECT_EQ(c4_apply("Plan a. Then plan b with the rest of the team.", options).reason, "c4_too_few_sentences");
+  EXPECT_EQ(c4_apply("They moved in spring. It rained for a week.", options).reason, "");
+  EXPECT_EQ(c4_apply("They said \"go.\" Then they went home.", options).reason, "");
+}
+
+}  // namespace
+}  // namespace kiln::curate
