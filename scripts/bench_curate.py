@@ -222,7 +222,8 @@ def agreement(corpus, kiln, work, cores):
     # datatrove's verdicts are kept beside the corpus (they depend on it alone), so re-running
     # after a kiln change costs seconds; delete the file to measure datatrove again.
     cache = os.path.join(work, "datatrove-verdicts.json")
-    if os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(corpus):
+    cached = os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(corpus)
+    if cached:
         with open(cache) as f:
             trove = json.load(f)
     else:
@@ -251,7 +252,7 @@ def agreement(corpus, kiln, work, cores):
                 f.write(json.dumps({"id": doc_id, "shape": key[0], "kiln": key[1], "datatrove": key[2]}) + "\n")
         classes[rule] = counts
     print(f"corpus: {len(trove)} documents ({corpus}); kiln {kiln_seconds:.1f} s for the {len(RULES)} runs, "
-          f"datatrove {trove_seconds:.1f} s; {cores} cores")
+          f"datatrove {'cached verdicts' if cached else f'{trove_seconds:.1f} s'}; {cores} cores")
     print()
     print("| rule | docs | kiln drops | datatrove drops | both drop | agreement |")
     print("|---|---:|---:|---:|---:|---:|")
