@@ -4,6 +4,7 @@
   bench_curate.py generate OUT_DIR MEGABYTES FILES   web-like JSONL with planted answers
   bench_curate.py datatrove CORPUS_DIR WORK_DIR CORES  Gopher quality + repetition + MinHash
   bench_curate.py compare KILN_DIR DATATROVE_DIR DOCS  agreement on kept documents
+  bench_curate.py agreement CORPUS KILN WORK_DIR CORES  per-rule agreement table (markdown)
 
 The corpus mixes clean prose with documents built to fail a Gopher rule (too short,
 symbol-heavy, repetitive) and with exact and near copies of earlier documents, so both
@@ -148,12 +149,132 @@ def compare(kiln_dir, datatrove_dir, docs):
                       "agreement": 1 - disagree / docs, "jaccard_of_kept": both / max(1, len(kiln | trove))}))
 
 
+# ---- per-rule agreement ---------------------------------------------------------------------
+# Each rule runs alone in kiln (one stage, normalisation and dedup off) and as the same
+# datatrove filter with the same (default, published) parameters; then the four in a chain.
+RULES = ["gopher_quality", "gopher_repetition", "c4", "fineweb", "chain"]
+KILN_STAGES = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
+
+
+def datatrove_filters(rule):
+    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
+                                            GopherRepetitionFilter)
+    make = {"gopher_quality": GopherQualityFilter, "gopher_repetition": GopherRepetitionFilter,
+            "c4": C4QualityFilter, "fineweb": FineWebQualityFilter}
+    return [make[name]() for name in (KILN_STAGES if rule == "chain" else [rule])]
+
+
+def datatrove_verdicts(args):
+    """(id, reason or "") for each record of one slice, every rule."""
+    from datatrove.data import Document
+    lines, = args
+    filters = {rule: datatrove_filters(rule) for rule in RULES}
+    out = []
+    for line in lines:
+        record = json.loads(line)
+        verdicts = {}
+        for rule, chain in filters.items():
+            doc = Document(text=record["text"], id=record["id"])
+            reason = ""
+            for f in chain:
+                result = f.filter(doc)
+                if result is not True:
+                    reason = f"{f.__class__.__name__}:{result[1] if isinstance(result, tuple) else 'dropped'}"
+                    break
+            verdicts[rule] = reason
+        out.append((record["id"], verdicts))
+    return out
+
+
+def kiln_verdicts(corpus, kiln, work, rule, cores):
+    import subprocess
+    out = os.path.join(work, f"kiln-{rule}")
+    stages = KILN_STAGES if rule == "chain" else [rule]
+    recipe = os.path.join(work, f"{rule}.yaml")
+    with open(recipe, "w") as f:
+        f.write(f"input: {{paths: [{corpus}]}}\noutput: {{dir: {out}, keep_rejected: true}}\n"
+                f"run: {{threads: {cores}, progress: false}}\nnormalize: {{enabled: false}}\n"
+                "exact_dedup: {enabled: false}\nnear_dedup: {enabled: false}\npii: {enabled: false}\n")
+        for stage in KILN_STAGES:
+            f.write(f"{stage}: {{enabled: {'true' if stage in stages else 'false'}}}\n")
+    start = time.time()
+    subprocess.run([kiln, "curate", recipe, "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    seconds = time.time() - start
+    reasons = {}
+    for path in glob.glob(os.path.join(out, "rejected", "part-*.jsonl")):
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                reasons[record["id"]] = f"{record['stage']}:{record['reason']}"
+    return reasons, seconds
+
+
+def agreement(corpus, kiln, work, cores):
+    from multiprocessing import Pool
+    os.makedirs(work, exist_ok=True)
+    with open(corpus) as f:
+        lines = f.readlines()
+    shapes = {}
+    for line in lines:
+        record = json.loads(line)
+        shapes[record["id"]] = record["shape"]
+    start = time.time()
+    # datatrove's verdicts are kept beside the corpus (they depend on it alone), so re-running
+    # after a kiln change costs seconds; delete the file to measure datatrove again.
+    cache = os.path.join(work, "datatrove-verdicts.json")
+    cached = os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(corpus)
+    if cached:
+        with open(cache) as f:
+            trove = json.load(f)
+    else:
+        slices = [(lines[i::cores * 4],) for i in range(cores * 4)]
+        with Pool(cores) as pool:
+            trove = dict(item for part in pool.map(datatrove_verdicts, slices) for item in part)
+        with open(cache, "w") as f:
+            json.dump(trove, f)
+    trove_seconds = time.time() - start
+    rows, classes = [], {}
+    kiln_seconds = 0.0
+    for rule in RULES:
+        kiln_reasons, seconds = kiln_verdicts(corpus, kiln, work, rule, cores)
+        kiln_seconds += seconds
+        docs = len(trove)
+        kiln_drops = set(kiln_reasons)
+        trove_drops = {doc_id for doc_id, verdicts in trove.items() if verdicts[rule]}
+        disagree = kiln_drops ^ trove_drops
+        rows.append((rule, docs, len(kiln_drops), len(trove_drops), len(kiln_drops & trove_drops),
+                     100.0 * (1 - len(disagree) / docs)))
+        counts = {}
+        with open(os.path.join(work, f"disagreements-{rule}.jsonl"), "w") as f:
+            for doc_id in sorted(disagree):
+                key = (shapes[doc_id], kiln_reasons.get(doc_id, "kept"), trove[doc_id][rule] or "kept")
+                counts[key] = counts.get(key, 0) + 1
+                f.write(json.dumps({"id": doc_id, "shape": key[0], "kiln": key[1], "datatrove": key[2]}) + "\n")
+        classes[rule] = counts
+    print(f"corpus: {len(trove)} documents ({corpus}); kiln {kiln_seconds:.1f} s for the {len(RULES)} runs, "
+          f"datatrove {'cached verdicts' if cached else f'{trove_seconds:.1f} s'}; {cores} cores")
+    print()
+    print("| rule | docs | kiln drops | datatrove drops | both drop | agreement |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for rule, docs, kiln_drops, trove_drops, both, percent in rows:
+        print(f"| {rule} | {docs} | {kiln_drops} | {trove_drops} | {both} | {percent:.2f}% |")
+    print()
+    for rule in RULES:
+        if not classes[rule]:
+            continue
+        print(f"disagreements, {rule} (shape, kiln verdict, datatrove verdict: documents):")
+        for (shape, kiln_reason, trove_reason), count in sorted(classes[rule].items(), key=lambda kv: -kv[1]):
+            print(f"  {shape}, {kiln_reason}, {trove_reason}: {count}")
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "generate":
         generate(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif command == "datatrove":
         run_datatrove(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    elif command == "agreement":
+        agreement(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif command == "compare":
         compare(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:

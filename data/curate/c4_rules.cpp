@@ -52,19 +52,37 @@ bool ends_with_terminal_punctuation(std::string_view line) {
          line.ends_with('\'');
 }
 
-// Sentences in a kept line: terminal marks followed by whitespace or the end, at least one.
+// A full stop that belongs to an abbreviation ends no sentence: one letter ("a.") or letters
+// with inner dots ("U.S.", "e.g."), the reference tokenizer's commonest exceptions.
+bool is_abbreviation_dot(std::string_view line, std::size_t dot) {
+  const std::size_t space = line.find_last_of(" \t", dot);
+  const std::string_view word = line.substr(space == std::string_view::npos ? 0 : space + 1,
+                                            dot - (space == std::string_view::npos ? 0 : space + 1));
+  if (word.empty()) return false;
+  const bool letters_and_dots = std::all_of(word.begin(), word.end(), [](char c) {
+    return c == '.' || ((c | 32) >= 'a' && (c | 32) <= 'z');
+  });
+  return letters_and_dots && word.back() != '.' && (word.size() == 1 || word.find('.') != std::string_view::npos);
+}
+
+// Sentences in a kept line: one, plus one for every sentence break, a terminal mark (with any
+// closing quotes or brackets) followed by whitespace and then more words. Counting breaks,
+// not marks, is the reference's way: "The U.S." is one sentence, "Go. Now." two.
 std::size_t count_sentences(std::string_view line) {
-  std::size_t sentences = 0;
+  std::size_t sentences = 1;
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (c != '.' && c != '?' && c != '!') continue;
+    if (c == '.' && is_abbreviation_dot(line, i)) continue;
     while (i + 1 < line.size() && (line[i + 1] == '.' || line[i + 1] == '?' || line[i + 1] == '!' ||
                                    line[i + 1] == '"' || line[i + 1] == '\'' || line[i + 1] == ')')) {
       ++i;
     }
-    if (i + 1 == line.size() || line[i + 1] == ' ' || line[i + 1] == '\t') ++sentences;
+    if (i + 1 == line.size() || (line[i + 1] != ' ' && line[i + 1] != '\t')) continue;
+    const std::size_t next_word = line.find_first_not_of(" \t.?!\"')", i + 1);
+    if (next_word != std::string_view::npos) ++sentences;
   }
-  return std::max<std::size_t>(sentences, 1);
+  return sentences;
 }
 
 enum class LineVerdict { Keep, Remove, DropLorem, DropCurly };
@@ -156,7 +174,7 @@ bool BadWords::matches(std::string_view text) const {
 C4Result c4_apply(std::string_view text, const C4Options& options, const BadWords* bad_words) {
   thread_local std::vector<std::string_view> lines;
   thread_local std::vector<std::string_view> words;
-  split_lines(text, lines);
+  split_python_lines(text, lines);  // blank lines have no terminal punctuation: removed
   C4Result result;
   std::size_t sentences = 0;
   for (std::string_view raw : lines) {

@@ -17,6 +17,7 @@
 #include "data/curate/json_record.hpp"
 #include "data/curate/output_shards.hpp"
 #include "parallel/mpi_environment.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::curate {
@@ -343,11 +344,11 @@ std::vector<OutputEntry> process_second_batch(std::vector<CuratedDoc>& docs, con
 class OutputSink {
  public:
   OutputSink(const CurateOptions& options, const fs::path& work_dir)
-      : options_(options), kept_(options.output.dir, options.output.zstd, options.output.docs_per_shard),
+      : options_(options), kept_(staging_dir_for(options.output.dir), options.output.zstd, options.output.docs_per_shard),
         percentile_(options.model_scoring.enabled && options.model_scoring.keep_fraction < 1.0),
         held_path_(work_dir / "held.bin") {
     if (options.output.keep_rejected) {
-      rejected_.emplace(fs::path(options.output.dir) / "rejected", options.output.zstd, options.output.docs_per_shard);
+      rejected_.emplace(staging_dir_for(options.output.dir) / "rejected", options.output.zstd, options.output.docs_per_shard);
     }
     if (percentile_) held_.open(held_path_, std::ios::binary | std::ios::trunc);
   }
@@ -501,14 +502,18 @@ nlohmann::json report_json(const CurateOptions& options, const CurateSummary& su
   };
 }
 
-void write_report(const fs::path& dir, const nlohmann::json& report) {
-  const fs::path temporary = dir / "report.json.tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << report.dump(2) << '\n';
-    if (!out) fail("cannot write '{}'", temporary.string());
-  }
-  fs::rename(temporary, dir / "report.json");
+// The report names the input files; a file name that is not valid UTF-8 is written with
+// U+FFFD for its bad bytes (JSON has no way to carry them) instead of failing the run.
+std::string report_text(const nlohmann::json& report) {
+  return report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+// The run's outputs appear only once everything succeeded: the shards, then report.json,
+// which marks the directory as a finished run's.
+void publish_output(const fs::path& dir, const nlohmann::json& report) {
+  const std::string text = report_text(report);
+  publish_staged_output(dir);
+  write_file_atomically(dir / "report.json", text);
 }
 
 }  // namespace
@@ -522,7 +527,17 @@ std::string lsh_curve_table(int bands, int rows) {
   return table;
 }
 
-CurateSummary run_curation(const CurateOptions& options, DocumentScorer* scorer) {
+namespace {
+
+fs::path work_dir_for(const CurateOptions& options) {
+  return options.run.work_dir.empty() ? fs::path(options.output.dir) / ".curate-work" : fs::path(options.run.work_dir);
+}
+
+fs::path rank_dir_for(const CurateOptions& options, int rank) {
+  return work_dir_for(options) / fmt::format("rank-{:05d}", rank);
+}
+
+CurateSummary curate(const CurateOptions& options, DocumentScorer* scorer) {
   if (const auto problems = check_curate_options(options); !problems.empty()) {
     std::string message = "the curate options are incomplete:";
     for (const auto& problem : problems) message += "\n  " + problem;
@@ -533,8 +548,8 @@ CurateSummary run_curation(const CurateOptions& options, DocumentScorer* scorer)
   const auto& mpi = MpiEnvironment::instance();
   const auto start = Clock::now();
   const fs::path out_dir = options.output.dir;
-  const fs::path work_dir = options.run.work_dir.empty() ? out_dir / ".curate-work" : fs::path(options.run.work_dir);
-  const fs::path rank_dir = work_dir / fmt::format("rank-{:05d}", mpi.rank());
+  const fs::path work_dir = work_dir_for(options);
+  const fs::path rank_dir = rank_dir_for(options, mpi.rank());
   if (mpi.is_root()) {
     fs::create_directories(out_dir);
     clear_previous_output(out_dir);
@@ -564,9 +579,28 @@ CurateSummary run_curation(const CurateOptions& options, DocumentScorer* scorer)
   summary.seconds = seconds_since(start);
   if (mpi.is_root()) {
     fs::remove_all(work_dir, ignored);
-    write_report(out_dir, report_json(options, summary));
+    publish_output(out_dir, report_json(options, summary));
   }
   return summary;
+}
+
+}  // namespace
+
+CurateSummary run_curation(const CurateOptions& options, DocumentScorer* scorer) {
+  try {
+    return curate(options, scorer);
+  } catch (...) {
+    // Nothing half-done stays behind: staged shards and spill files are removed, and
+    // nothing was published.
+    std::error_code ignored;
+    const auto& mpi = MpiEnvironment::instance();
+    fs::remove_all(rank_dir_for(options, mpi.rank()), ignored);
+    if (mpi.is_root()) {
+      fs::remove_all(staging_dir_for(options.output.dir), ignored);
+      if (options.run.work_dir.empty()) fs::remove_all(work_dir_for(options), ignored);
+    }
+    throw;
+  }
 }
 
 }  // namespace kiln::curate

@@ -36,6 +36,10 @@ bool record_step(CuratedDoc& doc, Stage stage, std::size_t bytes_in, std::string
   return false;
 }
 
+// A file name as a JSON string: bytes that are not UTF-8 (names are bytes on Linux) become
+// U+FFFD, so the record stays valid JSON.
+std::string json_path(const std::filesystem::path& path) { return json_string(repair_utf8(path.string())); }
+
 }  // namespace
 
 std::uint64_t line_dedup_hash(std::string_view line, int min_chars) {
@@ -65,7 +69,7 @@ bool FirstPass::parse(const RawRecord& raw, CuratedDoc& doc) const {
   const bool valid = is_valid_utf8(raw.bytes);
   if (!valid && options_.normalize.enabled && options_.normalize.invalid_utf8 == InvalidUtf8Policy::Reject) {
     // Kept verbatim for the rejected file would not be valid JSON; describe it instead.
-    doc.record = fmt::format("{{\"source\":{},\"line\":{}}}", json_string(reader_.path(raw.source).string()), raw.line);
+    doc.record = fmt::format("{{\"source\":{},\"line\":{}}}", json_path(reader_.path(raw.source)), raw.line);
     doc.trace.steps.push_back({Stage::Read, raw.bytes.size(), raw.bytes.size(), ""});
     return record_step(doc, Stage::Normalize, raw.bytes.size(), "invalid_utf8");
   }
@@ -73,7 +77,7 @@ bool FirstPass::parse(const RawRecord& raw, CuratedDoc& doc) const {
   const std::string& bytes = valid ? raw.bytes : repaired;
   if (!valid) doc.trace.counters.push_back({Stage::Normalize, "records_utf8_repaired", 1});
   if (text_input) {
-    doc.record = "{\"source\":" + json_string(reader_.path(raw.source).string()) + ",\"text\":";
+    doc.record = "{\"source\":" + json_path(reader_.path(raw.source)) + ",\"text\":";
     doc.value_begin = doc.record.size();
     append_json_string(doc.record, bytes);
     doc.value_end = doc.record.size();
@@ -87,7 +91,7 @@ bool FirstPass::parse(const RawRecord& raw, CuratedDoc& doc) const {
       if (!options_.input.skip_bad_records) {
         doc.fatal_error = fmt::format("{}: {} (set input.skip_bad_records: true, or pass --skip-bad-records, to skip such records)", where, error);
       }
-      doc.record = fmt::format("{{\"source\":{},\"line\":{},\"error\":{}}}", json_string(reader_.path(raw.source).string()),
+      doc.record = fmt::format("{{\"source\":{},\"line\":{},\"error\":{}}}", json_path(reader_.path(raw.source)),
                                raw.line, json_string(error));
       return record_step(doc, Stage::Read, bytes.size(), "bad_record");
     }

@@ -33,7 +33,7 @@ struct WordCounts {
   std::size_t words = 0;         // tokens that are not only punctuation
   std::size_t word_chars = 0;    // code points in those
   std::size_t with_letter = 0;
-  std::size_t stop_words = 0;
+  std::size_t stop_words = 0;     // distinct stop words present (the reference's set intersection)
 };
 
 WordCounts count_words(std::string_view text, const GopherQualityOptions& options) {
@@ -41,20 +41,24 @@ WordCounts count_words(std::string_view text, const GopherQualityOptions& option
   word_tokens(text, tokens);
   WordCounts counts;
   counts.tokens = tokens.size();
+  std::vector<bool> stop_word_seen(options.stop_words.size(), false);
   for (std::string_view token : tokens) {
     if (!is_punctuation_token(token)) {
       ++counts.words;
       counts.word_chars += code_points(token);
     }
     counts.with_letter += has_letter(token);
-    counts.stop_words += std::find(options.stop_words.begin(), options.stop_words.end(), token) != options.stop_words.end();
+    const auto stop_word = std::find(options.stop_words.begin(), options.stop_words.end(), token);
+    if (stop_word != options.stop_words.end()) stop_word_seen[static_cast<std::size_t>(stop_word - options.stop_words.begin())] = true;
   }
+  counts.stop_words = static_cast<std::size_t>(std::count(stop_word_seen.begin(), stop_word_seen.end(), true));
   return counts;
 }
 
 std::string_view check_lines(std::string_view text, const GopherQualityOptions& options) {
+  // str.splitlines(): blank lines count as lines, as they do in the reference's ratios.
   thread_local std::vector<std::string_view> lines;
-  split_lines(text, lines);
+  split_python_lines(text, lines);
   if (lines.empty()) return "";
   const auto total = static_cast<double>(lines.size());
   const auto bullets = static_cast<double>(std::count_if(lines.begin(), lines.end(), starts_with_bullet));

@@ -30,9 +30,12 @@ void fill_words(std::string_view text, WordTable& table) {
   table.ngram = table.hashes;
 }
 
-// Length of " ".join(words[i : i + n]).
-std::size_t ngram_chars(const WordTable& table, std::size_t i, std::size_t n) {
-  std::size_t chars = n - 1;
+// Length of the n-gram starting at word i: " ".join(words[i : i + n]) with the separating
+// spaces for the top n-gram rule, "".join(...) without them for the duplicated n-gram rule,
+// as the reference measures each.
+enum class Joined { WithSpaces, WithoutSpaces };
+std::size_t ngram_chars(const WordTable& table, std::size_t i, std::size_t n, Joined joined) {
+  std::size_t chars = joined == Joined::WithSpaces ? n - 1 : 0;
   for (std::size_t k = i; k < i + n; ++k) chars += table.lengths[k];
   return chars;
 }
@@ -44,7 +47,9 @@ void extend_ngrams(WordTable& table, std::size_t n) {
   table.ngram.resize(count);
 }
 
-// Characters of the most frequent n-gram times its count, when it repeats.
+// Characters of the most frequent n-gram times its count. An n-gram seen once counts too,
+// as in the reference: on a document of a few words one 2-gram is a large fraction of it
+// (such documents fail the quality rules' length rule first in the default chain).
 std::size_t top_ngram_chars(const WordTable& table, std::size_t n) {
   thread_local HashCounter counter;
   counter.reset(table.ngram.size());
@@ -57,22 +62,19 @@ std::size_t top_ngram_chars(const WordTable& table, std::size_t n) {
       best_at = i;
     }
   }
-  // An n-gram that occurs once is not repetition (the reference counts it anyway, which
-  // drops every document shorter than a few words; the quality rules judge length).
-  return best > 1 ? best * ngram_chars(table, best_at, n) : 0;
+  return best * ngram_chars(table, best_at, n, Joined::WithSpaces);
 }
 
-// Characters in repeated n-grams, scanning left to right and jumping past each repeat so
-// that overlapping repeats are not counted twice (the reference's procedure, bounds included).
+// Characters in repeated n-grams, scanning every n-gram left to right and jumping past each
+// repeat so that overlapping repeats are not counted twice (the reference's procedure).
 std::size_t duplicated_ngram_chars(const WordTable& table, std::size_t n) {
   thread_local HashCounter seen;
   seen.reset(table.ngram.size());
   std::size_t chars = 0;
   std::size_t i = 0;
-  const std::size_t limit = table.ngram.size() >= n ? table.ngram.size() - n + 1 : 0;
-  while (i < limit) {
+  while (i < table.ngram.size()) {
     if (seen.add(table.ngram[i]) > 1) {
-      chars += ngram_chars(table, i, n);
+      chars += ngram_chars(table, i, n, Joined::WithoutSpaces);
       i += n;
     } else {
       ++i;
@@ -93,8 +95,7 @@ std::string_view check_pieces(std::string_view text, double total_chars, const G
       static_cast<double>(duplicates.chars) / total_chars > options.max_dup_paragraph_char_fraction) {
     return "dup_para_char_frac";
   }
-  split_lines(text, pieces);
-  if (pieces.empty()) return "";
+  split_line_runs(text, pieces);
   duplicates = find_duplicates(pieces);
   if (on(options.max_dup_line_fraction) &&
       static_cast<double>(duplicates.count) / static_cast<double>(pieces.size()) > options.max_dup_line_fraction) {

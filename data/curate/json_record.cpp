@@ -88,6 +88,12 @@ class RawScanner {
   std::size_t at_ = 0;
 };
 
+std::size_t count_key(simdjson::dom::object object, std::string_view key) {
+  std::size_t count = 0;
+  for (const auto field : object) count += field.key == key;
+  return count;
+}
+
 }  // namespace
 
 std::string parse_record(const std::string& record, std::string_view text_field, ParsedRecord& parsed) {
@@ -99,6 +105,11 @@ std::string parse_record(const std::string& record, std::string_view text_field,
   auto field = object[text_field];
   if (field.error() == simdjson::NO_SUCH_FIELD) {
     return "no \"" + std::string(text_field) + "\" field (choose the field with input.text_field or --text-field)";
+  }
+  if (count_key(object, text_field) > 1) {
+    // JSON readers disagree on which copy wins (simdjson: the first, Python's json: the last),
+    // so any choice would silently differ from some other tool reading the same file.
+    return "the \"" + std::string(text_field) + "\" key appears more than once in the record; write it once";
   }
   std::string_view text;
   if (field.get(text)) return "field \"" + std::string(text_field) + "\" is not a string";

@@ -2,14 +2,37 @@
 
 #include <fmt/format.h>
 
+#include "trainer/core/atomic_file.hpp"
+
 namespace kiln::curate {
 
-ShardWriter::ShardWriter(std::filesystem::path dir, bool zstd, std::uint64_t docs_per_shard)
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_shard_name(const std::string& name) {
+  return name.starts_with("part-") && (name.ends_with(".jsonl") || name.ends_with(".jsonl.zst"));
+}
+
+// Publishes the finished shards of staged/ into target/ (a folder of shards).
+void publish_shards(const fs::path& staged, const fs::path& target) {
+  if (!fs::is_directory(staged)) return;
+  fs::create_directories(target);
+  for (const auto& entry : fs::directory_iterator(staged)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && is_shard_name(name)) publish_file(entry.path(), target / name);
+  }
+}
+
+}  // namespace
+
+ShardWriter::ShardWriter(fs::path dir, bool zstd, std::uint64_t docs_per_shard)
     : dir_(std::move(dir)), zstd_(zstd), docs_per_shard_(docs_per_shard) {}
 
 void ShardWriter::open_next() {
   const std::string name = fmt::format("part-{:05d}.jsonl{}", names_.size(), zstd_ ? ".zst" : "");
   names_.push_back(name);
+  fs::create_directories(dir_);
   writer_ = std::make_unique<data::LineWriter>(dir_ / name);
   in_shard_ = 0;
 }
@@ -30,16 +53,24 @@ void ShardWriter::close() {
   writer_.reset();
 }
 
-void clear_previous_output(const std::filesystem::path& dir) {
+fs::path staging_dir_for(const fs::path& output_dir) { return output_dir / ".curate-staging"; }
+
+void publish_staged_output(const fs::path& output_dir) {
+  const fs::path staging = staging_dir_for(output_dir);
+  publish_shards(staging / "rejected", output_dir / "rejected");
+  publish_shards(staging, output_dir);
+  fs::remove_all(staging);
+}
+
+void clear_previous_output(const fs::path& dir) {
   std::error_code ignored;
-  if (!std::filesystem::exists(dir)) return;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+  if (!fs::exists(dir)) return;
+  for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    if (name.starts_with("part-") && (name.ends_with(".jsonl") || name.ends_with(".jsonl.zst"))) {
-      std::filesystem::remove(entry.path(), ignored);
-    }
+    if (is_shard_name(name) || name == "report.json" || name == "report.json.tmp") fs::remove(entry.path(), ignored);
   }
-  std::filesystem::remove_all(dir / "rejected", ignored);
+  fs::remove_all(dir / "rejected", ignored);
+  fs::remove_all(staging_dir_for(dir), ignored);
 }
 
 }  // namespace kiln::curate

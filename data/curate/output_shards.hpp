@@ -1,7 +1,9 @@
 #pragma once
 // Curated records go to DIR/part-00000.jsonl[.zst], DIR/part-00001..., a new shard every
-// `docs_per_shard` documents; rejected ones (when kept) to DIR/rejected/part-*.jsonl. Each
-// shard appears atomically (LineWriter), so a crash never leaves a half shard that looks done.
+// `docs_per_shard` documents; rejected ones (when kept) to DIR/rejected/part-*.jsonl.
+// A run writes its shards into a staging folder inside DIR and publishes them only once it
+// has succeeded (publish_staged_output, then report.json last), so a failed or killed run
+// never leaves shards or a report that look like a finished run's.
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -34,8 +36,16 @@ class ShardWriter {
   std::vector<std::string> names_;
 };
 
-// Removes part-*.jsonl[.zst] shards and rejected/ left by an earlier run into `dir`, so the
-// directory only ever holds one run's output.
+// Where a run into `output_dir` writes its shards before publishing them (same filesystem,
+// so publishing is a rename).
+std::filesystem::path staging_dir_for(const std::filesystem::path& output_dir);
+
+// Moves every staged shard (and staged rejected/ shard) into output_dir, each one fsync'ed,
+// renamed and its directory fsync'ed (kiln::publish_file), then removes the staging folder.
+void publish_staged_output(const std::filesystem::path& output_dir);
+
+// Removes part-*.jsonl[.zst] shards, rejected/, report.json and any staging folder left by an
+// earlier run into `dir`, so the directory only ever holds one run's output.
 void clear_previous_output(const std::filesystem::path& dir);
 
 }  // namespace kiln::curate

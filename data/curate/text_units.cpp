@@ -80,15 +80,51 @@ char32_t next_code_point(std::string_view text, std::size_t& offset) {
   return static_cast<char32_t>(code_point);
 }
 
+bool is_python_space(char32_t c) {
+  if (c < 128) return is_ascii_space(static_cast<unsigned char>(c)) || (c >= 0x1C && c <= 0x1F);
+  return unicode_space(c);
+}
+
+namespace {
+
+// Start of the code point that ends at `end` (a continuation byte never starts one).
+std::size_t previous_code_point(std::string_view text, std::size_t end) {
+  std::size_t start = end - 1;
+  while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+  return start;
+}
+
+// Bytes of the Python line break at text[offset] ("\r\n" is one), 0 when there is none.
+std::size_t python_line_break_at(std::string_view text, std::size_t offset) {
+  const auto byte = static_cast<unsigned char>(text[offset]);
+  if (byte == '\r') return offset + 1 < text.size() && text[offset + 1] == '\n' ? 2 : 1;
+  if (byte == '\n' || byte == '\v' || byte == '\f' || (byte >= 0x1C && byte <= 0x1E)) return 1;
+  if (byte < 0x80) return 0;
+  std::size_t next = offset;
+  const char32_t c = next_code_point(text, next);
+  return c == 0x85 || c == 0x2028 || c == 0x2029 ? next - offset : 0;
+}
+
+}  // namespace
+
 std::string_view lstrip(std::string_view text) {
   std::size_t begin = 0;
-  while (begin < text.size() && is_ascii_space(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (begin < text.size()) {
+    std::size_t next = begin;
+    if (!is_python_space(next_code_point(text, next))) break;
+    begin = next;
+  }
   return text.substr(begin);
 }
 
 std::string_view rstrip(std::string_view text) {
   std::size_t end = text.size();
-  while (end > 0 && is_ascii_space(static_cast<unsigned char>(text[end - 1]))) --end;
+  while (end > 0) {
+    const std::size_t start = previous_code_point(text, end);
+    std::size_t probe = start;
+    if (!is_python_space(next_code_point(text, probe)) || probe != end) break;
+    end = start;
+  }
   return text.substr(0, end);
 }
 
@@ -114,29 +150,74 @@ void split_lines(std::string_view text, std::vector<std::string_view>& lines) {
   }
 }
 
-void split_paragraphs(std::string_view text, std::vector<std::string_view>& paragraphs) {
-  paragraphs.clear();
-  const std::string_view body = strip(text);
+namespace {
+
+// Pieces of `text` between runs of at least `min_run` consecutive '\n' (re.split semantics:
+// a run at either end gives an empty piece there; shorter runs stay inside pieces).
+void split_on_newline_runs(std::string_view text, std::size_t min_run, std::vector<std::string_view>& pieces) {
+  pieces.clear();
   std::size_t begin = 0;
+  std::size_t search = 0;
   while (true) {
-    std::size_t gap = body.find("\n\n", begin);
-    if (gap == std::string_view::npos) {
-      paragraphs.push_back(body.substr(begin));
-      return;
+    const std::size_t run_begin = text.find('\n', search);
+    if (run_begin == std::string_view::npos) break;
+    std::size_t run_end = run_begin;
+    while (run_end < text.size() && text[run_end] == '\n') ++run_end;
+    if (run_end - run_begin >= min_run) {
+      pieces.push_back(text.substr(begin, run_begin - begin));
+      begin = run_end;
     }
-    paragraphs.push_back(body.substr(begin, gap - begin));
-    while (gap < body.size() && body[gap] == '\n') ++gap;
-    begin = gap;
+    search = run_end;
   }
+  pieces.push_back(text.substr(begin));
+}
+
+}  // namespace
+
+void split_line_runs(std::string_view text, std::vector<std::string_view>& lines) {
+  split_on_newline_runs(text, 1, lines);
+}
+
+void split_paragraphs(std::string_view text, std::vector<std::string_view>& paragraphs) {
+  split_on_newline_runs(strip(text), 2, paragraphs);
+}
+
+void split_python_lines(std::string_view text, std::vector<std::string_view>& lines) {
+  lines.clear();
+  std::size_t begin = 0;
+  std::size_t offset = 0;
+  while (offset < text.size()) {
+    if (const std::size_t length = python_line_break_at(text, offset)) {
+      lines.push_back(text.substr(begin, offset - begin));
+      offset += length;
+      begin = offset;
+    } else {
+      ++offset;
+    }
+  }
+  if (begin < text.size()) lines.push_back(text.substr(begin));
+}
+
+void split_non_blank_lines(std::string_view text, std::vector<std::string_view>& lines) {
+  split_on_newline_runs(text, 1, lines);
+  std::erase_if(lines, [](std::string_view line) { return strip(line).empty(); });
 }
 
 void split_whitespace(std::string_view text, std::vector<std::string_view>& pieces) {
   pieces.clear();
   std::size_t offset = 0;
   while (offset < text.size()) {
-    while (offset < text.size() && is_ascii_space(static_cast<unsigned char>(text[offset]))) ++offset;
+    while (offset < text.size()) {
+      std::size_t next = offset;
+      if (!is_python_space(next_code_point(text, next))) break;
+      offset = next;
+    }
     const std::size_t begin = offset;
-    while (offset < text.size() && !is_ascii_space(static_cast<unsigned char>(text[offset]))) ++offset;
+    while (offset < text.size()) {
+      std::size_t next = offset;
+      if (is_python_space(next_code_point(text, next))) break;
+      offset = next;
+    }
     if (offset > begin) pieces.push_back(text.substr(begin, offset - begin));
   }
 }
@@ -168,9 +249,61 @@ bool has_letter(std::string_view token) {
   return false;
 }
 
+namespace {
+
+bool is_letter(char32_t c) {
+  if (c < 128) return (c | 32) >= 'a' && (c | 32) <= 'z';
+  const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
+  return category >= UTF8PROC_CATEGORY_LU && category <= UTF8PROC_CATEGORY_LO;
+}
+
+// Byte length of an English clitic ending `word` after a letter ("n't", "'s", "'re", "'ve",
+// "'ll", "'d", "'m", with ' or U+2019), 0 when there is none: "don't" is "do" + "n't".
+std::size_t clitic_length(std::string_view word) {
+  auto ends_with_folded = [&](std::string_view suffix) {
+    if (word.size() <= suffix.size()) return false;
+    for (std::size_t i = 0; i < suffix.size(); ++i) {
+      const char c = word[word.size() - suffix.size() + i];
+      if ((c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c) != suffix[i]) return false;
+    }
+    return true;
+  };
+  for (std::string_view apostrophe : {"'", "\u2019"}) {
+    for (std::string_view ending : {"s", "re", "ve", "ll", "d", "m", "t"}) {
+      const std::string suffix = (ending == "t" ? "n" : "") + std::string(apostrophe) + std::string(ending);
+      if (!ends_with_folded(suffix)) continue;
+      std::size_t offset = previous_code_point(word, word.size() - suffix.size());
+      if (is_letter(next_code_point(word, offset))) return suffix.size();
+    }
+  }
+  return 0;
+}
+
+// The word between leading and trailing punctuation, split at hyphens between letters
+// ("well-known" is "well" "-" "known") and before an English clitic.
+void append_word_tokens(std::string_view word, std::vector<std::string_view>& tokens) {
+  const std::size_t clitic = clitic_length(word);
+  const std::string_view stem = word.substr(0, word.size() - clitic);
+  std::size_t begin = 0;
+  for (std::size_t at = stem.find('-'); at != std::string_view::npos; at = stem.find('-', at + 1)) {
+    if (at == 0 || at + 1 >= stem.size()) continue;
+    std::size_t before = previous_code_point(stem, at);
+    std::size_t after = at + 1;
+    if (!is_letter(next_code_point(stem, before)) || !is_letter(next_code_point(stem, after))) continue;
+    tokens.push_back(stem.substr(begin, at - begin));
+    tokens.push_back(stem.substr(at, 1));
+    begin = at + 1;
+  }
+  tokens.push_back(stem.substr(begin));
+  if (clitic > 0) tokens.push_back(word.substr(stem.size()));
+}
+
+}  // namespace
+
 void word_tokens(std::string_view text, std::vector<std::string_view>& tokens) {
   tokens.clear();
   thread_local std::vector<std::string_view> pieces;
+  thread_local std::vector<std::string_view> trailing;
   split_whitespace(text, pieces);
   for (std::string_view piece : pieces) {
     // Leading punctuation: one token per character.
@@ -184,16 +317,15 @@ void word_tokens(std::string_view text, std::vector<std::string_view>& tokens) {
     if (begin == piece.size()) continue;
     // Trailing punctuation, found from the end (code point starts only).
     std::size_t end = piece.size();
-    std::vector<std::string_view> trailing;
+    trailing.clear();
     while (end > begin) {
-      std::size_t start = end - 1;
-      while (start > begin && (static_cast<unsigned char>(piece[start]) & 0xC0) == 0x80) --start;
+      const std::size_t start = std::max(begin, previous_code_point(piece, end));
       std::size_t probe = start;
       if (!is_punctuation(next_code_point(piece, probe))) break;
       trailing.push_back(piece.substr(start, end - start));
       end = start;
     }
-    tokens.push_back(piece.substr(begin, end - begin));
+    append_word_tokens(piece.substr(begin, end - begin), tokens);
     tokens.insert(tokens.end(), trailing.rbegin(), trailing.rend());
   }
 }

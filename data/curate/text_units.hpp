@@ -10,19 +10,39 @@
 
 namespace kiln::curate {
 
-std::string_view strip(std::string_view text);   // Unicode-agnostic: ASCII whitespace
+// Whitespace as Python's str.isspace() defines it (ASCII whitespace, U+001C..U+001F, U+0085,
+// U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000): the reference
+// rules strip and split with Python's str methods, so these do too.
+bool is_python_space(char32_t c);
+std::string_view strip(std::string_view text);
 std::string_view rstrip(std::string_view text);
 std::string_view lstrip(std::string_view text);
 
 // Code points in valid UTF-8 (bytes that are not continuation bytes).
 std::size_t code_points(std::string_view text);
 
-// Lines split on '\n' (text is normalised first, so '\r' is gone); like Python's splitlines,
-// a trailing newline does not make an extra empty line.
+// The line and paragraph units. Each is named after the Python expression the reference rule
+// uses, because they differ exactly where documents differ: blank lines, a final newline,
+// "\r\n", Unicode line separators. The normaliser (stage 1) rewrites all of those into plain
+// '\n' with at most one blank line between paragraphs, so with it on the units agree; with it
+// off every rule sees the raw text exactly as the reference does.
+//
+// kiln's own line unit (normaliser, line-level dedup): split on '\n'; a trailing newline does
+// not make an extra empty line; blank lines are kept as empty pieces.
 void split_lines(std::string_view text, std::vector<std::string_view>& lines);
-// Paragraphs: pieces of strip(text) separated by two or more newlines.
+// re.split("\n+", text): runs of newlines separate lines, so blank lines are no lines at all;
+// a leading or trailing newline gives an empty first or last piece (Gopher repetition).
+void split_line_runs(std::string_view text, std::vector<std::string_view>& lines);
+// re.split("\n{2,}", text.strip()): paragraphs are separated by two or more newlines (Gopher
+// repetition). A blank line holding only spaces separates nothing.
 void split_paragraphs(std::string_view text, std::vector<std::string_view>& paragraphs);
-// Python's str.split(): runs of ASCII whitespace separate pieces, none empty.
+// str.splitlines(): "\n", "\r", "\r\n", "\v", "\f", U+001C..U+001E, U+0085, U+2028, U+2029
+// each end a line; blank lines are empty pieces; a final line break adds no empty line
+// (Gopher quality's bullet and ellipsis lines, C4's lines).
+void split_python_lines(std::string_view text, std::vector<std::string_view>& lines);
+// text.split("\n") keeping only lines that are not whitespace (FineWeb's lines).
+void split_non_blank_lines(std::string_view text, std::vector<std::string_view>& lines);
+// Python's str.split(): runs of whitespace separate pieces, none empty.
 void split_whitespace(std::string_view text, std::vector<std::string_view>& pieces);
 
 // True for the ASCII and common Unicode punctuation and symbol characters the rules treat
@@ -34,8 +54,14 @@ bool is_punctuation_token(std::string_view token);
 // True when the token holds at least one letter (any script).
 bool has_letter(std::string_view token);
 
-// Word tokens: whitespace pieces with leading/trailing punctuation split off one token per
-// punctuation character, so "end." gives "end" and "." and "--" gives "-" "-".
+// Word tokens, shaped like the reference's (spaCy's English tokenizer) in the cases web text
+// has most: whitespace pieces with leading/trailing punctuation split off one token per
+// punctuation character ("end." gives "end" "."; "--" gives "-" "-"), hyphens between letters
+// split out ("well-known" gives "well" "-" "known") and English clitics split off ("don't"
+// gives "do" "n't", "it's" gives "it" "'s"). spaCy's abbreviation list ("U.S." is one token
+// there, "U.S" "." here), URL, emoticon and all-punctuation pieces ("|---|", "):" are one
+// token there, one per character here) are not reproduced: recipes/CURATE.md counts what
+// that changes.
 void word_tokens(std::string_view text, std::vector<std::string_view>& tokens);
 
 // Lowercased words with punctuation removed and numbers folded to "0", each with the byte

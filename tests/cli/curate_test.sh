@@ -66,4 +66,27 @@ expect_error "input file '$work/nope.jsonl' does not exist" "$kiln" curate --inp
 expect_error "broken.jsonl:4: malformed JSON" "$kiln" curate --input "$work/broken.jsonl" --out "$work/x" --quiet
 "$kiln" curate --input "$work/broken.jsonl" --out "$work/skipped" --skip-bad-records --quiet > /dev/null 2>&1
 grep -q '"bad_record": 1' "$work/skipped/report.json" || fail "skipped record not counted"
+# 4. A record with two "text" keys is refused with file:line and the key (readers disagree on
+#    which copy wins), not silently read as one of them.
+{ head -2 "$work/corpus.jsonl"; echo '{"id": 9, "text": "first", "text": "second"}'; } > "$work/dupkey.jsonl"
+expect_error 'dupkey.jsonl:3: the "text" key appears more than once in the record' \
+  "$kiln" curate --input "$work/dupkey.jsonl" --out "$work/dupkey" --quiet
+[[ ! -e $work/dupkey/report.json && -z $(ls "$work/dupkey" 2>/dev/null) ]] || fail "a failed run left output: $(ls -A "$work/dupkey")"
+
+# 5. Input files whose names are not UTF-8 (names are bytes on Linux): the run succeeds and
+#    every output stays valid UTF-8 JSON (the bad bytes are written as U+FFFD).
+odd_jsonl="$work/"$'odd\xff.jsonl'
+odd_text="$work/"$'odd\xfe.txt'
+head -50 "$work/corpus.jsonl" > "$odd_jsonl"
+python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['text'])" "$work/corpus.jsonl" > "$odd_text"
+"$kiln" curate "$root/recipes/curate-builtin.yaml" --set "input.paths=[$odd_jsonl, $odd_text]" \
+  --set "output.dir=$work/odd" --set "decontamination.enabled=false" --quiet > /dev/null || fail "non-UTF-8 file names"
+python3 - "$work/odd" <<'PY' || fail "outputs of a run over non-UTF-8 file names are not valid UTF-8 JSON"
+import json, sys
+report = json.load(open(f"{sys.argv[1]}/report.json", encoding="utf-8"))
+assert report["documents_in"] == 51, report["documents_in"]
+for name in ("part-00000.jsonl", "rejected/part-00000.jsonl"):
+    for line in open(f"{sys.argv[1]}/{name}", encoding="utf-8"):
+        json.loads(line)
+PY
 echo "curate CLI: OK"

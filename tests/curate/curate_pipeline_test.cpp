@@ -2,6 +2,8 @@
 // contaminated documents, documents that trip a rule, PII, a bad record. Checks which
 // documents survive, why the others were dropped, that every field of a record is kept,
 // and that the bytes written do not depend on threads, batch size or the memory budget.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -13,6 +15,7 @@
 #include <set>
 
 #include "data/curate/curate_pipeline.hpp"
+#include "data/curate/output_shards.hpp"
 #include "tests/curate/curate_testing.hpp"
 #include "trainer/core/error.hpp"
 
@@ -162,6 +165,27 @@ TEST(CuratePipeline, BadRecordFailsWithFileAndLine) {
     EXPECT_NE(std::string(error.what()).find(corpus.input.string() + ":36: malformed JSON"), std::string::npos) << error.what();
   }
   fs::remove_all(corpus.dir);
+}
+
+// A failed run leaves nothing that looks finished: no shards, no report.json (an earlier
+// run's included), no staging folder.
+TEST(CuratePipeline, FailedRunLeavesNoOutput) {
+  const Corpus good = write_corpus("ok_then_bad", false);
+  auto options = options_for(good, "out");
+  run_curation(options, nullptr);
+  const fs::path out = options.output.dir;
+  ASSERT_TRUE(fs::exists(out / "report.json"));
+  ASSERT_TRUE(fs::exists(out / "part-00000.jsonl"));
+  ASSERT_FALSE(fs::exists(staging_dir_for(out)));  // published and gone
+
+  const Corpus bad = write_corpus("bad_after_ok", true);
+  options.input.paths = {bad.input.string()};
+  EXPECT_THROW(run_curation(options, nullptr), Error);
+  std::vector<std::string> left;
+  for (const auto& entry : fs::directory_iterator(out)) left.push_back(entry.path().filename().string());
+  EXPECT_TRUE(left.empty()) << "left behind: " << fmt::format("{}", fmt::join(left, ", "));
+  fs::remove_all(good.dir);
+  fs::remove_all(bad.dir);
 }
 
 TEST(CuratePipeline, MissingInputIsAnError) {

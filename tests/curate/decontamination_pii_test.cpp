@@ -91,6 +91,11 @@ TEST(JsonRecord, ReportsBadRecords) {
   EXPECT_EQ(parse_record(R"([1, 2])", "text", parsed), "expected a JSON object per line");
   EXPECT_NE(parse_record(R"({"body": "x"})", "text", parsed).find("no \"text\" field"), std::string::npos);
   EXPECT_EQ(parse_record(R"({"text": 5})", "text", parsed), "field \"text\" is not a string");
+  // Two "text" keys: readers disagree on which wins, so the record is refused, naming the key.
+  EXPECT_EQ(parse_record(R"({"text": "first", "id": 1, "text": "second"})", "text", parsed),
+            "the \"text\" key appears more than once in the record; write it once");
+  EXPECT_EQ(parse_record(R"({"body": "a", "body": "b", "text": "kept"})", "text", parsed), "");
+  EXPECT_EQ(parsed.text, "kept");
   EXPECT_EQ(json_string("tab\tctl\x01 \xc3\xa9"), "\"tab\\tctl\\u0001 \xc3\xa9\"");
 }
 
