@@ -1,0 +1,30 @@
+#pragma once
+// kiln::ops — Residual adds, scaling, dtype-converting copy, fills, finite checks.
+// Conventions shared by every family are in kernels/ops.hpp.
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ops/accumulate.hpp"
+#include "kernels/tensor.hpp"
+
+namespace kiln::ops {
+
+// out = a + b (residual forward; the backward passes the gradient to both branches, see add_to).
+// All the same shape; out may alias a or b.
+void add(Tensor out, Tensor a, Tensor b);
+// dst += src (residual backward, gradient accumulation).
+void add_to(Tensor dst, Tensor src);
+// y += alpha * x.
+void axpy(Tensor y, double alpha, Tensor x);
+// x *= factor, in place.
+void scale(Tensor x, double factor);
+// dst = src. Same shape; converts between F32, F64, BF16 and F16 (round to nearest even),
+// copies any other dtype verbatim when both match. Either side may be strided.
+void copy(Tensor dst, Tensor src);
+// x = 0 / x = value (floating dtypes for fill; zero works for any dtype).
+void zero(Tensor x);
+void fill(Tensor x, double value);
+// False when any element is NaN or +-inf (guards the optimizer step, §1).
+bool all_finite(Tensor x);
+
+}  // namespace kiln::ops
