@@ -48,11 +48,31 @@ LossSum masked_sum(const T* losses, const std::uint8_t* mask, std::int64_t rows)
   return total;
 }
 
+// loss_sum [2] f64 on the host, checked before any work is done.
+double* loss_sum_slots(const char* op, const Tensor& loss_sum) {
+  require_defined(op, {{"loss_sum", loss_sum}});
+  require_cpu(op, {{"loss_sum", loss_sum}});
+  if (loss_sum.dtype != DType::F64 || loss_sum.shape != Shape{2} || !loss_sum.is_contiguous())
+    fail("ops::{}: `loss_sum` is {}; expected a contiguous f64 [2] (sum, count)", op, loss_sum.str());
+  return loss_sum.data<double>();
+}
+
+void store_loss_sum(double* slots, const LossSum& total) {
+  slots[0] = total.sum;
+  slots[1] = static_cast<double>(total.count);
+}
+
 }  // namespace
 
-LossSum cross_entropy_forward(Tensor losses, Tensor lse, Tensor logits, Tensor targets, Tensor mask,
-                              std::int64_t valid_vocab) {
+LossSum read_loss_sum(Tensor loss_sum) {
+  const double* slots = loss_sum_slots("read_loss_sum", loss_sum);
+  return {slots[0], static_cast<std::int64_t>(slots[1])};
+}
+
+void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets,
+                           Tensor mask, std::int64_t valid_vocab) {
   constexpr const char* op = "cross_entropy_forward";
+  double* const total_out = loss_sum_slots(op, loss_sum);
   require_defined(op, {{"lse", lse}, {"logits", logits}, {"targets", targets}});
   require_cpu(
       op,
@@ -75,7 +95,7 @@ LossSum cross_entropy_forward(Tensor losses, Tensor lse, Tensor logits, Tensor t
                                   target.data(), keep, valid_vocab);
     total = masked_sum(loss_out, keep, N);
   });
-  return total;
+  store_loss_sum(total_out, total);
 }
 
 namespace {
@@ -163,9 +183,10 @@ void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits
   });
 }
 
-LossSum cross_entropy_finish(Tensor losses, Tensor lse, Tensor row_max, Tensor sum_exp,
-                             Tensor target_logit, Tensor mask) {
+void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
+                          Tensor target_logit, Tensor mask) {
   constexpr const char* op = "cross_entropy_finish";
+  double* const total_out = loss_sum_slots(op, loss_sum);
   const std::initializer_list<Arg> required = {
       {"lse", lse}, {"row_max", row_max}, {"sum_exp", sum_exp}, {"target_logit", target_logit}};
   require_defined(op, required);
@@ -196,7 +217,7 @@ LossSum cross_entropy_finish(Tensor losses, Tensor lse, Tensor row_max, Tensor s
       }
     }
   });
-  return total;
+  store_loss_sum(total_out, total);
 }
 
 void softmax_forward(Tensor probs, Tensor logits, std::int64_t valid_vocab, double temperature) {

@@ -185,11 +185,16 @@ void fill(Tensor x, double value) {
   });
 }
 
-bool all_finite(Tensor x) {
-  const DType dtype = flat_dtype("all_finite", {{"x", x}});
+void nonfinite_flag(Tensor flag, Tensor x) {
+  constexpr const char* op = "nonfinite_flag";
+  require_defined(op, {{"flag", flag}});
+  require_cpu(op, {{"flag", flag}});
+  if (flag.dtype != DType::F64 || flag.numel() != 1)
+    fail("ops::{}: `flag` is {}; expected one f64 element", op, flag.str());
+  const DType dtype = flat_dtype(op, {{"x", x}});
   bool finite = true;
   dispatch_float(dtype, [&]<class T>(T) { finite = cpu::all_finite<T>(pointer<T>(x), x.numel()); });
-  return finite;
+  *flag.data<double>() = finite ? 0.0 : 1.0;
 }
 
 }  // namespace kiln::ops

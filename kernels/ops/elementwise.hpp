@@ -24,7 +24,9 @@ void copy(Tensor dst, Tensor src);
 // x = 0 / x = value (floating dtypes for fill; zero works for any dtype).
 void zero(Tensor x);
 void fill(Tensor x, double value);
-// False when any element is NaN or +-inf (guards the optimizer step, §1).
-bool all_finite(Tensor x);
+// flag [1] f64 = 1 when any element of x is NaN or +-inf, else 0 (guards the optimizer step,
+// §1). A tensor, not a bool, so the check needs no read-back of its own: a MAX all-reduce of
+// the flags tells every rank, and the step reads it once.
+void nonfinite_flag(Tensor flag, Tensor x);
 
 }  // namespace kiln::ops

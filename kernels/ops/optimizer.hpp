@@ -2,6 +2,7 @@
 // kiln::ops — AdamW and the gradient-norm reduction.
 // Conventions shared by every family are in kernels/ops.hpp.
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/ops/accumulate.hpp"
@@ -27,8 +28,30 @@ struct AdamWStep {
 void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWStep& step,
                 bool apply_weight_decay);
 
-// Sum of x^2 over all elements, accumulated in double (global grad-norm for clipping: sum
-// over every parameter once, then sqrt).
-double sum_of_squares(Tensor x);
+// Multi-tensor AdamW: one call updates many parameters that live in flat buffers, so a step
+// is one pass (one launch on a GPU) instead of one per parameter. Segment k updates
+// params[param_offset, +length) from grads/m/v[state_offset, +length), with weight decay when
+// `weight_decay` is set (matrices, not norms or biases). Each element gets exactly the
+// arithmetic of adamw_step.
+struct AdamWSegment {
+  std::int64_t param_offset = 0;
+  std::int64_t state_offset = 0;
+  std::int64_t length = 0;
+  bool weight_decay = false;
+};
+// params [P], grads/m/v [S] (same dtype, contiguous, 1-D); segments inside both and disjoint.
+void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v,
+                         std::span<const AdamWSegment> segments, const AdamWStep& step);
+
+// Elements [offset, offset + length) of a flat buffer.
+struct FlatRange {
+  std::int64_t offset = 0;
+  std::int64_t length = 0;
+};
+// total [1] f64 = sum of x^2 over the ranges of x [N] (all of x when `ranges` is empty),
+// accumulated in double, range by range in the given order (global grad-norm for clipping:
+// every parameter counted once in one call, then sqrt after the all-reduce). The result stays
+// in a tensor, so the step reads it back only once.
+void sum_of_squares(Tensor total, Tensor x, std::span<const FlatRange> ranges = {});
 
 }  // namespace kiln::ops
