@@ -77,12 +77,62 @@ TEST(KernelGlobalNorm, SumOfSquaresAndFiniteness) {
   auto x = testing::random_tensor(DType::F32, {n}, 7);
   double expected = 0;
   for (int i = 0; i < n; ++i) expected += double(x.data<float>()[i]) * x.data<float>()[i];
-  EXPECT_NEAR(ops::sum_of_squares(x), expected, 1e-9 * expected);
-  EXPECT_TRUE(ops::all_finite(x));
+  OwnedTensor total(DType::F64, {1}), flag(DType::F64, {1});
+  ops::sum_of_squares(total, x);
+  EXPECT_NEAR(total.data<double>()[0], expected, 1e-9 * expected);
+  ops::nonfinite_flag(flag, x);
+  EXPECT_EQ(flag.data<double>()[0], 0.0);
   x.data<float>()[n / 2] = std::numeric_limits<float>::infinity();
-  EXPECT_FALSE(ops::all_finite(x));
+  ops::nonfinite_flag(flag, x);
+  EXPECT_EQ(flag.data<double>()[0], 1.0);
   x.data<float>()[n / 2] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_FALSE(ops::all_finite(x));
+  ops::nonfinite_flag(flag, x);
+  EXPECT_EQ(flag.data<double>()[0], 1.0);
+}
+
+TEST(KernelGlobalNorm, RangesSumInOneCallAsSeparateCallsWould) {
+  auto x = testing::random_tensor(DType::F32, {50000}, 9);
+  const std::vector<ops::FlatRange> ranges = {{0, 1000}, {20000, 17}, {30000, 20000}};
+  OwnedTensor together(DType::F64, {1}), piece(DType::F64, {1});
+  ops::sum_of_squares(together, x, ranges);
+  double separately = 0;
+  for (const auto& range : ranges) {
+    ops::sum_of_squares(piece, x.tensor().narrow(0, range.offset, range.length));
+    separately += piece.data<double>()[0];
+  }
+  EXPECT_EQ(together.data<double>()[0], separately);  // bitwise: same order of additions
+  const std::vector<ops::FlatRange> outside = {{49990, 11}};
+  EXPECT_THROW(ops::sum_of_squares(together, x, outside), Error);
+}
+
+TEST(KernelAdamW, SegmentsInOneCallEqualOneCallPerParameter) {
+  const std::int64_t P = 3000, S = 2500;  // params buffer, owned state range (ZeRO-like offset)
+  const auto params0 = testing::random_tensor(DType::F32, {P}, 11);
+  const auto grads = testing::random_tensor(DType::F32, {S}, 12);
+  const std::vector<ops::AdamWSegment> segments = {{500, 0, 1200, true}, {1700, 1200, 300, false}, {2000, 1500, 1000, true}};
+  ops::AdamWStep step;
+  step.lr = 1e-2;
+  step.weight_decay = 0.1;
+  step.step = 3;
+  step.grad_scale = 0.5;
+  OwnedTensor fused_p = testing::converted(params0, DType::F32);
+  OwnedTensor fused_m(DType::F32, {S}), fused_v(DType::F32, {S});
+  OwnedTensor single_p = testing::converted(params0, DType::F32);
+  OwnedTensor single_m(DType::F32, {S}), single_v(DType::F32, {S});
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    ops::adamw_step_segments(fused_p, grads, fused_m, fused_v, segments, step);
+    for (const auto& segment : segments) {
+      ops::adamw_step(single_p.tensor().narrow(0, segment.param_offset, segment.length),
+                      grads.tensor().narrow(0, segment.state_offset, segment.length),
+                      single_m.tensor().narrow(0, segment.state_offset, segment.length),
+                      single_v.tensor().narrow(0, segment.state_offset, segment.length), step, segment.weight_decay);
+    }
+  }
+  EXPECT_EQ(testing::to_vector(fused_p), testing::to_vector(single_p));  // bitwise
+  EXPECT_EQ(testing::to_vector(fused_m), testing::to_vector(single_m));
+  EXPECT_EQ(testing::to_vector(params0).front(), testing::to_vector(fused_p).front()) << "elements outside every segment stay";
+  const std::vector<ops::AdamWSegment> outside = {{2900, 0, 200, true}};
+  EXPECT_THROW(ops::adamw_step_segments(fused_p, grads, fused_m, fused_v, outside, step), Error);
 }
 
 }  // namespace

@@ -37,6 +37,13 @@ struct Problem {
 };
 
 // Mean over unmasked rows of -log softmax(logits[:valid])[target], straightforwardly.
+// The fused forward with its loss_sum tensor read back (the read a training step does once).
+ops::LossSum forward(Tensor losses, Tensor lse, Problem& p, Tensor logits) {
+  OwnedTensor loss_sum(DType::F64, {2});
+  ops::cross_entropy_forward(losses, lse, loss_sum, logits, p.target_tensor(), p.mask_tensor(), p.valid);
+  return ops::read_loss_sum(loss_sum);
+}
+
 double naive_loss(const std::vector<double>& logits, const Problem& p) {
   double total = 0;
   int count = 0;
@@ -54,8 +61,7 @@ TEST(KernelCrossEntropy, ForwardIgnoresPaddingColumnsAndMaskedRows) {
   for (DType dtype : {DType::F32, DType::F64}) {
     Problem p(dtype, 1);
     OwnedTensor losses(dtype, {p.N}), lse(dtype, {p.N});
-    const ops::LossSum result = ops::cross_entropy_forward(losses, lse, p.logits, p.target_tensor(),
-                                                           p.mask_tensor(), p.valid);
+    const ops::LossSum result = forward(losses, lse, p, p.logits);
     EXPECT_EQ(result.count, 5);
     EXPECT_NEAR(result.mean(), naive_loss(to_vector(p.logits), p),
                 dtype == DType::F32 ? 1e-5 : 1e-13);
@@ -68,8 +74,7 @@ TEST(KernelCrossEntropy, BackwardMatchesFiniteDifferencesAndZeroesPadding) {
   Problem p(DType::F64, 11);
   OwnedTensor lse(DType::F64, {p.N});
   const auto loss = [&] {
-    return ops::cross_entropy_forward(Tensor{}, lse, p.logits, p.target_tensor(), p.mask_tensor(),
-                                      p.valid)
+    return forward(Tensor{}, lse, p, p.logits)
         .mean();
   };
   loss();
@@ -93,15 +98,13 @@ TEST(KernelCrossEntropy, BackwardMatchesFiniteDifferencesAndZeroesPadding) {
 TEST(KernelCrossEntropy, InPlaceBackwardAndFloatCloseToDouble) {
   Problem p64(DType::F64, 21);
   OwnedTensor lse64(DType::F64, {p64.N});
-  ops::cross_entropy_forward(Tensor{}, lse64, p64.logits, p64.target_tensor(), p64.mask_tensor(),
-                             p64.valid);
+  forward(Tensor{}, lse64, p64, p64.logits);
   OwnedTensor expected(DType::F64, {p64.N, p64.V});
   ops::cross_entropy_backward(expected, p64.logits, p64.target_tensor(), lse64, p64.mask_tensor(),
                               p64.valid, 0.2);
   OwnedTensor logits32 = testing::converted(p64.logits, DType::F32);
   OwnedTensor lse32(DType::F32, {p64.N});
-  ops::cross_entropy_forward(Tensor{}, lse32, logits32, p64.target_tensor(), p64.mask_tensor(),
-                             p64.valid);
+  forward(Tensor{}, lse32, p64, logits32);
   EXPECT_LT(relative_error(to_vector(lse32), to_vector(lse64)), 1e-6);
   ops::cross_entropy_backward(logits32, logits32, p64.target_tensor(), lse32, p64.mask_tensor(),
                               p64.valid, 0.2);  // in place, as llm.c
@@ -111,8 +114,7 @@ TEST(KernelCrossEntropy, InPlaceBackwardAndFloatCloseToDouble) {
 TEST(KernelCrossEntropy, VocabParallelPiecesEqualTheFusedOp) {
   Problem p(DType::F64, 31);
   OwnedTensor losses(DType::F64, {p.N}), lse(DType::F64, {p.N});
-  const auto fused = ops::cross_entropy_forward(losses, lse, p.logits, p.target_tensor(),
-                                                p.mask_tensor(), p.valid);
+  const auto fused = forward(losses, lse, p, p.logits);
   // Two ranks: columns [0, 10) and [10, 20), of which [10, 17) are real vocabulary.
   const Tensor shard[2] = {p.logits.tensor().narrow(1, 0, 10), p.logits.tensor().narrow(1, 10, 10)};
   const std::int64_t first[2] = {0, 10}, valid_local[2] = {10, 7};
@@ -131,8 +133,9 @@ TEST(KernelCrossEntropy, VocabParallelPiecesEqualTheFusedOp) {
     ops::add_to(target_logit, t);
   }
   OwnedTensor lse_tp(DType::F64, {p.N}), losses_tp(DType::F64, {p.N});
-  const auto split =
-      ops::cross_entropy_finish(losses_tp, lse_tp, row_max, sum_exp, target_logit, p.mask_tensor());
+  OwnedTensor split_sum(DType::F64, {2});
+  ops::cross_entropy_finish(losses_tp, lse_tp, split_sum, row_max, sum_exp, target_logit, p.mask_tensor());
+  const auto split = ops::read_loss_sum(split_sum);
   EXPECT_EQ(split.count, fused.count);
   EXPECT_NEAR(split.sum, fused.sum, 1e-12);
   EXPECT_LT(relative_error(to_vector(losses_tp), to_vector(losses)), 1e-13);
@@ -151,9 +154,20 @@ TEST(KernelCrossEntropy, RejectsTargetsOutsideValidVocabulary) {
   Problem p(DType::F32, 41);
   p.targets[0] = p.valid;  // a padding column is never a legal target
   OwnedTensor lse(DType::F32, {p.N});
-  EXPECT_THROW(ops::cross_entropy_forward(Tensor{}, lse, p.logits, p.target_tensor(),
-                                          p.mask_tensor(), p.valid),
+  EXPECT_THROW(forward(Tensor{}, lse, p, p.logits), Error);
+}
+
+TEST(KernelCrossEntropy, LossSumIsATensorOfSumAndCount) {
+  Problem p(DType::F64, 51);
+  OwnedTensor lse(DType::F64, {p.N});
+  OwnedTensor wrong(DType::F32, {2});  // the loss sum is always f64 (sum, count)
+  EXPECT_THROW(ops::cross_entropy_forward(Tensor{}, lse, wrong, p.logits, p.target_tensor(), p.mask_tensor(),
+                                          p.valid),
                Error);
+  OwnedTensor loss_sum(DType::F64, {2});
+  ops::cross_entropy_forward(Tensor{}, lse, loss_sum, p.logits, p.target_tensor(), p.mask_tensor(), p.valid);
+  EXPECT_EQ(loss_sum.data<double>()[1], 5.0);  // five unmasked rows
+  EXPECT_NEAR(loss_sum.data<double>()[0] / 5.0, naive_loss(to_vector(p.logits), p), 1e-13);
 }
 
 TEST(KernelSoftmax, TemperatureAndPadding) {

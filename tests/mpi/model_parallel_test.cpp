@@ -191,7 +191,7 @@ void check_layout(const ModelConfig& serial_config, DType dtype, const Layout& l
     if (!first) grid.pp->recv(inputs[mb], grid.pp_rank - 1);
     const Transformer::StageForward out =
         model.forward_stage(mb, batches[mb].view(), first ? Tensor{} : inputs[mb].tensor());
-    losses[mb] = out.loss;
+    if (out.loss_sum.defined()) losses[mb] = ops::read_loss_sum(out.loss_sum);
     if (!last) grid.pp->send(out.output, grid.pp_rank + 1);
   }
   for (int mb = 0; mb < kMicroBatches; ++mb) {

@@ -269,10 +269,12 @@ void Transformer::head_forward(Activations& acts, Tensor x) const {
 // Cross-entropy over the real vocabulary. Vocab-parallel: each rank reduces its columns, the
 // row statistics are combined over tp (max, then the sums of exp and the target logits), so
 // every rank ends with the same lse and loss without gathering the logits.
-ops::LossSum Transformer::loss_forward(Activations& acts, const Batch& batch) const {
-  if (!tensor_parallel())
-    return ops::cross_entropy_forward(acts.losses, acts.lse, acts.logits, batch.targets,
-                                      batch.loss_mask, config_.vocab_size);
+void Transformer::loss_forward(Activations& acts, Tensor loss_sum, const Batch& batch) const {
+  if (!tensor_parallel()) {
+    ops::cross_entropy_forward(acts.losses, acts.lse, loss_sum, acts.logits, batch.targets, batch.loss_mask,
+                               config_.vocab_size);
+    return;
+  }
   const Tensor sum_exp = acts.exp_and_target.select(0);
   const Tensor target_logit = acts.exp_and_target.select(1);
   ops::cross_entropy_local_max(acts.row_max, acts.logits, vocab_valid_);
@@ -280,8 +282,8 @@ ops::LossSum Transformer::loss_forward(Activations& acts, const Batch& batch) co
   ops::cross_entropy_local_sums(sum_exp, target_logit, acts.logits, batch.targets, acts.row_max,
                                 vocab_valid_, vocab_first_);
   all_reduce_tp(acts.exp_and_target);
-  return ops::cross_entropy_finish(acts.losses, acts.lse, acts.row_max, sum_exp, target_logit,
-                                   batch.loss_mask);
+  ops::cross_entropy_finish(acts.losses, acts.lse, loss_sum, acts.row_max, sum_exp, target_logit,
+                            batch.loss_mask);
 }
 
 // ---- training forward ----------------------------------------------------------------------
@@ -381,16 +383,17 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
   head_forward(acts, acts.layers.back().out);
   slot.logits_valid = true;
   if (!batch.targets.defined()) return {};
-  const ops::LossSum loss = loss_forward(acts, batch);
+  loss_forward(acts, slot.loss_sum.tensor(), batch);
   slot.backward_ready = true;
-  return {loss, {}};
+  return {slot.loss_sum.tensor(), {}};
 }
 
 ops::LossSum Transformer::forward(const Batch& batch) {
   if (placement_.pp_size > 1)
     fail("model: forward() runs the whole model; with pp = {} stages use forward_stage()",
          placement_.pp_size);
-  return forward_stage(0, batch, {}).loss;
+  const Tensor loss_sum = forward_stage(0, batch, {}).loss_sum;
+  return loss_sum.defined() ? ops::read_loss_sum(loss_sum) : ops::LossSum{};
 }
 
 Tensor Transformer::logits() const {

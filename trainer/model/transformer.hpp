@@ -104,8 +104,11 @@ class Transformer {
   int pipeline_slots() const { return static_cast<int>(slots_.size()); }
 
   struct StageForward {
-    ops::LossSum loss;  // last stage (with targets): the micro-batch's loss; else empty
-    Tensor output;      // other stages: [B, T, C], valid until backward_stage of the slot
+    // Last stage (with targets): the micro-batch's loss_sum [2] f64 = (sum, count), a tensor
+    // valid until the slot's next forward (add it up with ops::add_to, read it once per step
+    // with ops::read_loss_sum); else undefined.
+    Tensor loss_sum;
+    Tensor output;  // other stages: [B, T, C], valid until backward_stage of the slot
   };
   // Every stage gets the full micro-batch (its views must stay valid until backward_stage of
   // the slot). The first stage embeds batch.tokens; later stages take `input` [B, T, C], the
@@ -120,8 +123,9 @@ class Transformer {
 
   // ---- the whole model (pp == 1): slot 0 ----
   // Runs the model; with targets, also the loss (summed over counted tokens, and their
-  // count, so callers average over micro-batches and ranks). Plans the arena on the first
-  // call and whenever [B, T] changes.
+  // count, so callers average over micro-batches and ranks), read back to the host. Plans the
+  // arena on the first call and whenever [B, T] changes. Training steps use forward_stage,
+  // which leaves the loss in a tensor.
   ops::LossSum forward(const Batch& batch);
   // Accumulates parameter gradients of (loss sum * grad_scale) from the last forward, which
   // must have had targets. Usually grad_scale = 1 / (counted tokens in the optimizer batch).
@@ -145,6 +149,7 @@ class Transformer {
     Activations acts;
     Batch batch;
     Tensor positions;  // [B, T] positions of the forward (the batch's or the arena's)
+    OwnedTensor loss_sum{DType::F64, {2}};  // (sum, count) of the slot's last loss forward
     bool logits_valid = false;
     bool backward_ready = false;
   };
@@ -162,7 +167,7 @@ class Transformer {
   void attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                 LayerActivations& a, Tensor y) const;
   void head_forward(Activations& acts, Tensor x) const;
-  ops::LossSum loss_forward(Activations& acts, const Batch& batch) const;
+  void loss_forward(Activations& acts, Tensor loss_sum, const Batch& batch) const;
   void head_backward(Slot& slot, double grad_scale);
   void norm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b) const;
   void norm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,

@@ -1,6 +1,7 @@
 #include "trainer/optim/adamw.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "trainer/core/error.hpp"
 
@@ -49,13 +50,15 @@ void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, d
   update.weight_decay = config_.weight_decay;
   update.step = steps_taken_;
   update.grad_scale = grad_scale;
-  const Tensor values = params.values();
+  std::vector<ops::AdamWSegment> pieces;
+  pieces.reserve(segments_.size());
   for (const auto& segment : segments_) {
     const auto& info = params.infos()[segment.parameter];
-    const std::int64_t length = segment.end - segment.begin;
-    ops::adamw_step(flat_slice(values, info.offset + segment.begin, length), flat_slice(grads, segment.offset, length),
-                    exp_avg(segment), exp_avg_sq(segment), update, info.weight_decay);
+    pieces.push_back({info.offset + segment.begin, segment.offset, segment.end - segment.begin, info.weight_decay});
   }
+  if (pieces.empty()) return;
+  ops::adamw_step_segments(params.values(), grads, exp_avg_.tensor().narrow(0, 0, end_ - begin_),
+                           exp_avg_sq_.tensor().narrow(0, 0, end_ - begin_), pieces, update);
 }
 
 Tensor AdamW::exp_avg(const Segment& segment) const {

@@ -1,6 +1,7 @@
 #include "trainer/train/gradient_norm.hpp"
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/ops.hpp"
 
@@ -12,21 +13,25 @@ bool counts_parameter(const model::ParameterInfo& info, const parallel::ProcessG
 
 double global_gradient_norm(const model::ParameterStore& params, const optim::AdamW& optimizer, Tensor grads,
                             parallel::ProcessGrid& grid, bool zero) {
-  double sum = 0.0;
+  std::vector<ops::FlatRange> counted;
   if (zero || grid.dp_rank() == 0) {
     for (const auto& segment : optimizer.segments()) {
       if (!counts_parameter(params.infos()[segment.parameter], grid)) continue;
-      sum += ops::sum_of_squares(grads.narrow(0, segment.offset, segment.end - segment.begin));
+      counted.push_back({segment.offset, segment.end - segment.begin});
     }
   }
-  grid.world().all_reduce(Tensor::of(&sum, {1}));
-  return std::sqrt(sum);
+  OwnedTensor sum(DType::F64, {1});
+  // An empty range list would mean "all of grads": a rank that counts nothing adds 0.
+  if (!counted.empty()) ops::sum_of_squares(sum.tensor(), grads, counted);
+  grid.world().all_reduce(sum.tensor());
+  return std::sqrt(*sum.tensor().data<double>());
 }
 
 bool finite_everywhere(Tensor grads, parallel::ProcessGrid& grid) {
-  double broken = ops::all_finite(grads) ? 0.0 : 1.0;
-  grid.world().all_reduce(Tensor::of(&broken, {1}), parallel::ReduceOp::Max);
-  return broken == 0.0;
+  OwnedTensor broken(DType::F64, {1});
+  ops::nonfinite_flag(broken.tensor(), grads);
+  grid.world().all_reduce(broken.tensor(), parallel::ReduceOp::Max);
+  return *broken.tensor().data<double>() == 0.0;
 }
 
 }  // namespace kiln::train

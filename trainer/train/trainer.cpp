@@ -235,26 +235,27 @@ void Trainer::State::print_banner() {
 // ---- one step -------------------------------------------------------------------------------
 
 // Forward (and backward) of this rank's micro-batches; returns the loss summed on this rank
-// (non-zero on the last stage only).
+// (non-zero on the last stage only). The micro-batches' loss sums are added up as tensors and
+// read back once, after the last micro-batch.
 ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale,
                                                bool backward) {
-  ops::LossSum local;
+  OwnedTensor total(DType::F64, {2});
+  const auto add_loss = [&](Tensor loss_sum) {
+    if (loss_sum.defined()) ops::add_to(total.tensor(), loss_sum);
+  };
   if (layout.pp == 1) {
     for (const auto& micro : micro_batches) {
-      const auto loss = model->forward(micro.view());
-      local.sum += loss.sum;
-      local.count += loss.count;
+      add_loss(model->forward_stage(0, micro.view(), {}).loss_sum);
       if (backward) model->backward(grad_scale);
     }
-    return local;
+    return ops::read_loss_sum(total.tensor());
   }
   const auto& first = micro_batches.front();
   parallel::PipelineStage stage;
   stage.activation_shape = {first.rows, first.seq_len, model->config().d_model};
   stage.forward = [&](int micro, int slot, Tensor input) {
     const auto result = model->forward_stage(slot, micro_batches[static_cast<std::size_t>(micro)].view(), input);
-    local.sum += result.loss.sum;
-    local.count += result.loss.count;
+    add_loss(result.loss_sum);
     return result.output;
   };
   stage.backward = [&](int, int slot, Tensor grad_output) { return model->backward_stage(slot, grad_output, grad_scale); };
@@ -263,7 +264,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   } else {
     parallel::run_forward_only(grid->pp(), static_cast<int>(micro_batches.size()), stage);
   }
-  return local;
+  return ops::read_loss_sum(total.tensor());
 }
 
 // The global mean loss, known on every rank: summed over dp, sent from the last stage.

@@ -1,0 +1,79 @@
+#include "kernels/ops/activations.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "kernels/cpu/gelu.hpp"
+#include "kernels/cpu/swiglu.hpp"
+#include "kernels/ops/op_args.hpp"
+
+namespace kiln::ops {
+
+using namespace detail;
+
+void gelu_forward(Tensor y, Tensor x) {
+  constexpr const char* op = "gelu_forward";
+  require_defined(op, {{"y", y}, {"x", x}});
+  require_cpu(op, {{"y", y}, {"x", x}});
+  const DType dtype = float_dtype(op, {{"y", y}, {"x", x}});
+  check_shape(op, "y", y, x.shape);
+  dispatch_float(dtype, [&]<class T>(T) {
+    const std::int64_t C = x.rank() > 0 ? x.size(-1) : 1;
+    const Tensor x2 = x.rank() > 0 ? x : x.reshape({1});
+    const Tensor y2 = y.rank() > 0 ? y : y.reshape({1});
+    cpu::gelu_forward<T>(rows<T>(op, "y", y2, C), const_rows<T>(op, "x", x2, C));
+  });
+}
+
+namespace {
+
+// An elementwise op over rows [..., C]: every other argument has the shape of `like`, which
+// has at least one dimension (`expected` names its layout). Returns C.
+std::int64_t row_length(const char* op, const Arg& like, std::initializer_list<Arg> others, const char* expected) {
+  for (const Arg& arg : others) check_shape(op, arg.name, arg.tensor, like.tensor.shape);
+  if (like.tensor.rank() == 0) fail("ops::{}: `{}` is {}; expected {}", op, like.name, like.tensor.str(), expected);
+  return like.tensor.size(-1);
+}
+
+}  // namespace
+
+void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
+  constexpr const char* op = "gelu_backward";
+  const std::initializer_list<Arg> all = {{"dx", dx}, {"dy", dy}, {"x", x}};
+  const DType dtype = checked_float_inputs(op, all);
+  const std::int64_t C = row_length(op, {"x", x}, {{"dy", dy}, {"dx", dx}}, "[..., C]");
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::gelu_backward<T>(rows<T>(op, "dx", dx, C), const_rows<T>(op, "dy", dy, C),
+                          const_rows<T>(op, "x", x, C), accumulate_dx == Accumulate::Yes);
+  });
+}
+
+void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
+  constexpr const char* op = "swiglu_forward";
+  const std::initializer_list<Arg> all = {{"out", out}, {"gate", gate}, {"up", up}};
+  const DType dtype = checked_float_inputs(op, all);
+  const std::int64_t F = row_length(op, {"gate", gate}, {{"up", up}, {"out", out}}, "[..., F]");
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::swiglu_forward<T>(rows<T>(op, "out", out, F), const_rows<T>(op, "gate", gate, F),
+                           const_rows<T>(op, "up", up, F));
+  });
+}
+
+void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
+  constexpr const char* op = "swiglu_backward";
+  const std::initializer_list<Arg> all = {
+      {"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}};
+  const DType dtype = checked_float_inputs(op, all);
+  const std::int64_t F = row_length(op, {"gate", gate},
+                                    {{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"up", up}}, "[..., F]");
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::swiglu_backward<T>(rows<T>(op, "dgate", dgate, F), rows<T>(op, "dup", dup, F),
+                            const_rows<T>(op, "dout", dout, F), const_rows<T>(op, "gate", gate, F),
+                            const_rows<T>(op, "up", up, F));
+  });
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,102 @@
+#include "kernels/ops/attention.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "kernels/cpu/flash_attention.hpp"
+#include "kernels/ops/op_args.hpp"
+
+namespace kiln::ops {
+
+using namespace detail;
+
+namespace {
+
+struct AttentionDims {
+  std::int64_t batch, tq, tk, heads, kv_heads, dim;
+};
+
+AttentionDims check_attention(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& lse) {
+  for (const Arg& arg : {Arg{"q", q}, Arg{"k", k}, Arg{"v", v}})
+    if (arg.tensor.rank() != 4)
+      fail("ops::{}: `{}` is {}; expected [B, T, H, Dh]", op, arg.name, arg.tensor.str());
+  const AttentionDims dims{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+  if (k.shape != v.shape) fail("ops::{}: k {} and v {} differ in shape", op, k.str(), v.str());
+  if (k.size(0) != dims.batch || k.size(3) != dims.dim)
+    fail("ops::{}: q {} and k {} disagree on batch or head dim", op, q.str(), k.str());
+  if (dims.kv_heads == 0 || dims.heads % dims.kv_heads != 0)
+    fail("ops::{}: {} query heads are not a multiple of {} kv heads (q {}, k {})", op, dims.heads,
+         dims.kv_heads, q.str(), k.str());
+  if (dims.tq > dims.tk) fail("ops::{}: more queries than keys (q {}, k {})", op, q.str(), k.str());
+  check_shape(op, "lse", lse, Shape{dims.batch, dims.heads, dims.tq});
+  check_contiguous(op, "lse", lse);
+  return dims;
+}
+
+double softmax_scale(const AttentionOptions& options, std::int64_t dim) {
+  return options.softmax_scale != 0.0 ? options.softmax_scale
+                                      : 1.0 / std::sqrt(static_cast<double>(dim));
+}
+
+std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids,
+                                       const AttentionDims& dims) {
+  if (!doc_ids.defined()) return {};
+  if (doc_ids.rank() != 2 || doc_ids.size(0) != dims.batch || doc_ids.size(1) != dims.tk)
+    fail("ops::{}: `doc_ids` is {}; expected [{}, {}]", op, doc_ids.str(), dims.batch, dims.tk);
+  return indices(op, "doc_ids", doc_ids, dims.batch * dims.tk);
+}
+
+}  // namespace
+
+void flash_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
+                             const AttentionOptions& options) {
+  constexpr const char* op = "flash_attention_forward";
+  const std::initializer_list<Arg> required = {
+      {"out", out}, {"lse", lse}, {"q", q}, {"k", k}, {"v", v}};
+  require_defined(op, required);
+  require_cpu(op, required);
+  require_cpu(op, {{"doc_ids", doc_ids}});
+  const DType dtype = float_dtype(op, required);
+  const AttentionDims dims = check_attention(op, q, k, v, lse);
+  check_shape(op, "out", out, q.shape);
+  const std::vector<std::int64_t> docs = document_ids(op, doc_ids, dims);
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::flash_attention_forward<T>(
+        heads<T>(op, "out", out), pointer<T>(lse), const_heads<T>(op, "q", q),
+        const_heads<T>(op, "k", k), const_heads<T>(op, "v", v),
+        docs.empty() ? nullptr : docs.data(), options.causal, softmax_scale(options, dims.dim));
+  });
+}
+
+void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k,
+                              Tensor v, Tensor out, Tensor lse, Tensor doc_ids,
+                              const AttentionOptions& options) {
+  constexpr const char* op = "flash_attention_backward";
+  const std::initializer_list<Arg> required = {{"dq", dq},     {"dk", dk},   {"dv", dv},
+                                               {"dout", dout}, {"q", q},     {"k", k},
+                                               {"v", v},       {"out", out}, {"lse", lse}};
+  require_defined(op, required);
+  require_cpu(op, required);
+  require_cpu(op, {{"doc_ids", doc_ids}});
+  const DType dtype = float_dtype(op, required);
+  const AttentionDims dims = check_attention(op, q, k, v, lse);
+  check_shape(op, "out", out, q.shape);
+  check_shape(op, "dout", dout, q.shape);
+  check_shape(op, "dq", dq, q.shape);
+  check_shape(op, "dk", dk, k.shape);
+  check_shape(op, "dv", dv, v.shape);
+  const std::vector<std::int64_t> docs = document_ids(op, doc_ids, dims);
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::flash_attention_backward<T>(
+        heads<T>(op, "dq", dq), heads<T>(op, "dk", dk), heads<T>(op, "dv", dv),
+        const_heads<T>(op, "dout", dout), const_heads<T>(op, "q", q), const_heads<T>(op, "k", k),
+        const_heads<T>(op, "v", v), const_heads<T>(op, "out", out), pointer<T>(lse),
+        docs.empty() ? nullptr : docs.data(), options.causal, softmax_scale(options, dims.dim));
+  });
+}
+
+}  // namespace kiln::ops

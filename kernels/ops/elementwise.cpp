@@ -1,0 +1,200 @@
+#include "kernels/ops/elementwise.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops/op_args.hpp"
+
+namespace kiln::ops {
+
+using namespace detail;
+
+namespace {
+
+// The checks shared by the flat element-wise ops: same shape, contiguous, one float dtype.
+DType flat_dtype(const char* op, std::initializer_list<Arg> args) {
+  require_defined(op, args);
+  require_cpu(op, args);
+  const DType dtype = float_dtype(op, args);
+  const Arg& first = *args.begin();
+  for (const Arg& arg : args) {
+    check_shape(op, arg.name, arg.tensor, first.tensor.shape);
+    check_contiguous(op, arg.name, arg.tensor);
+  }
+  return dtype;
+}
+
+// One element as double / from double, for the converting copy.
+double load_element(const std::byte* at, DType dtype) {
+  switch (dtype) {
+    case DType::F32: {
+      float value;
+      std::memcpy(&value, at, sizeof value);
+      return value;
+    }
+    case DType::F64: {
+      double value;
+      std::memcpy(&value, at, sizeof value);
+      return value;
+    }
+    case DType::BF16: {
+      BFloat16 value;
+      std::memcpy(&value, at, sizeof value);
+      return to_float(value);
+    }
+    case DType::F16: {
+      Float16 value;
+      std::memcpy(&value, at, sizeof value);
+      return to_float(value);
+    }
+    default:
+      return 0.0;
+  }
+}
+
+void store_element(std::byte* at, DType dtype, double value) {
+  switch (dtype) {
+    case DType::F32: {
+      const auto v = static_cast<float>(value);
+      std::memcpy(at, &v, sizeof v);
+      break;
+    }
+    case DType::F64:
+      std::memcpy(at, &value, sizeof value);
+      break;
+    case DType::BF16: {
+      const BFloat16 v = to_bfloat16(static_cast<float>(value));
+      std::memcpy(at, &v, sizeof v);
+      break;
+    }
+    case DType::F16: {
+      const Float16 v = to_float16(static_cast<float>(value));
+      std::memcpy(at, &v, sizeof v);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Calls visit(dst_offset, src_offset) in elements for every element, in row-major order.
+template <class Visit>
+void for_each_offset(const Shape& shape, const Shape& dst_strides, const Shape& src_strides,
+                     Visit&& visit) {
+  const std::int64_t count = shape.numel();
+  for (std::int64_t linear = 0; linear < count; ++linear) {
+    std::int64_t rest = linear, dst = 0, src = 0;
+    for (int dim = shape.rank() - 1; dim >= 0; --dim) {
+      const std::int64_t index = rest % shape[dim];
+      rest /= shape[dim];
+      dst += index * dst_strides[dim];
+      src += index * src_strides[dim];
+    }
+    visit(dst, src);
+  }
+}
+
+}  // namespace
+
+void add(Tensor out, Tensor a, Tensor b) {
+  const DType dtype = flat_dtype("add", {{"out", out}, {"a", a}, {"b", b}});
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::add<T>(pointer<T>(out), pointer<T>(a), pointer<T>(b), out.numel());
+  });
+}
+
+void add_to(Tensor dst, Tensor src) {
+  const DType dtype = flat_dtype("add_to", {{"dst", dst}, {"src", src}});
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::axpy<T>(pointer<T>(dst), T(1), pointer<T>(src), dst.numel());
+  });
+}
+
+void axpy(Tensor y, double alpha, Tensor x) {
+  const DType dtype = flat_dtype("axpy", {{"y", y}, {"x", x}});
+  dispatch_float(dtype, [&]<class T>(T) {
+    cpu::axpy<T>(pointer<T>(y), static_cast<T>(alpha), pointer<T>(x), y.numel());
+  });
+}
+
+void scale(Tensor x, double factor) {
+  const DType dtype = flat_dtype("scale", {{"x", x}});
+  dispatch_float(
+      dtype, [&]<class T>(T) { cpu::scale<T>(pointer<T>(x), static_cast<T>(factor), x.numel()); });
+}
+
+void copy(Tensor dst, Tensor src) {
+  constexpr const char* op = "copy";
+  require_defined(op, {{"dst", dst}, {"src", src}});
+  require_cpu(op, {{"dst", dst}, {"src", src}});
+  check_shape(op, "dst", dst, src.shape);
+  const bool same_dtype = dst.dtype == src.dtype;
+  if (!same_dtype && !(is_floating(dst.dtype) && is_floating(src.dtype)))
+    fail("ops::{}: cannot convert {} to {}; only floating dtypes convert", op, src.str(),
+         dst.str());
+  if (same_dtype && dst.is_contiguous() && src.is_contiguous()) {
+    if (src.nbytes() > 0) std::memmove(dst.ptr, src.ptr, src.nbytes());
+    return;
+  }
+  auto* to = static_cast<std::byte*>(dst.ptr);
+  const auto* from = static_cast<const std::byte*>(src.ptr);
+  const auto to_size = static_cast<std::int64_t>(dst.element_size());
+  const auto from_size = static_cast<std::int64_t>(src.element_size());
+  for_each_offset(src.shape, dst.strides, src.strides, [&](std::int64_t d, std::int64_t s) {
+    if (same_dtype) {
+      std::memcpy(to + d * to_size, from + s * from_size, static_cast<std::size_t>(to_size));
+    } else {
+      store_element(to + d * to_size, dst.dtype, load_element(from + s * from_size, src.dtype));
+    }
+  });
+}
+
+void zero(Tensor x) {
+  require_defined("zero", {{"x", x}});
+  require_cpu("zero", {{"x", x}});
+  if (x.is_contiguous()) {
+    if (x.nbytes() > 0) std::memset(x.ptr, 0, x.nbytes());
+    return;
+  }
+  auto* base = static_cast<std::byte*>(x.ptr);
+  const auto size = static_cast<std::int64_t>(x.element_size());
+  for_each_offset(x.shape, x.strides, x.strides, [&](std::int64_t offset, std::int64_t) {
+    std::memset(base + offset * size, 0, static_cast<std::size_t>(size));
+  });
+}
+
+void fill(Tensor x, double value) {
+  constexpr const char* op = "fill";
+  require_defined(op, {{"x", x}});
+  require_cpu(op, {{"x", x}});
+  if (!is_floating(x.dtype)) fail("ops::{}: `x` is {}; fill takes a floating dtype", op, x.str());
+  if ((x.dtype == DType::F32 || x.dtype == DType::F64) && x.is_contiguous()) {
+    dispatch_float(x.dtype, [&]<class T>(T) {
+      cpu::fill<T>(pointer<T>(x), static_cast<T>(value), x.numel());
+    });
+    return;
+  }
+  auto* base = static_cast<std::byte*>(x.ptr);
+  const auto size = static_cast<std::int64_t>(x.element_size());
+  for_each_offset(x.shape, x.strides, x.strides, [&](std::int64_t offset, std::int64_t) {
+    store_element(base + offset * size, x.dtype, value);
+  });
+}
+
+void nonfinite_flag(Tensor flag, Tensor x) {
+  constexpr const char* op = "nonfinite_flag";
+  require_defined(op, {{"flag", flag}});
+  require_cpu(op, {{"flag", flag}});
+  if (flag.dtype != DType::F64 || flag.numel() != 1)
+    fail("ops::{}: `flag` is {}; expected one f64 element", op, flag.str());
+  const DType dtype = flat_dtype(op, {{"x", x}});
+  bool finite = true;
+  dispatch_float(dtype, [&]<class T>(T) { finite = cpu::all_finite<T>(pointer<T>(x), x.numel()); });
+  *flag.data<double>() = finite ? 0.0 : 1.0;
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,78 @@
+#include "kernels/ops/embedding.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "kernels/cpu/embedding.hpp"
+#include "kernels/ops/op_args.hpp"
+
+namespace kiln::ops {
+
+using namespace detail;
+
+namespace {
+
+// An embedding table (or its gradient) is a contiguous [V, C] matrix; returns {V, C}.
+std::pair<std::int64_t, std::int64_t> table_shape(const char* op, const char* name, const Tensor& table) {
+  if (table.rank() != 2) fail("ops::{}: `{}` is {}; expected [V, C]", op, name, table.str());
+  check_contiguous(op, name, table);
+  return {table.size(0), table.size(1)};
+}
+
+void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table, bool accumulate,
+                            std::int64_t first_id, bool strict) {
+  const std::initializer_list<Arg> all = {{"out", out}, {"ids", ids}, {"table", table}};
+  require_defined(op, all);
+  require_cpu(op, all);
+  const DType dtype = float_dtype(op, {{"out", out}, {"table", table}});
+  const auto [V, C] = table_shape(op, "table", table);
+  dispatch_float(dtype, [&]<class T>(T) {
+    const auto outr = rows<T>(op, "out", out, C);
+    const std::vector<std::int64_t> id = indices(op, "ids", ids, outr.rows);
+    if (strict)
+      for (std::size_t i = 0; i < id.size(); ++i)
+        if (id[i] < 0 || id[i] >= V)
+          fail("ops::{}: id {} at position {} is outside the table of {} rows", op, id[i], i, V);
+    cpu::embedding_forward<T>(outr, id.data(), pointer<T>(table), V, first_id, accumulate);
+  });
+}
+
+void embedding_backward_impl(const char* op, Tensor dtable, Tensor dout, Tensor ids,
+                             std::int64_t first_id) {
+  const std::initializer_list<Arg> all = {{"dtable", dtable}, {"dout", dout}, {"ids", ids}};
+  require_defined(op, all);
+  require_cpu(op, all);
+  const DType dtype = float_dtype(op, {{"dtable", dtable}, {"dout", dout}});
+  const auto [V, C] = table_shape(op, "dtable", dtable);
+  dispatch_float(dtype, [&]<class T>(T) {
+    const auto doutr = const_rows<T>(op, "dout", dout, C);
+    const std::vector<std::int64_t> id = indices(op, "ids", ids, doutr.rows);
+    cpu::embedding_backward<T>(pointer<T>(dtable), V, doutr, id.data(), first_id);
+  });
+}
+
+}  // namespace
+
+void embedding_forward(Tensor out, Tensor ids, Tensor table, Accumulate accumulate) {
+  embedding_forward_impl("embedding_forward", out, ids, table, accumulate == Accumulate::Yes, 0,
+                         true);
+}
+
+void embedding_backward(Tensor dtable, Tensor dout, Tensor ids) {
+  embedding_backward_impl("embedding_backward", dtable, dout, ids, 0);
+}
+
+void embedding_forward_vocab_parallel(Tensor out, Tensor ids, Tensor table, std::int64_t first_id) {
+  embedding_forward_impl("embedding_forward_vocab_parallel", out, ids, table, false, first_id,
+                         false);
+}
+
+void embedding_backward_vocab_parallel(Tensor dtable, Tensor dout, Tensor ids,
+                                       std::int64_t first_id) {
+  embedding_backward_impl("embedding_backward_vocab_parallel", dtable, dout, ids, first_id);
+}
+
+}  // namespace kiln::ops

@@ -1,0 +1,208 @@
+#pragma once
+// The argument checks every op shares (DESIGN.md §7): each op checks its tensors here, names
+// the offending argument in its error, and then dispatches on device and dtype to a kernel in
+// kernels/cpu/ (kernels/cuda/ as the CUDA backend grows). Views handed to the kernels
+// (rows, heads, vectors) are built here, so the kernels never see a Tensor.
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+#include "kernels/cpu/views.hpp"
+#include "kernels/tensor.hpp"
+#include "trainer/core/error.hpp"
+
+namespace kiln::ops::detail {
+
+// A tensor argument with the name the error messages use.
+struct Arg {
+  const char* name;
+  const Tensor& tensor;
+};
+
+inline void require_defined(const char* op, std::initializer_list<Arg> args) {
+  for (const Arg& arg : args)
+    if (!arg.tensor.defined()) fail("ops::{}: required tensor `{}` is undefined", op, arg.name);
+}
+
+// Every op has a CPU kernel; the CUDA kernels slot in here, per op, as they are written.
+inline void require_cpu(const char* op, std::initializer_list<Arg> args) {
+  for (const Arg& arg : args)
+    if (arg.tensor.defined() && arg.tensor.device != Device::Cpu)
+      fail("ops::{}: `{}` is {}, but this op has no CUDA implementation yet; pass host tensors", op,
+           arg.name, arg.tensor.str());
+}
+
+// The one floating dtype (F32 or F64) shared by every defined tensor in `args`.
+inline DType float_dtype(const char* op, std::initializer_list<Arg> args) {
+  const Arg* first = nullptr;
+  for (const Arg& arg : args) {
+    if (!arg.tensor.defined()) continue;
+    if (arg.tensor.dtype != DType::F32 && arg.tensor.dtype != DType::F64)
+      fail("ops::{}: `{}` is {}; CPU kernels take f32 or f64", op, arg.name, arg.tensor.str());
+    if (first == nullptr) {
+      first = &arg;
+    } else if (arg.tensor.dtype != first->tensor.dtype) {
+      fail("ops::{}: `{}` is {} but `{}` is {}; all floating tensors must share one dtype", op,
+           arg.name, arg.tensor.str(), first->name, first->tensor.str());
+    }
+  }
+  if (first == nullptr) fail("ops::{}: no floating tensor given", op);
+  return first->tensor.dtype;
+}
+
+// The common prologue of an op on floating tensors: every argument defined, on the host, and
+// of one floating dtype, which it returns.
+inline DType checked_float_inputs(const char* op, std::initializer_list<Arg> args) {
+  require_defined(op, args);
+  require_cpu(op, args);
+  return float_dtype(op, args);
+}
+
+// A backward's arguments: every input defined; a gradient output may be left undefined (not
+// wanted); all on the CPU in one float dtype.
+inline DType checked_backward_args(const char* op, std::initializer_list<Arg> inputs, std::initializer_list<Arg> all) {
+  require_defined(op, inputs);
+  require_cpu(op, all);
+  return float_dtype(op, all);
+}
+
+// Calls fn(T{}) with T = float or double.
+template <class Fn>
+void dispatch_float(DType dtype, Fn&& fn) {
+  if (dtype == DType::F32) {
+    fn(float{});
+  } else {
+    fn(double{});
+  }
+}
+
+template <class T>
+T* pointer(const Tensor& tensor) {
+  return static_cast<T*>(tensor.ptr);
+}
+
+inline void check_shape(const char* op, const char* name, const Tensor& tensor, const Shape& expected) {
+  if (tensor.shape != expected)
+    fail("ops::{}: `{}` is {}, expected shape {}", op, name, tensor.str(), expected.str());
+}
+
+inline void check_contiguous(const char* op, const char* name, const Tensor& tensor) {
+  if (!tensor.is_contiguous())
+    fail("ops::{}: `{}` is {} but must be contiguous", op, name, tensor.str());
+}
+
+// [..., C] as rows: unit inner stride, leading dims that flatten to one row stride.
+template <class T>
+cpu::RowView<T> rows(const char* op, const char* name, const Tensor& tensor, std::int64_t cols) {
+  if (tensor.rank() == 0) fail("ops::{}: `{}` is {}; expected [..., C]", op, name, tensor.str());
+  if (tensor.size(-1) != cols)
+    fail("ops::{}: `{}` is {}; expected last dim {}", op, name, tensor.str(), cols);
+  if (cols > 1 && tensor.stride(-1) != 1)
+    fail("ops::{}: `{}` is {}; the last dim must have unit stride", op, name, tensor.str());
+  std::int64_t row_stride = -1, n_rows = 1;
+  for (int dim = tensor.rank() - 2; dim >= 0; --dim) {
+    const std::int64_t extent = tensor.shape[dim];
+    n_rows *= extent;
+    if (extent == 1) continue;  // any stride is fine for a dim of one
+    const std::int64_t stride = tensor.strides[dim];
+    if (row_stride < 0) {
+      row_stride = stride;
+    } else if (stride != row_stride * (n_rows / extent)) {
+      fail("ops::{}: `{}` is {}; its leading dims do not flatten to rows", op, name, tensor.str());
+    }
+  }
+  if (row_stride < 0 || n_rows <= 1) row_stride = std::max<std::int64_t>(cols, 1);
+  if (row_stride < cols)
+    fail("ops::{}: `{}` is {}; rows overlap (row stride {} < {} columns)", op, name, tensor.str(),
+         row_stride, cols);
+  return {pointer<T>(tensor), n_rows, cols, row_stride};
+}
+
+template <class T>
+cpu::RowView<const T> const_rows(const char* op, const char* name, const Tensor& tensor,
+                                 std::int64_t cols) {
+  const cpu::RowView<T> view = rows<T>(op, name, tensor, cols);
+  return {view.data, view.rows, view.cols, view.stride};
+}
+
+// Optional gradient: an undefined view when the tensor is undefined.
+template <class T>
+cpu::RowView<T> optional_rows(const char* op, const char* name, const Tensor& tensor,
+                              std::int64_t cols) {
+  return tensor.defined() ? rows<T>(op, name, tensor, cols) : cpu::RowView<T>{};
+}
+
+inline void check_rows_match(const char* op, const char* name_a, const Tensor& a, std::int64_t rows_a,
+                      const char* name_b, const Tensor& b, std::int64_t rows_b) {
+  if (rows_a != rows_b)
+    fail("ops::{}: `{}` {} has {} rows but `{}` {} has {}", op, name_a, a.str(), rows_a, name_b,
+         b.str(), rows_b);
+}
+
+// An index tensor (ids, targets, positions, document ids) read as int64.
+inline std::vector<std::int64_t> indices(const char* op, const char* name, const Tensor& tensor,
+                                  std::int64_t expected_count) {
+  if (tensor.numel() != expected_count)
+    fail("ops::{}: `{}` is {}; expected {} elements", op, name, tensor.str(), expected_count);
+  check_contiguous(op, name, tensor);
+  std::vector<std::int64_t> values(static_cast<std::size_t>(expected_count));
+  const auto convert = [&](auto* source) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+      values[i] = static_cast<std::int64_t>(source[i]);
+  };
+  switch (tensor.dtype) {
+    case DType::I32:
+      convert(tensor.data<std::int32_t>());
+      break;
+    case DType::U32:
+      convert(tensor.data<std::uint32_t>());
+      break;
+    case DType::I64:
+      convert(tensor.data<std::int64_t>());
+      break;
+    case DType::U16:
+      convert(tensor.data<std::uint16_t>());
+      break;
+    default:
+      fail("ops::{}: `{}` is {}; index tensors are i32, u32, i64 or u16", op, name, tensor.str());
+  }
+  return values;
+}
+
+inline const std::uint8_t* optional_mask(const char* op, const Tensor& mask, std::int64_t rows) {
+  if (!mask.defined()) return nullptr;
+  if (mask.dtype != DType::U8)
+    fail("ops::{}: `mask` is {}; expected u8 (non-zero = keep)", op, mask.str());
+  if (mask.numel() != rows)
+    fail("ops::{}: `mask` is {}; expected {} elements", op, mask.str(), rows);
+  check_contiguous(op, "mask", mask);
+  return mask.data<std::uint8_t>();
+}
+
+template <class T>
+cpu::HeadView<T> heads(const char* op, const char* name, const Tensor& tensor) {
+  if (tensor.rank() != 4)
+    fail("ops::{}: `{}` is {}; expected [B, T, H, D]", op, name, tensor.str());
+  if (tensor.size(3) > 1 && tensor.stride(3) != 1)
+    fail("ops::{}: `{}` is {}; the head dim must have unit stride", op, name, tensor.str());
+  return {pointer<T>(tensor), tensor.size(0),   tensor.size(1),   tensor.size(2),
+          tensor.size(3),     tensor.stride(0), tensor.stride(1), tensor.stride(2)};
+}
+
+template <class T>
+cpu::HeadView<const T> const_heads(const char* op, const char* name, const Tensor& tensor) {
+  const cpu::HeadView<T> view = heads<T>(op, name, tensor);
+  return {view.data, view.batch,        view.seq,        view.heads,
+          view.dim,  view.batch_stride, view.seq_stride, view.head_stride};
+}
+
+// A [C] parameter vector (weight, bias) or its gradient; nullptr when undefined.
+template <class T>
+T* vector_of(const char* op, const char* name, const Tensor& tensor, std::int64_t length) {
+  if (!tensor.defined()) return nullptr;
+  check_shape(op, name, tensor, Shape{length});
+  return pointer<T>(tensor);
+}
+
+}  // namespace kiln::ops::detail
