@@ -126,6 +126,20 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
+// Until the CUDA backend lands (issue 12), no op runs on a GPU: a recipe that asks for one is
+// refused rather than trained on the CPU behind the user's back. `auto` picks the CPU and the
+// banner says so.
+void check_device(const TrainConfig& t, RecipeProblems& problems) {
+  if (t.device == Device::cuda) {
+    problems.add("train.device", "cuda is not available yet: this kiln trains on the CPU backend only",
+                 "set train.device: cpu (or auto, which chooses the CPU)");
+  }
+  if (t.attention == AttentionBackend::cudnn) {
+    problems.add("train.attention", "cudnn attention needs the CUDA backend, which this kiln does not have yet",
+                 "set train.attention: flash (kiln's own tiled flash attention)");
+  }
+}
+
 void check_run(const Recipe& r, RecipeProblems& problems) {
   if (r.eval.every_steps > 0 && r.data.val.empty()) {
     problems.add("eval.every_steps", "evaluation is scheduled but data.val is empty",
@@ -151,6 +165,7 @@ void check_recipe(const Recipe& recipe, RecipeProblems& problems) {
   check_batching(recipe, problems);
   check_schedule(recipe, problems);
   check_parallel(recipe, problems);
+  check_device(recipe.train, problems);
   check_run(recipe, problems);
 }
 

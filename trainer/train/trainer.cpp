@@ -222,8 +222,10 @@ void Trainer::State::print_banner() {
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | {} tokens/step = {} x {} | "
-             "{} micro-batch(es) of {} per dp rank\n",
+  fmt::print("device cpu ({}) | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | {} tokens/step = "
+             "{} x {} | {} micro-batch(es) of {} per dp rank\n",
+             recipe.train.device == config::Device::auto_select ? "train.device auto: the CUDA backend is not built yet"
+                                                                 : "train.device cpu",
              layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
              layout.micro_batch_size);
