@@ -153,6 +153,47 @@ TEST(HfImport, UnknownTensorsAreRefused) {
   EXPECT_NE(message.find("h.1."), std::string::npos) << message;
 }
 
+// config.json sizes far beyond what the files hold are refused before anything sized by them is
+// allocated or written: the old code asked for ~60 GB for vocab_size 10^7 and ended in
+// std::bad_alloc ("internal error").
+TEST(HfImport, ConfigDescribingMoreThanTheFilesHoldIsRefusedFirst) {
+  TempDir dir;
+  const fs::path source = copy_fixture(dir, "gpt2");
+  const auto set_config = [&](const std::string& key, std::int64_t value) {
+    auto config = nlohmann::json::parse(std::ifstream(fixture("gpt2") / "config.json"));
+    config[key] = value;
+    std::ofstream(source / "config.json") << config.dump();
+  };
+  set_config("vocab_size", 10'000'000);
+  std::string message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("config.json: describes a gpt2 model of"), std::string::npos) << message;
+  EXPECT_NE(message.find("vocab_size 10000000"), std::string::npos) << message;
+  EXPECT_NE(message.find("model.safetensors holds only"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is written before the check";
+  set_config("n_layer", 5'000);
+  message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("5000 layers"), std::string::npos) << message;
+  set_config("n_layer", 100'000'000);
+  message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("\"n_layer\" = 100000000 is out of range"), std::string::npos) << message;
+}
+
+TEST(HfImport, UnreadableConfigAndWeightsAreNamed) {
+  TempDir dir;
+  const fs::path source = copy_fixture(dir, "gpt2");
+  auto config = nlohmann::json::parse(std::ifstream(source / "config.json"));
+  std::string text = config.dump();
+  text.insert(text.size() - 1, R"(, "layer_norm_epsilon": 1e999)");
+  std::ofstream(source / "config.json") << text;
+  EXPECT_NE(import_error(source, dir / "out").find("config.json: not valid JSON"), std::string::npos);
+
+  std::ofstream(source / "config.json") << config.dump();
+  fs::remove(source / "model.safetensors");
+  fs::create_symlink(source / "model.safetensors", source / "model.safetensors");
+  const std::string message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("model.safetensors' is a symbolic link loop"), std::string::npos) << message;
+}
+
 // A checkpoint whose every tensor is stored as two row pieces in two rank files (as a
 // tensor-parallel run writes it) exports the same files as one stored whole.
 TEST(HfExport, GathersTensorsStoredInPiecesAcrossRankFiles) {
