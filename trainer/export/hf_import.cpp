@@ -161,10 +161,10 @@ void check_config_fits_weights(const config::ModelConfig& model, const HfWeights
   for (const auto& name : weights.names()) stored += weights.info(name).element_count();
   const auto implied = static_cast<std::uint64_t>(model::parameter_count(model::from_recipe(model, 1)));
   if (implied <= stored) return;
-  fail("{}: describes a {} model of {} parameters (vocab_size {}, {} layers, hidden size {}, intermediate size {}, "
-       "{} positions), but {} holds only {} values; is config.json from the same model?",
-       config_path.string(), config::to_string(model.family), implied, model.vocab_size, model.n_layers, model.d_model,
-       model.d_ff, model.max_seq_len, weights.description(), stored);
+  fail("{}: holds {} values, but config.json implies a {} model of {} parameters (vocab_size {}, {} layers, hidden "
+       "size {}, intermediate size {}, {} positions; {}); is config.json from the same model?",
+       weights.description(), stored, config::to_string(model.family), implied, model.vocab_size, model.n_layers,
+       model.d_model, model.d_ff, model.max_seq_len, config_path.string());
 }
 
 // Every parameter's shape without padding. The registry allocates the model's buffers, so it
