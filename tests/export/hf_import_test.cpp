@@ -263,5 +263,29 @@ TEST(HfExport, CheckpointWhoseShapesDoNotMatchItsConfig) {
   }
 }
 
+// eval, generate and score build the model from meta.json's recipe: one claiming far more
+// parameters than the rank files hold is refused before the model is allocated.
+TEST(CheckpointModel, RecipeLargerThanItsWeightsIsRefusedBeforeAllocating) {
+  TempDir dir;
+  const auto imported = import_hf_checkpoint(fixture("gpt2"), dir / "run");
+  config::Recipe recipe = ExportSource(dir / "run").recipe();
+  recipe.model.vocab_size = 10'000'000;  // ~60 GB of parameters and gradients as float32
+  checkpoint::CheckpointWriter writer(dir / "bad" / "checkpoints", 0);
+  const checkpoint::CheckpointReader reader(imported.step_dir);
+  for (const auto& name : reader.tensor_names()) writer.add_whole(name, reader.tensor(name).global_shape, reader.read(name));
+  checkpoint::CheckpointMeta meta;
+  meta.recipe = config::recipe_to_json(recipe);
+  writer.set_meta(meta);
+  writer.finish_rank_file();
+  writer.commit();
+  try {
+    train::load_checkpoint_model(dir / "bad");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("meta.json's recipe describes a model of"), std::string::npos)
+        << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace kiln::interop
