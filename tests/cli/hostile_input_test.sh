@@ -35,8 +35,8 @@ expect_named "second document in a recipe" "two_docs.yaml:7:1: a second YAML doc
 expect_named "repeated --set" "--set optim.lr=2: \`optim.lr\` is already set by --set optim.lr=1" \
   "$kiln" train "$work/base.yaml" --set optim.lr=1 --set optim.lr=2
 mkfifo "$work/fifo.yaml"
-expect_named "FIFO recipe refused unopened" "recipe '$work/fifo.yaml' is a FIFO" timeout 20 "$kiln" train "$work/fifo.yaml"
-expect_named "/dev/zero recipe" "recipe '/dev/zero' is a character device" timeout 20 "$kiln" train /dev/zero
+expect_named "FIFO recipe refused unopened" "recipe '$work/fifo.yaml' is a FIFO" timeout -k 5 20 "$kiln" train "$work/fifo.yaml"
+expect_named "/dev/zero recipe" "recipe '/dev/zero' is a character device" timeout -k 5 20 "$kiln" train /dev/zero
 expect_named "directory recipe" "is a directory" "$kiln" train "$work"
 
 # --- curate recipes -----------------------------------------------------------------------
@@ -64,7 +64,7 @@ expect_named "second document inside a --set value" "a second YAML document" \
   "$kiln" curate "$work/curate.yaml" --quiet --set $'input.paths=[a]\n---\n[b]'
 expect_named "repeated curate --set" "is already set by --set gopher_quality.min_doc_words=2" \
   "$kiln" curate "$work/curate.yaml" --quiet --set gopher_quality.min_doc_words=2 --set gopher_quality.min_doc_words=3
-expect_named "FIFO curate recipe" "curate recipe '$work/fifo.yaml' is a FIFO" timeout 20 "$kiln" curate "$work/fifo.yaml"
+expect_named "FIFO curate recipe" "curate recipe '$work/fifo.yaml' is a FIFO" timeout -k 5 20 "$kiln" curate "$work/fifo.yaml"
 
 # --- run directory, checked before the first step -----------------------------------------
 "$kiln" corpus --out "$work/corpus.jsonl" --docs 300 --seed 1 >/dev/null

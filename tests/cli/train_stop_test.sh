@@ -71,9 +71,9 @@ check "kiln eval prints no partial result" test ! -s "$work/eval.out"
 
 # Bounds.
 expect_error "eval.batches 10^12 refused by key" "eval.batches.*in \[1, 100000\]" \
-  timeout 20 "$kiln" train "$work/recipe.yaml" --set eval.batches=1000000000000 --run-dir "$work/huge"
+  timeout -k 5 20 "$kiln" train "$work/recipe.yaml" --set eval.batches=1000000000000 --run-dir "$work/huge"
 expect_error "kiln eval --batches beyond the dataset refused" "--batches 1000000000000: .*val.h5 holds [0-9]* batch" \
-  timeout 20 "$kiln" eval --checkpoint "$work/eval-stop" --data "$work/data/val.h5" --batches 1000000000000
+  timeout -k 5 20 "$kiln" eval --checkpoint "$work/eval-stop" --data "$work/data/val.h5" --batches 1000000000000
 "$kiln" train "$work/recipe.yaml" --set train.steps=4 --set eval.batches=5 --run-dir "$work/eval-stop" \
   >"$work/small.out" 2>"$work/small.err"
 check "a small eval.batches runs exactly that many (no note)" test "$(grep -c 'note: eval.batches' "$work/small.err")" -eq 0
