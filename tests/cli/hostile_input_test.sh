@@ -64,6 +64,9 @@ expect_named "second document inside a --set value" "a second YAML document" \
   "$kiln" curate "$work/curate.yaml" --quiet --set $'input.paths=[a]\n---\n[b]'
 expect_named "repeated curate --set" "is already set by --set gopher_quality.min_doc_words=2" \
   "$kiln" curate "$work/curate.yaml" --quiet --set gopher_quality.min_doc_words=2 --set gopher_quality.min_doc_words=3
+{ cat "$work/curate.yaml"; echo "[a, b]: 1"; } >"$work/curate_key.yaml"
+expect_named "a list as a curate recipe key" "curate_key.yaml:7:1: (recipe): a key is a list, not a plain name" \
+  "$kiln" curate "$work/curate_key.yaml" --quiet
 expect_named "FIFO curate recipe" "curate recipe '$work/fifo.yaml' is a FIFO" timeout -k 5 20 "$kiln" curate "$work/fifo.yaml"
 
 # --- run directory, checked before the first step -----------------------------------------

@@ -69,6 +69,11 @@ check "kiln eval stopped by SIGTERM exits 1 (got $code)" test $code -eq 1
 check "kiln eval says it was stopped" grep -q "evaluation stopped by signal 15 after [0-9]* of [0-9]* batches" "$work/eval.err"
 check "kiln eval prints no partial result" test ! -s "$work/eval.out"
 
+# A prompt file that is a FIFO would block generate forever: refused by name.
+mkfifo "$work/prompt.fifo"
+expect_error "generate --prompt-file FIFO refused" "prompt file '$work/prompt.fifo' is a FIFO" \
+  timeout -k 5 20 "$kiln" generate --checkpoint "$work/eval-stop" --prompt-file "$work/prompt.fifo"
+
 # Bounds.
 expect_error "eval.batches 10^12 refused by key" "eval.batches.*in \[1, 100000\]" \
   timeout -k 5 20 "$kiln" train "$work/recipe.yaml" --set eval.batches=1000000000000 --run-dir "$work/huge"
