@@ -1,4 +1,6 @@
 #include <gtest/gtest.h>
+
+#include <limits>
 #include <unistd.h>
 
 #include <array>
@@ -389,6 +391,29 @@ TEST_F(CheckpointRegions, MissingPieceAndOutOfRangeRegionsAreErrors) {
   EXPECT_THROW(reader.read_region("/model/w", {7, 0}, {2, 12}, out), kiln::Error);  // past the end
   std::vector<float> too_small(5);
   EXPECT_THROW(reader.read_region("/model/w", {0, 0}, {2, 12}, too_small), kiln::Error);
+}
+
+// A whole-tensor read sizes its buffer by the global shape the pieces claim: with fewer values
+// stored than that it is refused before allocating, naming the tensor.
+TEST_F(CheckpointRegions, WholeReadOfATensorWithHolesIsRefusedFirst) {
+  write_pieces({{0, 0, 4, 12}, {6, 0, 2, 12}});
+  const CheckpointReader reader(step_dir(10));
+  try {
+    reader.read("/model/w");
+    FAIL() << "read a tensor with holes whole";
+  } catch (const kiln::Error& error) {
+    EXPECT_NE(std::string(error.what()).find("tensor /model/w claims shape [8, 12] (96 elements) but its pieces hold "
+                                             "only 72"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_THROW(reader.read_double("/model/w"), kiln::Error);
+}
+
+TEST(CheckpointShapes, ElementCountSaturatesInsteadOfWrapping) {
+  EXPECT_EQ(kiln::checkpoint::element_count({std::uint64_t{1} << 32, std::uint64_t{1} << 32}), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(kiln::checkpoint::element_count({3, 4}), 12u);
+  EXPECT_EQ(kiln::checkpoint::element_count({0, std::uint64_t{1} << 63, 4}), 0u);
 }
 
 TEST_F(Checkpoint, ThreeDimensionalTensorSplitAlongItsMiddleDimension) {

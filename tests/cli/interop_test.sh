@@ -66,6 +66,10 @@ expect_error "q8_0 is not a Hugging Face dtype" "q8_0" \
   "$kiln" export --checkpoint "$work/gpt2" --format hf --dtype q8_0 --out "$work/q8hf"
 expect_error "export of something that is not a checkpoint" "checkpoint" \
   "$kiln" export --checkpoint "$work/bad" --format gguf --out "$work/x.gguf"
+touch "$work/plain_file"
+expect_error "export under a file is a named error" "export of $work/gpt2 to $work/plain_file/hf: Not a directory" \
+  "$kiln" export --checkpoint "$work/gpt2" --format hf --out "$work/plain_file/hf"
+check "  (not an internal error)" bash -c "! grep -q 'internal error' '$work/err'"
 printf '{"text": "fine"}\n{"txt": "no text"}\n' >"$work/bad.jsonl"
 expect_error "score names the bad line" "bad.jsonl:2" "$kiln" score --checkpoint "$work/gpt2" --input "$work/bad.jsonl"
 

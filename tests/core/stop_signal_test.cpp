@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 
 namespace {
 
@@ -49,6 +51,41 @@ TEST(StopSignalDeathTest, SecondSignalTerminates) {
         std::exit(0);  // not reached
       },
       ::testing::KilledBySignal(SIGINT), "");
+}
+
+// A checkpoint being written when the second signal comes is finished first: the process
+// ends only when the deferral's scope does.
+TEST(StopSignalDeathTest, SecondSignalDuringADeferralWaitsForItsEnd) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        kiln::StopSignalHandler handler(false);
+        std::raise(SIGTERM);
+        {
+          kiln::StopSignalDeferral saving;
+          std::raise(SIGTERM);
+          std::fprintf(stderr, "checkpoint complete\n");
+        }
+        std::fprintf(stderr, "still running after the deferral\n");
+        std::exit(0);
+      },
+      ::testing::KilledBySignal(SIGTERM), "checkpoint complete\n$");
+}
+
+TEST(StopSignal, FirstSignalDuringADeferralOnlySetsTheFlag) {
+  kiln::StopSignalHandler handler(false);
+  {
+    kiln::StopSignalDeferral saving;
+    std::raise(SIGINT);
+    EXPECT_TRUE(kiln::stop_requested());
+  }
+  EXPECT_TRUE(kiln::stop_requested());  // the process lives on and stops at the next poll
+  EXPECT_TRUE(default_action(SIGINT));   // and a second signal now ends it at once
+}
+
+TEST(StopSignal, DeferralWithoutAHandlerChangesNothing) {
+  { kiln::StopSignalDeferral saving; }
+  EXPECT_TRUE(default_action(SIGTERM));
 }
 
 }  // namespace

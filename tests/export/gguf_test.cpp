@@ -228,5 +228,59 @@ TEST(GgufReader, RefusesCorruptFiles) {
   expect_refused("count.gguf", count, "claims");
 }
 
+// Tensor infos are checked against the file before any tensor is read: overlapping data, shapes
+// whose byte count would overflow, alignments the format forbids, inputs that are not files.
+TEST(GgufReader, RefusesInconsistentTensorInfos) {
+  TempDir dir;
+  GgufWriter writer;
+  writer.add_metadata("general.architecture", GgufValue::of(std::string("llama")));
+  writer.add_tensor("tensor_a", {8}, GgmlType::f32);
+  writer.add_tensor("tensor_b", {8}, GgmlType::f32);
+  writer.write(dir / "two.gguf", [](const GgufTensorInfo&) { return std::vector<std::byte>(32); });
+  std::ifstream in(dir / "two.gguf", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Tensor info: name (u64 length + text), n_dims u32, ne u64 x n_dims, type u32, offset u64.
+  const auto field_of = [&](const std::string& name, std::size_t after_name) {
+    const auto at = bytes.find(name);
+    EXPECT_NE(at, std::string::npos);
+    return at + name.size() + after_name;
+  };
+  const auto patched = [&](std::size_t position, std::uint64_t value) {
+    std::string copy = bytes;
+    for (int i = 0; i < 8; ++i) copy[position + i] = static_cast<char>((value >> (8 * i)) & 0xff);
+    return copy;
+  };
+  const auto expect_refused = [&](const std::string& content, const std::string& fragment) {
+    std::ofstream(dir / "bad.gguf", std::ios::binary) << content;
+    try {
+      GgufReader reader(dir / "bad.gguf");
+      ADD_FAILURE() << "no error; expected " << fragment;
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+      EXPECT_NE(std::string(error.what()).find("bad.gguf"), std::string::npos) << error.what();
+    }
+  };
+  const std::size_t offset_b = field_of("tensor_b", 4 + 8 + 4);
+  expect_refused(patched(offset_b, 0), "tensors 'tensor_a' and 'tensor_b' overlap");
+  const std::size_t ne_a = field_of("tensor_a", 4);
+  expect_refused(patched(ne_a, std::uint64_t{1} << 62), "more elements than the file's");
+  expect_refused(patched(offset_b, std::uint64_t{1} << 63), "ends past the end of the file");
+
+  GgufWriter odd;
+  odd.add_metadata("general.alignment", GgufValue::of(std::uint32_t{12}));
+  odd.add_tensor("t", {4}, GgmlType::f32);
+  odd.write(dir / "odd.gguf", [](const GgufTensorInfo&) { return std::vector<std::byte>(16); });
+  std::ifstream odd_in(dir / "odd.gguf", std::ios::binary);
+  expect_refused(std::string((std::istreambuf_iterator<char>(odd_in)), std::istreambuf_iterator<char>()),
+                 "general.alignment must be a uint32 multiple of 8");
+
+  try {
+    GgufReader reader(dir.path());
+    ADD_FAILURE() << "read a directory";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("is a directory"), std::string::npos) << error.what();
+  }
+}
+
 }  // namespace
 }  // namespace kiln::interop

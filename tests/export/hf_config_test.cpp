@@ -2,6 +2,9 @@
 // and missing keys named with the file.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "tests/dataset/test_datasets.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/export/hf_config.hpp"
 
@@ -106,6 +109,43 @@ TEST(HfConfig, WrittenConfigReadsBackAsTheSameModel) {
       json::parse(R"({"model_type": "gpt2", "vocab_size": 300, "n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64})"),
       "config.json");
   EXPECT_EQ(model_config_from_hf(json::parse(hf_config_from_model(gpt2, {}, "float16").dump()), "written"), gpt2);
+}
+
+TEST(HfConfig, SizesOutOfRangeOrOfTheWrongTypeAreNamed) {
+  json config = llama_json();
+  config["num_hidden_layers"] = 100000000;
+  EXPECT_NE(error_of(config).find("key \"num_hidden_layers\" = 100000000 is out of range: kiln accepts at most 10000"),
+            std::string::npos)
+      << error_of(config);
+  config = llama_json();
+  config["vocab_size"] = 18446744073709551615ULL;  // would wrap to -1 read as signed
+  EXPECT_NE(error_of(config).find("\"vocab_size\" = 18446744073709551615 is out of range"), std::string::npos)
+      << error_of(config);
+  config = llama_json();
+  config["hidden_size"] = 64.0;
+  EXPECT_NE(error_of(config).find("\"hidden_size\" must be a positive integer, found 64.0"), std::string::npos)
+      << error_of(config);
+  config = llama_json();
+  config["rms_norm_eps"] = "small";
+  EXPECT_NE(error_of(config).find("\"rms_norm_eps\" must be a number"), std::string::npos) << error_of(config);
+  config = llama_json();
+  config["rope_scaling"]["original_max_position_embeddings"] = -3;
+  EXPECT_NE(error_of(config).find("\"rope_scaling.original_max_position_embeddings\" must be a positive integer"),
+            std::string::npos)
+      << error_of(config);
+}
+
+TEST(HfConfig, NumbersJsonCannotHoldAreANamedError) {
+  kiln::testing::TempDir dir;
+  std::ofstream(dir / "config.json") << R"({"model_type": "llama", "rope_theta": 1e999})";
+  try {
+    read_json_file(dir / "config.json");
+    ADD_FAILURE() << "1e999 accepted";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("config.json: not valid JSON"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find("1e999"), std::string::npos) << error.what();
+  }
+  EXPECT_THROW(read_json_file(dir.path()), Error);  // a directory
 }
 
 }  // namespace

@@ -153,6 +153,47 @@ TEST(HfImport, UnknownTensorsAreRefused) {
   EXPECT_NE(message.find("h.1."), std::string::npos) << message;
 }
 
+// config.json sizes far beyond what the files hold are refused before anything sized by them is
+// allocated or written: the old code asked for ~60 GB for vocab_size 10^7 and ended in
+// std::bad_alloc ("internal error").
+TEST(HfImport, ConfigDescribingMoreThanTheFilesHoldIsRefusedFirst) {
+  TempDir dir;
+  const fs::path source = copy_fixture(dir, "gpt2");
+  const auto set_config = [&](const std::string& key, std::int64_t value) {
+    auto config = nlohmann::json::parse(std::ifstream(fixture("gpt2") / "config.json"));
+    config[key] = value;
+    std::ofstream(source / "config.json") << config.dump();
+  };
+  set_config("vocab_size", 10'000'000);
+  std::string message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("model.safetensors: holds"), std::string::npos) << message;
+  EXPECT_NE(message.find("but config.json implies a gpt2 model of"), std::string::npos) << message;
+  EXPECT_NE(message.find("vocab_size 10000000"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is written before the check";
+  set_config("n_layer", 5'000);
+  message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("5000 layers"), std::string::npos) << message;
+  set_config("n_layer", 100'000'000);
+  message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("\"n_layer\" = 100000000 is out of range"), std::string::npos) << message;
+}
+
+TEST(HfImport, UnreadableConfigAndWeightsAreNamed) {
+  TempDir dir;
+  const fs::path source = copy_fixture(dir, "gpt2");
+  auto config = nlohmann::json::parse(std::ifstream(source / "config.json"));
+  std::string text = config.dump();
+  text.insert(text.size() - 1, R"(, "layer_norm_epsilon": 1e999)");
+  std::ofstream(source / "config.json") << text;
+  EXPECT_NE(import_error(source, dir / "out").find("config.json: not valid JSON"), std::string::npos);
+
+  std::ofstream(source / "config.json") << config.dump();
+  fs::remove(source / "model.safetensors");
+  fs::create_symlink(source / "model.safetensors", source / "model.safetensors");
+  const std::string message = import_error(source, dir / "out");
+  EXPECT_NE(message.find("model.safetensors' is a symbolic link loop"), std::string::npos) << message;
+}
+
 // A checkpoint whose every tensor is stored as two row pieces in two rank files (as a
 // tensor-parallel run writes it) exports the same files as one stored whole.
 TEST(HfExport, GathersTensorsStoredInPiecesAcrossRankFiles) {
@@ -219,6 +260,30 @@ TEST(HfExport, CheckpointWhoseShapesDoNotMatchItsConfig) {
     const std::string message = error.what();
     EXPECT_NE(message.find("mlp.up.weight"), std::string::npos) << message;
     EXPECT_NE(message.find("does not match its config"), std::string::npos) << message;
+  }
+}
+
+// eval, generate and score build the model from meta.json's recipe: one claiming far more
+// parameters than the rank files hold is refused before the model is allocated.
+TEST(CheckpointModel, RecipeLargerThanItsWeightsIsRefusedBeforeAllocating) {
+  TempDir dir;
+  const auto imported = import_hf_checkpoint(fixture("gpt2"), dir / "run");
+  config::Recipe recipe = ExportSource(dir / "run").recipe();
+  recipe.model.vocab_size = 10'000'000;  // ~60 GB of parameters and gradients as float32
+  checkpoint::CheckpointWriter writer(dir / "bad" / "checkpoints", 0);
+  const checkpoint::CheckpointReader reader(imported.step_dir);
+  for (const auto& name : reader.tensor_names()) writer.add_whole(name, reader.tensor(name).global_shape, reader.read(name));
+  checkpoint::CheckpointMeta meta;
+  meta.recipe = config::recipe_to_json(recipe);
+  writer.set_meta(meta);
+  writer.finish_rank_file();
+  writer.commit();
+  try {
+    train::load_checkpoint_model(dir / "bad");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("meta.json's recipe describes a model of"), std::string::npos)
+        << error.what();
   }
 }
 

@@ -14,6 +14,7 @@
 namespace kiln::interop {
 namespace {
 
+namespace fs = std::filesystem;
 using kiln::testing::TempDir;
 
 // A raw file: 8-byte little-endian header length, header text, then `data_bytes` zero bytes.
@@ -179,6 +180,60 @@ TEST(Safetensors, DirectoryWithoutWeights) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("model.safetensors"), std::string::npos);
   }
+}
+
+TEST(Safetensors, NegativeAndOutOfRangeNumbersInTheHeader) {
+  TempDir dir;
+  write_raw(dir / "negative.safetensors", R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[-1,0]}})", 1);
+  expect_error(dir / "negative.safetensors", "data_offsets must hold non-negative integers");
+  write_raw(dir / "overflow.safetensors", R"({"a":{"dtype":"U8","shape":[1e999],"data_offsets":[0,1]}})", 1);
+  expect_error(dir / "overflow.safetensors", "not valid JSON");
+  write_raw(dir / "past.safetensors", R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", 4);
+  expect_error(dir / "past.safetensors", "the data section is 4 bytes but the tensors cover 8");
+  write_raw(dir / "wide.safetensors",
+            R"({"a":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8);
+  expect_error(dir / "wide.safetensors", "too large to address");
+}
+
+TEST(Safetensors, WeightsThatAreNotRegularFilesAreRefusedByName) {
+  TempDir dir;
+  fs::create_symlink(dir / "model.safetensors", dir / "model.safetensors");  // a loop
+  try {
+    HfWeights weights(dir.path());
+    ADD_FAILURE() << "opened a symlink loop";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("model.safetensors' is a symbolic link loop"), std::string::npos)
+        << error.what();
+  }
+  fs::remove(dir / "model.safetensors");
+  fs::create_directory(dir / "model.safetensors");
+  expect_error(dir / "model.safetensors", "is a directory");
+}
+
+TEST(Safetensors, IndexPointingAtMissingOrBadShards) {
+  TempDir dir;
+  const auto index_error = [&](const std::string& index) {
+    std::ofstream(dir / "model.safetensors.index.json") << index;
+    try {
+      HfWeights weights(dir.path());
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("(no error)");
+  };
+  std::string message = index_error(R"({"weight_map": {"x": "model-00001-of-00002.safetensors"}})");
+  EXPECT_NE(message.find("weight_map names shard 'model-00001-of-00002.safetensors', which is missing"),
+            std::string::npos)
+      << message;
+  fs::create_directory(dir / "shard.safetensors");
+  message = index_error(R"({"weight_map": {"x": "shard.safetensors"}})");
+  EXPECT_NE(message.find("shard.safetensors' is a directory"), std::string::npos) << message;
+  message = index_error(R"({"weight_map": {"x": "../outside.safetensors"}})");
+  EXPECT_NE(message.find("must name a file beside the index"), std::string::npos) << message;
+  message = index_error(R"({"weight_map": {"x": 1e999}})");
+  EXPECT_NE(message.find("model.safetensors.index.json: not valid JSON"), std::string::npos) << message;
+  message = index_error(R"({"weight_map": )");
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
 }
 
 }  // namespace

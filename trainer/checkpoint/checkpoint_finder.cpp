@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -14,6 +12,7 @@
 #include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::checkpoint {
 
@@ -26,12 +25,15 @@ fs::path without_trailing_separator(const fs::path& path) {
   return path.has_filename() ? path : path.parent_path();
 }
 
-std::optional<std::string> read_small_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+// `complete` and `latest` hold one line each.
+constexpr std::uint64_t kMaxMarkerBytes = 4096;
+
+// The file's text, or nullopt when nothing is there. Anything else that is not a small regular
+// file (a directory, a FIFO, a symlink loop, a huge file) is a kiln::Error naming it.
+std::optional<std::string> read_small_file(const fs::path& path, std::string_view role, std::uint64_t max_bytes) {
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(path, error))) return std::nullopt;
+  return read_text_file(path, role, max_bytes);
 }
 
 std::string trimmed(std::string text) {
@@ -43,12 +45,12 @@ std::string trimmed(std::string text) {
 
 // Checks `complete` against meta.json's bytes; returns meta.json's text when they agree.
 std::optional<std::string> check_marker(const fs::path& dir, std::string& problem) {
-  const auto marker = read_small_file(dir / kCompleteFile);
+  const auto marker = read_small_file(dir / kCompleteFile, "checkpoint marker", kMaxMarkerBytes);
   if (!marker) {
     problem = "no 'complete' marker (the write did not finish)";
     return std::nullopt;
   }
-  const auto meta_text = read_small_file(dir / kMetaFile);
+  const auto meta_text = read_small_file(dir / kMetaFile, "checkpoint metadata", kMaxMetaBytes);
   if (!meta_text) {
     problem = "meta.json is missing";
     return std::nullopt;
@@ -104,7 +106,13 @@ std::optional<std::string> check_step_dir(const fs::path& given) {
 
 std::optional<std::int64_t> read_latest_pointer(const fs::path& checkpoints_dir,
                                                 std::ostream& messages) {
-  const auto text = read_small_file(checkpoints_dir / kLatestFile);
+  std::optional<std::string> text;
+  try {
+    text = read_small_file(checkpoints_dir / kLatestFile, "checkpoint pointer", kMaxMarkerBytes);
+  } catch (const Error& error) {  // the steps themselves are still there to choose from
+    messages << fmt::format("kiln: ignoring {}\n", error.what());
+    return std::nullopt;
+  }
   if (!text) return std::nullopt;
   const auto step = parse_step_dir_name(trimmed(*text));
   if (!step) {
@@ -137,6 +145,18 @@ std::vector<std::int64_t> candidate_steps(const fs::path& checkpoints_dir, std::
   return steps;
 }
 
+// The newest loadable step (see find_latest_valid); std::filesystem errors escape to it.
+std::optional<FoundCheckpoint> find_newest_loadable(const fs::path& checkpoints_dir, std::ostream& messages) {
+  report_torn(checkpoints_dir, messages);
+  for (const std::int64_t step : candidate_steps(checkpoints_dir, messages)) {
+    const fs::path dir = checkpoints_dir / step_dir_name(step);
+    const auto problem = find_checkpoint_problem(dir);
+    if (!problem) return FoundCheckpoint{dir, step};
+    messages << fmt::format("kiln: skipping checkpoint {}: {}\n", dir.string(), *problem);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> find_checkpoint_problem(const fs::path& step_dir) {
@@ -149,15 +169,13 @@ std::optional<std::string> find_checkpoint_problem(const fs::path& step_dir) {
 
 std::optional<FoundCheckpoint> find_latest_valid(const fs::path& checkpoints_dir,
                                                  std::ostream& messages) {
-  if (!fs::is_directory(checkpoints_dir)) return std::nullopt;
-  report_torn(checkpoints_dir, messages);
-  for (const std::int64_t step : candidate_steps(checkpoints_dir, messages)) {
-    const fs::path dir = checkpoints_dir / step_dir_name(step);
-    const auto problem = find_checkpoint_problem(dir);
-    if (!problem) return FoundCheckpoint{dir, step};
-    messages << fmt::format("kiln: skipping checkpoint {}: {}\n", dir.string(), *problem);
+  std::error_code error;
+  if (!fs::is_directory(checkpoints_dir, error)) return std::nullopt;
+  try {
+    return find_newest_loadable(checkpoints_dir, messages);
+  } catch (const fs::filesystem_error& listing) {  // an unreadable directory
+    fail("checkpoints directory '{}' cannot be listed: {}", checkpoints_dir.string(), listing.code().message());
   }
-  return std::nullopt;
 }
 
 std::optional<FoundCheckpoint> find_latest_valid(const fs::path& checkpoints_dir) {
@@ -166,15 +184,16 @@ std::optional<FoundCheckpoint> find_latest_valid(const fs::path& checkpoints_dir
 
 FoundCheckpoint resolve_checkpoint(const fs::path& given, std::ostream& messages) {
   const fs::path path = without_trailing_separator(given);
-  if (!fs::exists(path)) fail("checkpoint '{}' does not exist", path.string());
-  if (!fs::is_directory(path)) {
-    fail("checkpoint '{}' is a file. Fix: pass a step directory (checkpoints/step_XXXXXXXX) or a "
+  std::error_code error;
+  if (!fs::exists(fs::symlink_status(path, error))) fail("checkpoint '{}' does not exist", path.string());
+  if (!fs::is_directory(path, error)) {
+    fail("checkpoint '{}' is {}. Fix: pass a step directory (checkpoints/step_XXXXXXXX) or a "
          "checkpoints/ directory",
-         path.string());
+         path.string(), fs::exists(path, error) ? "a file" : "a dangling or looping symbolic link");
   }
   const std::string name = path.filename().string();
   const bool is_step_dir = parse_step_dir_name(name) || parse_temporary_step_dir_name(name) ||
-                           fs::exists(path / kMetaFile) || fs::exists(path / kCompleteFile);
+                           fs::exists(path / kMetaFile, error) || fs::exists(path / kCompleteFile, error);
   if (is_step_dir) {
     if (const auto problem = find_checkpoint_problem(path)) {
       fail("checkpoint {} cannot be used: {}. Fix: pass its checkpoints/ directory to use the "
@@ -184,7 +203,7 @@ FoundCheckpoint resolve_checkpoint(const fs::path& given, std::ostream& messages
     return FoundCheckpoint{path, *parse_step_dir_name(name)};
   }
   const fs::path checkpoints_dir =
-      fs::is_directory(path / "checkpoints") ? path / "checkpoints" : path;
+      fs::is_directory(path / "checkpoints", error) ? path / "checkpoints" : path;
   if (auto found = find_latest_valid(checkpoints_dir, messages)) return *found;
   fail("no valid checkpoint in {} (expected step_XXXXXXXX directories with a 'complete' marker)",
        checkpoints_dir.string());

@@ -2,6 +2,7 @@
 
 #include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::checkpoint {
 
@@ -45,6 +46,13 @@ CheckpointMeta meta_from_json(const nlohmann::json& json, const std::filesystem:
   } catch (const nlohmann::json::exception& error) {
     fail("{}: malformed checkpoint metadata: {}", source.string(), error.what());
   }
+}
+
+CheckpointMeta read_meta_file(const std::filesystem::path& path) {
+  const auto json = nlohmann::json::parse(read_text_file(path, "checkpoint metadata", kMaxMetaBytes), nullptr,
+                                          /*allow_exceptions=*/false);
+  if (json.is_discarded()) fail("{}: checkpoint metadata is not valid JSON", path.string());
+  return meta_from_json(json, path);
 }
 
 }  // namespace kiln::checkpoint

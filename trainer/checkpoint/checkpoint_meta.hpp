@@ -26,6 +26,14 @@ struct CheckpointMeta {
   std::string created_by;  // "kiln 0.1.0"
 };
 
+// meta.json holds the recipe and a checksum per rank file: kilobytes. The bound keeps a
+// damaged or hostile file from being read into memory whole.
+inline constexpr std::uint64_t kMaxMetaBytes = 64u << 20;
+
+// meta.json of a step directory, read (a regular file of at most kMaxMetaBytes) and parsed.
+// Throws kiln::Error naming the file when it is unreadable, malformed or incomplete.
+CheckpointMeta read_meta_file(const std::filesystem::path& path);
+
 // The full meta.json document, with format name and version.
 nlohmann::json meta_to_json(const CheckpointMeta& meta);
 // Throws kiln::Error naming source when a field is missing or has the wrong type.

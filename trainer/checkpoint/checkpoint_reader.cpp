@@ -1,7 +1,6 @@
 #include "trainer/checkpoint/checkpoint_reader.hpp"
 
 #include <algorithm>
-#include <fstream>
 
 #include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/core/error.hpp"
@@ -12,13 +11,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-CheckpointMeta read_meta(const fs::path& dir) {
-  const fs::path path = dir / kMetaFile;
-  std::ifstream in(path);
-  if (!in) fail("checkpoint {}: cannot open {}", dir.string(), path.string());
-  const auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) fail("checkpoint {}: meta.json is not valid JSON", dir.string());
-  return meta_from_json(json, path);
+CheckpointMeta read_meta(const fs::path& dir) { return read_meta_file(dir / kMetaFile); }
+
+// A whole tensor is read only when its pieces store at least as many values as its global
+// shape claims: the buffer is sized by that claim, so a piece attribute saying [1e12] must be
+// refused before it becomes an allocation. (Pieces may leave holes; gather() names them.)
+void check_stored_whole(const fs::path& dir, const TensorInfo& info) {
+  std::uint64_t stored = 0;
+  for (const auto& piece : info.pieces) stored += element_count(piece.region.shape);
+  if (stored < element_count(info.global_shape)) {
+    fail("checkpoint {}: tensor {} claims shape {} ({} elements) but its pieces hold only {}", dir.string(), info.name,
+         shape_text(info.global_shape), element_count(info.global_shape), stored);
+  }
 }
 
 }  // namespace
@@ -113,6 +117,7 @@ void CheckpointReader::read_region(std::string_view name, const Shape& offset, c
 }
 
 std::vector<float> CheckpointReader::read(std::string_view name) const {
+  check_stored_whole(dir_, tensor(name));
   const auto& shape = tensor(name).global_shape;
   std::vector<float> values(element_count(shape));
   read_region(name, Shape(shape.size(), 0), shape, values);
@@ -120,6 +125,7 @@ std::vector<float> CheckpointReader::read(std::string_view name) const {
 }
 
 std::vector<double> CheckpointReader::read_double(std::string_view name) const {
+  check_stored_whole(dir_, tensor(name));
   const auto& shape = tensor(name).global_shape;
   std::vector<double> values(element_count(shape));
   read_region(name, Shape(shape.size(), 0), shape, values);

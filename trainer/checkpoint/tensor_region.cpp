@@ -1,5 +1,7 @@
 #include "trainer/checkpoint/tensor_region.hpp"
 
+#include <limits>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -8,9 +10,16 @@
 
 namespace kiln::checkpoint {
 
+// Saturates instead of wrapping: a shape read from a damaged file must not wrap to a small
+// count that passes the checks comparing it with what is stored.
 std::uint64_t element_count(const Shape& shape) {
   std::uint64_t count = 1;
-  for (const auto extent : shape) count *= extent;
+  for (const auto extent : shape) {
+    if (extent != 0 && count > std::numeric_limits<std::uint64_t>::max() / extent) {
+      return std::numeric_limits<std::uint64_t>::max();
+    }
+    count *= extent;
+  }
   return count;
 }
 

@@ -15,6 +15,7 @@
 #include "parallel/mpi_environment.hpp"
 #include "trainer/cli/command.hpp"
 #include "trainer/config/did_you_mean.hpp"
+#include "trainer/config/yaml_document.hpp"
 #include "trainer/config/yaml_path.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/train/document_scorer.hpp"
@@ -98,7 +99,12 @@ bool read_value(const YAML::Node& node, curate::RecipeValue& value) {
 void apply_node(const YAML::Node& node, const std::string& prefix, curate::CurateOptions& options, Problems& problems) {
   const auto sections = curate::curate_recipe_sections();
   for (const auto& entry : node) {
-    const std::string key = entry.first.as<std::string>();
+    if (!entry.first.IsScalar()) {
+      problems.add(prefix, entry.first, fmt::format("a key is {}, not a plain name", config::describe_yaml_node(entry.first)),
+                   "use plain names as keys");
+      continue;
+    }
+    const std::string key = entry.first.Scalar();
     const std::string path = prefix.empty() ? key : prefix + "." + key;
     const YAML::Node& value_node = entry.second;
     if (prefix.empty() && std::find(sections.begin(), sections.end(), key) != sections.end()) {
@@ -122,15 +128,13 @@ void apply_node(const YAML::Node& node, const std::string& prefix, curate::Curat
   }
 }
 
+// `--set key=value`: the value is YAML (a list, a number, ...), loaded as strictly as the file.
+YAML::Node override_value(const std::string& assignment, std::size_t equals) {
+  return config::load_yaml_document(assignment.substr(equals + 1), "--set " + assignment);
+}
+
 curate::CurateOptions load_recipe(const std::string& file, const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file);
-  } catch (const YAML::BadFile&) {
-    fail("cannot read curate recipe '{}' (no such file?)", file);
-  } catch (const YAML::Exception& error) {
-    fail("{}:{}:{}: not valid YAML: {}", file, error.mark.line + 1, error.mark.column + 1, error.msg);
-  }
+  YAML::Node root = config::load_yaml_file(file, "curate recipe");
   if (!root.IsMap() && !root.IsNull()) fail("{}: a curate recipe is a mapping of sections (input, output, ...)", file);
   std::map<std::string, std::string> override_texts;
   for (const auto& assignment : overrides) {
@@ -140,7 +144,10 @@ curate::CurateOptions load_recipe(const std::string& file, const std::vector<std
     }
     const std::string path = assignment.substr(0, equals);
     if (curate::find_curate_field(path) == nullptr) fail("--set {}: unknown key `{}`. Fix: {}", assignment, path, unknown_key_fix(path));
-    config::set_yaml_path(root, path, YAML::Load(assignment.substr(equals + 1)));
+    if (const auto earlier = override_texts.find(path); earlier != override_texts.end()) {
+      fail("--set {}: `{}` is already set by --set {}. Fix: pass each key once", assignment, path, earlier->second);
+    }
+    config::set_yaml_path(root, path, override_value(assignment, equals));
     override_texts[path] = assignment;
   }
   curate::CurateOptions options;

@@ -1,4 +1,6 @@
 // `kiln eval --checkpoint PATH --data FILE.h5 [--batches N] [--tasks FILE]`: one JSON object.
+// --batches is at most what the dataset holds; SIGINT/SIGTERM end the evaluation after the
+// batch in flight with an error (exit 1) and no result, rather than be ignored until the end.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +9,7 @@
 #include "data/dataset/verified_dataset.hpp"
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/stop_signal.hpp"
 #include "trainer/train/checkpoint_model.hpp"
 #include "trainer/train/evaluate.hpp"
 #include "trainer/train/task_accuracy.hpp"
@@ -31,7 +34,18 @@ nlohmann::json loss_fields(train::CheckpointModel& loaded, const EvalFlags& flag
   options.batches = flags.batches;
   options.packed = loaded.recipe.data.packed;
   const auto dataset = data::open_verified_dataset(flags.data, "eval");
+  const auto held = train::batches_in_dataset(dataset, options);
+  if (flags.batches > held) {
+    fail("--batches {}: {} holds {} batch(es) of {} x {} tokens. Fix: pass --batches {} or less (0: the whole "
+         "dataset)",
+         flags.batches, flags.data, held, options.rows, options.seq_len, held);
+  }
+  const StopSignalHandler stop_handler(/*announce=*/false);
   const auto result = train::evaluate(*loaded.model, dataset, options);
+  if (result.stopped) {
+    fail("evaluation stopped by signal {} after {} of {} batches; no result printed", stop_signal_number(),
+         result.batches, flags.batches > 0 ? flags.batches : held);
+  }
   return {{"loss", result.loss}, {"perplexity", result.perplexity()}, {"tokens", result.tokens}, {"data", flags.data}};
 }
 

@@ -1,7 +1,9 @@
 // `kiln export --checkpoint PATH --format hf|gguf --out PATH [--dtype f32|f16|bf16|q8_0]`.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
@@ -21,7 +23,7 @@ struct ExportFlags {
   std::uint64_t max_shard_bytes = 5'000'000'000;
 };
 
-void run_export(const ExportFlags& flags) {
+void export_checkpoint(const ExportFlags& flags) {
   const interop::ExportSource source(flags.checkpoint, flags.chat_template);
   const std::string template_note = source.chat_template().empty() ? "" : ", chat template " + source.chat_template();
   if (flags.format == "hf") {
@@ -41,6 +43,21 @@ void run_export(const ExportFlags& flags) {
   if (result.f16_fallbacks > 0) {
     fmt::print("  {} matrices have rows that are not a multiple of 32 and were written as F16, not Q8_0\n",
                result.f16_fallbacks);
+  }
+}
+
+// The writers and the tokenizer reader below use std::filesystem and nlohmann-json directly;
+// their exceptions become errors naming the checkpoint and the output instead of an
+// "internal error".
+void run_export(const ExportFlags& flags) {
+  try {
+    export_checkpoint(flags);
+  } catch (const std::filesystem::filesystem_error& error) {
+    fail("export of {} to {}: {} ('{}'{})", flags.checkpoint, flags.out, error.code().message(), error.path1().string(),
+         error.path2().empty() ? "" : ", '" + error.path2().string() + "'");
+  } catch (const nlohmann::json::exception& error) {
+    fail("export of {}: a JSON file of the checkpoint (tokenizer.json, meta.json) is malformed: {}", flags.checkpoint,
+         error.what());
   }
 }
 

@@ -2,12 +2,11 @@
 //                [--top-p P] [--seed S] [--stop TOKEN ...]`
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 #include "trainer/train/checkpoint_model.hpp"
 #include "trainer/train/generate.hpp"
 
@@ -25,9 +24,7 @@ struct GenerateFlags {
 
 std::string read_prompt(const GenerateFlags& flags) {
   if (flags.prompt_file.empty()) return flags.prompt;
-  std::ifstream in(flags.prompt_file, std::ios::binary);
-  if (!in) fail("cannot open prompt file '{}'", flags.prompt_file);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return read_text_file(flags.prompt_file, "prompt file");
 }
 
 void run_generate(GenerateFlags& flags) {

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "kernels/cpu/blas_kernels.hpp"
@@ -52,18 +53,27 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
+// A rank that fails alone would leave the others waiting on it forever.
+int fail_job(int status) {
+  const auto& mpi = kiln::parallel::MpiEnvironment::instance();
+  if (mpi.distributed()) mpi.abort(status);
+  return status;
+}
+
 int main(int argc, char** argv) {
   kiln::kernels::select_blas_kernels(argv);
   try {
     return run(argc, argv);
   } catch (const kiln::Error& error) {
-    const auto& mpi = kiln::parallel::MpiEnvironment::instance();
     std::fprintf(stderr, "kiln: error: %s\n", error.what());
-    // A rank that fails alone would leave the others waiting on it forever.
-    if (mpi.distributed()) mpi.abort(1);
-    return 1;
+    return fail_job(1);
+  } catch (const std::bad_alloc&) {
+    // Inputs are checked against the sizes of the files they come with before kiln allocates
+    // for them, so this is a machine too small for a valid input (or a check kiln lacks).
+    std::fprintf(stderr, "kiln: error: out of memory: this machine cannot hold what the input asks for\n");
+    return fail_job(1);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "kiln: internal error: %s\n", error.what());
-    return 3;
+    return fail_job(3);
   }
 }

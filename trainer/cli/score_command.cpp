@@ -29,7 +29,7 @@ std::string text_of(const std::string& line, const ScoreFlags& flags, std::uint6
   nlohmann::json record;
   try {
     record = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& error) {
+  } catch (const nlohmann::json::exception& error) {  // parse_error, and out_of_range for 1e999
     fail("{}: malformed JSON: {}", where, error.what());
   }
   if (!record.is_object() || !record.contains(flags.text_field)) fail("{}: no \"{}\" field", where, flags.text_field);

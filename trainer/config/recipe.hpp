@@ -104,6 +104,11 @@ struct CheckpointConfig {
   bool operator==(const CheckpointConfig&) const = default;
 };
 
+// The most validation batches one evaluation may ask for: an evaluation is a pause in training,
+// not a run of its own (and a run never evaluates more than its validation set holds, see
+// trainer.hpp). Use `kiln eval` for a whole large dataset.
+inline constexpr std::int64_t kMaxEvalBatches = 100'000;
+
 struct EvalConfig {
   std::int64_t every_steps = 0;  // 0 = only at the end (when data.val is set)
   std::int64_t batches = 20;     // validation batches (of train.batch_size sequences) per eval

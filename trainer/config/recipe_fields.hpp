@@ -152,7 +152,7 @@ void visit_recipe_fields(R& r, Field&& field) {
   field("checkpoint.keep_last", r.checkpoint.keep_last, at_least(0));
 
   field("eval.every_steps", r.eval.every_steps, at_least(0));
-  field("eval.batches", r.eval.batches, at_least(1));
+  field("eval.batches", r.eval.batches, in_range(1, kMaxEvalBatches));
 
   field("log.every_steps", r.log.every_steps, at_least(1));
   field("log.peak_tflops", r.log.peak_tflops, at_least(0).or_auto());

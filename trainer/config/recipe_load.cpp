@@ -1,13 +1,12 @@
 // Loading a recipe: YAML text -> document -> overrides -> typed fields -> resolved, checked Recipe.
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "trainer/config/did_you_mean.hpp"
 #include "trainer/config/recipe.hpp"
 #include "trainer/config/recipe_fields.hpp"
 #include "trainer/config/recipe_internal.hpp"
 #include "trainer/config/recipe_values.hpp"
+#include "trainer/config/yaml_document.hpp"
 #include "trainer/config/yaml_path.hpp"
 #include "trainer/core/error.hpp"
 
@@ -145,36 +144,34 @@ std::map<std::string, std::string> override_sources(const std::vector<std::strin
   return sources;
 }
 
-YAML::Node parse_yaml(std::string_view text, std::string_view source_name) {
-  try {
-    return YAML::Load(std::string(text));
-  } catch (const YAML::ParserException& error) {
-    fail("{}:{}:{}: malformed YAML: {}. Fix: correct the syntax there (indentation with spaces, "
-         "`key: value` pairs)",
-         source_name, error.mark.line + 1, error.mark.column + 1, error.msg);
-  }
-}
-
-std::string read_text_file(const std::filesystem::path& path) {
+// A missing recipe gets a hint where the shipped ones are; anything else that is not a
+// readable regular file is refused by kiln::read_text_file, by name.
+YAML::Node load_recipe_file(const std::filesystem::path& path) {
   std::error_code error;
-  if (!std::filesystem::exists(path, error)) {
+  if (!std::filesystem::exists(std::filesystem::symlink_status(path, error))) {
     fail("recipe file '{}' not found. Fix: check the path (shipped recipes are in recipes/, "
          "e.g. recipes/quickstart.yaml)",
          path.string());
   }
-  if (std::filesystem::is_directory(path, error)) {
-    fail("recipe '{}' is a directory. Fix: pass a .yaml file", path.string());
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (!in && !in.eof()) fail("cannot read recipe file '{}'", path.string());
-  return text.str();
+  return load_yaml_file(path, "recipe");
 }
 
-Recipe recipe_from_text_with_overrides(std::string_view text, std::string_view source_name,
-                                       std::span<const std::string> overrides) {
-  YAML::Node root = parse_yaml(text, source_name);
+// --set key=value, each key once: a second assignment would silently win over the first.
+void refuse_repeated_overrides(std::span<const std::string> overrides) {
+  std::map<std::string, std::string> first;
+  for (const auto& assignment : overrides) {
+    const auto equals = assignment.find('=');
+    if (equals == std::string::npos) continue;  // apply_override names the malformed one
+    const auto [earlier, inserted] = first.emplace(assignment.substr(0, equals), assignment);
+    if (!inserted) {
+      fail("--set {}: `{}` is already set by --set {}. Fix: pass each key once", assignment, earlier->first,
+           earlier->second);
+    }
+  }
+}
+
+Recipe recipe_from_document(YAML::Node root, std::string_view source_name, std::span<const std::string> overrides) {
+  refuse_repeated_overrides(overrides);
   std::vector<std::string> applied(overrides.begin(), overrides.end());
   for (const auto& assignment : applied) {
     try {
@@ -210,11 +207,11 @@ Recipe recipe_from_yaml(const YAML::Node& root, std::string_view source_name) {
 
 Recipe recipe_from_yaml_text(std::string_view yaml_text, std::string_view source_name,
                              std::span<const std::string> overrides) {
-  return recipe_from_text_with_overrides(yaml_text, source_name, overrides);
+  return recipe_from_document(load_yaml_document(yaml_text, source_name), source_name, overrides);
 }
 
 Recipe load_recipe(const std::filesystem::path& path, std::span<const std::string> overrides) {
-  return recipe_from_text_with_overrides(read_text_file(path), path.string(), overrides);
+  return recipe_from_document(load_recipe_file(path), path.string(), overrides);
 }
 
 }  // namespace kiln::config

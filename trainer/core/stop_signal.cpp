@@ -17,6 +17,8 @@ namespace {
 std::atomic<int> g_stop_signal{0};
 std::atomic<bool> g_announce{true};
 std::atomic<bool> g_installed{false};
+std::atomic<int> g_deferral_depth{0};
+std::atomic<int> g_held_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 
 struct sigaction g_previous_interrupt;
@@ -25,6 +27,15 @@ struct sigaction g_previous_terminate;
 constexpr char kAnnouncement[] =
     "\nkiln: stop requested; finishing this step and saving a checkpoint "
     "(signal again to exit at once)\n";
+constexpr char kHeldAnnouncement[] =
+    "\nkiln: a checkpoint is being written; exiting as soon as it is complete\n";
+
+// write(2) is async-signal-safe; a short or failed write only loses the message.
+void announce(const char* text, std::size_t length) {
+  if (g_announce.load(std::memory_order_relaxed)) {
+    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, text, length);
+  }
+}
 
 void restore_default_action(int signal_number) {
   struct sigaction action{};
@@ -34,13 +45,17 @@ void restore_default_action(int signal_number) {
 }
 
 extern "C" void on_stop_signal(int signal_number) {
-  g_stop_signal.store(signal_number, std::memory_order_relaxed);
-  restore_default_action(SIGINT);
-  restore_default_action(SIGTERM);
-  if (g_announce.load(std::memory_order_relaxed)) {
-    // write(2) is async-signal-safe; a short or failed write only loses the message.
-    [[maybe_unused]] const auto written = ::write(STDERR_FILENO, kAnnouncement, sizeof kAnnouncement - 1);
+  int none = 0;
+  if (g_stop_signal.compare_exchange_strong(none, signal_number)) {
+    if (g_deferral_depth.load() == 0) {
+      restore_default_action(SIGINT);
+      restore_default_action(SIGTERM);
+    }
+    announce(kAnnouncement, sizeof kAnnouncement - 1);
+    return;
   }
+  // A second signal reaches this handler only inside a StopSignalDeferral.
+  if (g_held_signal.exchange(signal_number) == 0) announce(kHeldAnnouncement, sizeof kHeldAnnouncement - 1);
 }
 
 void install(int signal_number, struct sigaction* previous) {
@@ -59,6 +74,7 @@ StopSignalHandler::StopSignalHandler(bool announce) {
   if (g_installed.exchange(true)) fail("a StopSignalHandler is already installed");
   g_announce.store(announce);
   g_stop_signal.store(0);
+  g_held_signal.store(0);
   install(SIGINT, &g_previous_interrupt);
   install(SIGTERM, &g_previous_terminate);
 }
@@ -69,8 +85,27 @@ StopSignalHandler::~StopSignalHandler() {
   g_installed.store(false);
 }
 
+StopSignalDeferral::StopSignalDeferral() {
+  if (g_deferral_depth.fetch_add(1) == 0 && g_installed.load()) {
+    // After a first signal the default actions are back; catch the second one again.
+    install(SIGINT, nullptr);
+    install(SIGTERM, nullptr);
+  }
+}
+
+StopSignalDeferral::~StopSignalDeferral() {
+  if (g_deferral_depth.fetch_sub(1) != 1 || !g_installed.load()) return;
+  if (!stop_requested()) return;  // the handler stays as it was: the next signal is a first one
+  restore_default_action(SIGINT);
+  restore_default_action(SIGTERM);
+  if (const int held = g_held_signal.exchange(0)) ::raise(held);  // the default action ends the process
+}
+
 bool stop_requested() { return g_stop_signal.load(std::memory_order_relaxed) != 0; }
 int stop_signal_number() { return g_stop_signal.load(std::memory_order_relaxed); }
-void clear_stop_request() { g_stop_signal.store(0); }
+void clear_stop_request() {
+  g_stop_signal.store(0);
+  g_held_signal.store(0);
+}
 
 }  // namespace kiln

@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include <fmt/ranges.h>
+
 #include "kernels/tensor.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 #include "trainer/export/q8_0.hpp"
 
 namespace kiln::interop {
@@ -122,10 +125,42 @@ GgufTensorInfo read_tensor_info(ByteSource& in, const std::string& source) {
   return info;
 }
 
+// A tensor's element count may not exceed the file's size in bytes (no ggml type stores more
+// than one element per byte), which also keeps byte_count() from overflowing.
+void check_extent(const GgufTensorInfo& info, std::uint64_t file_bytes, const std::string& source) {
+  std::uint64_t elements = 1;
+  for (const auto extent : info.ne) {
+    if (extent != 0 && elements > file_bytes / extent) {
+      fail("{}: tensor '{}' has shape [{}], more elements than the file's {} bytes can hold (corrupt tensor info)",
+           source, info.name, fmt::join(info.ne, ", "), file_bytes);
+    }
+    elements *= extent;
+  }
+}
+
+// Tensor data must lie inside the file, each tensor's bytes its own.
+void check_data_layout(std::vector<const GgufTensorInfo*> tensors, std::uint64_t data_offset, std::uint64_t file_bytes,
+                       const std::string& source) {
+  std::sort(tensors.begin(), tensors.end(), [](const auto* a, const auto* b) { return a->offset < b->offset; });
+  const GgufTensorInfo* previous = nullptr;
+  for (const auto* info : tensors) {
+    if (info->offset > file_bytes || data_offset + info->offset + info->byte_count() > file_bytes) {
+      fail("{}: tensor '{}' (offset {}, {} bytes) ends past the end of the file (truncated)", source, info->name,
+           info->offset, info->byte_count());
+    }
+    if (previous && info->offset < previous->offset + previous->byte_count()) {
+      fail("{}: tensors '{}' and '{}' overlap (offsets {} and {} of the data section)", source, previous->name,
+           info->name, previous->offset, info->offset);
+    }
+    previous = info;
+  }
+}
+
 }  // namespace
 
 GgufReader::GgufReader(const std::filesystem::path& path) : path_(path) {
   const std::string source = path.string();
+  require_regular_file(path, "GGUF file");  // not a directory, FIFO, device or symlink loop
   std::error_code error;
   const auto size = std::filesystem::file_size(path, error);
   if (error) fail("{}: cannot read: {}", source, error.message());
@@ -146,8 +181,9 @@ GgufReader::GgufReader(const std::filesystem::path& path) : path_(path) {
     metadata_.emplace_back(std::move(key), std::move(value));
   }
   if (const auto* alignment = find("general.alignment")) {
-    if (alignment->type != GgufType::uint32 || std::get<std::uint32_t>(alignment->scalar) == 0) {
-      fail("{}: general.alignment must be a positive uint32", source);
+    if (alignment->type != GgufType::uint32 || std::get<std::uint32_t>(alignment->scalar) == 0 ||
+        std::get<std::uint32_t>(alignment->scalar) % 8 != 0) {
+      fail("{}: general.alignment must be a uint32 multiple of 8 (the GGUF specification)", source);
     }
     alignment_ = std::get<std::uint32_t>(alignment->scalar);
   }
@@ -159,15 +195,16 @@ GgufReader::GgufReader(const std::filesystem::path& path) : path_(path) {
     tensors_.push_back(std::move(info));
   }
   data_offset_ = (in.position() + alignment_ - 1) / alignment_ * alignment_;
+  std::vector<const GgufTensorInfo*> by_offset;
   for (const auto& info : tensors_) {
     if (info.offset % alignment_ != 0) fail("{}: tensor '{}' offset {} is not a multiple of {}", source, info.name, info.offset, alignment_);
     if (info.type == GgmlType::q8_0 && info.ne[0] % kQ8_0BlockElements != 0) {
       fail("{}: Q8_0 tensor '{}' has ne[0] = {}, not a multiple of 32", source, info.name, info.ne[0]);
     }
-    if (data_offset_ + info.offset + info.byte_count() > size) {
-      fail("{}: tensor '{}' ends past the end of the file (truncated)", source, info.name);
-    }
+    check_extent(info, size, source);
+    by_offset.push_back(&info);
   }
+  check_data_layout(std::move(by_offset), data_offset_, size, source);
 }
 
 const GgufValue* GgufReader::find(std::string_view key) const {

@@ -2,9 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::interop {
 
@@ -25,14 +24,24 @@ class ConfigKeys {
     return object_[key];
   }
 
-  std::int64_t integer(const char* key) const {
+  // A whole number in [1, max]; max keeps every size kiln derives from config.json (and the
+  // memory it asks for) bounded before the weights are even looked at.
+  std::int64_t integer(const char* key, std::int64_t max) const {
     const json& value = required(key);
-    if (!value.is_number_integer() || value.get<std::int64_t>() <= 0) {
+    // Unsigned values above INT64_MAX would wrap when read as signed: test the sign first.
+    const bool positive = value.is_number_unsigned() ? value.get<std::uint64_t>() > 0
+                                                      : value.is_number_integer() && value.get<std::int64_t>() > 0;
+    if (!positive) {
       fail("{}: key \"{}{}\" must be a positive integer, found {}", source_, prefix_, key, value.dump());
+    }
+    if (value.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) {
+      fail("{}: key \"{}{}\" = {} is out of range: kiln accepts at most {}", source_, prefix_, key, value.dump(), max);
     }
     return value.get<std::int64_t>();
   }
-  std::int64_t integer_or(const char* key, std::int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  std::int64_t integer_or(const char* key, std::int64_t fallback, std::int64_t max) const {
+    return has(key) ? integer(key, max) : fallback;
+  }
 
   double number(const char* key) const {
     const json& value = required(key);
@@ -66,10 +75,15 @@ class ConfigKeys {
   std::string prefix_;
 };
 
-int to_int(std::int64_t value, std::string_view source, const char* key) {
-  if (value > 1'000'000'000) fail("{}: key \"{}\" = {} is out of range", source, key, value);
-  return static_cast<int>(value);
-}
+// Upper bounds on config.json's sizes, far above any released model (Llama 3.1 405B: 126
+// layers, hidden 16384, intermediate 53248, vocab 128256; Gemma: vocab 256000) and low enough
+// that no product of them overflows. The weights are then checked against what these imply.
+constexpr std::int64_t kMaxVocab = std::int64_t{1} << 24;
+constexpr std::int64_t kMaxWidth = std::int64_t{1} << 20;  // hidden, intermediate, head counts
+constexpr std::int64_t kMaxLayers = 10'000;
+constexpr std::int64_t kMaxPositions = std::int64_t{1} << 24;
+
+int to_int(std::int64_t value) { return static_cast<int>(value); }  // every bound above fits an int
 
 config::ModelConfig gpt2_from_hf(const json& hf, std::string_view source) {
   const ConfigKeys keys(hf, source);
@@ -84,14 +98,14 @@ config::ModelConfig gpt2_from_hf(const json& hf, std::string_view source) {
                      "kiln models are decoder-only");
   config::ModelConfig model;
   model.family = config::ModelFamily::gpt2;
-  model.vocab_size = keys.integer("vocab_size");
-  model.d_model = to_int(keys.integer("n_embd"), source, "n_embd");
-  model.n_layers = to_int(keys.integer("n_layer"), source, "n_layer");
-  model.n_heads = to_int(keys.integer("n_head"), source, "n_head");
+  model.vocab_size = keys.integer("vocab_size", kMaxVocab);
+  model.d_model = to_int(keys.integer("n_embd", kMaxWidth));
+  model.n_layers = to_int(keys.integer("n_layer", kMaxLayers));
+  model.n_heads = to_int(keys.integer("n_head", kMaxWidth));
   model.n_kv_heads = model.n_heads;
-  model.d_ff = to_int(keys.integer_or("n_inner", 4 * std::int64_t{model.d_model}), source, "n_inner");
+  model.d_ff = to_int(keys.integer_or("n_inner", 4 * std::int64_t{model.d_model}, kMaxWidth));
   const char* positions = keys.has("n_positions") ? "n_positions" : "n_ctx";
-  model.max_seq_len = to_int(keys.integer(positions), source, positions);
+  model.max_seq_len = to_int(keys.integer(positions, kMaxPositions));
   model.norm_eps = keys.number_or("layer_norm_epsilon", 1e-5);
   model.tie_embeddings = keys.boolean_or("tie_word_embeddings", true);
   return model;
@@ -120,7 +134,7 @@ void llama_rope_from_hf(const json& hf, std::string_view source, config::ModelCo
   model.rope_scaling.low_freq_factor = rope.number("low_freq_factor");
   model.rope_scaling.high_freq_factor = rope.number("high_freq_factor");
   model.rope_scaling.original_max_position_embeddings =
-      to_int(rope.integer("original_max_position_embeddings"), source, "original_max_position_embeddings");
+      to_int(rope.integer("original_max_position_embeddings", kMaxPositions));
 }
 
 config::ModelConfig llama_from_hf(const json& hf, std::string_view source) {
@@ -128,22 +142,22 @@ config::ModelConfig llama_from_hf(const json& hf, std::string_view source) {
   keys.refuse_unless("hidden_act", keys.text_or("hidden_act", "silu") == "silu", "kiln's llama MLP is SwiGLU (silu)");
   keys.refuse_unless("attention_bias", !keys.boolean_or("attention_bias", false), "kiln's llama has no biases");
   keys.refuse_unless("mlp_bias", !keys.boolean_or("mlp_bias", false), "kiln's llama has no biases");
-  keys.refuse_unless("pretraining_tp", keys.integer_or("pretraining_tp", 1) == 1, "only pretraining_tp = 1");
+  keys.refuse_unless("pretraining_tp", keys.integer_or("pretraining_tp", 1, kMaxWidth) == 1, "only pretraining_tp = 1");
   config::ModelConfig model;
   model.family = config::ModelFamily::llama;
-  model.vocab_size = keys.integer("vocab_size");
-  model.d_model = to_int(keys.integer("hidden_size"), source, "hidden_size");
-  model.n_layers = to_int(keys.integer("num_hidden_layers"), source, "num_hidden_layers");
-  model.n_heads = to_int(keys.integer("num_attention_heads"), source, "num_attention_heads");
-  model.n_kv_heads = to_int(keys.integer_or("num_key_value_heads", model.n_heads), source, "num_key_value_heads");
-  model.d_ff = to_int(keys.integer("intermediate_size"), source, "intermediate_size");
-  model.max_seq_len = to_int(keys.integer("max_position_embeddings"), source, "max_position_embeddings");
+  model.vocab_size = keys.integer("vocab_size", kMaxVocab);
+  model.d_model = to_int(keys.integer("hidden_size", kMaxWidth));
+  model.n_layers = to_int(keys.integer("num_hidden_layers", kMaxLayers));
+  model.n_heads = to_int(keys.integer("num_attention_heads", kMaxWidth));
+  model.n_kv_heads = to_int(keys.integer_or("num_key_value_heads", model.n_heads, kMaxWidth));
+  model.d_ff = to_int(keys.integer("intermediate_size", kMaxWidth));
+  model.max_seq_len = to_int(keys.integer("max_position_embeddings", kMaxPositions));
   model.norm_eps = keys.number_or("rms_norm_eps", 1e-6);
   model.tie_embeddings = keys.boolean_or("tie_word_embeddings", false);
   if (model.d_model % model.n_heads != 0) {
     fail("{}: hidden_size = {} is not a multiple of num_attention_heads = {}", source, model.d_model, model.n_heads);
   }
-  const std::int64_t head_dim = keys.integer_or("head_dim", model.d_model / model.n_heads);
+  const std::int64_t head_dim = keys.integer_or("head_dim", model.d_model / model.n_heads, kMaxWidth);
   keys.refuse_unless("head_dim", head_dim == model.d_model / model.n_heads,
                      fmt::format("kiln's head_dim is hidden_size / num_attention_heads = {}", model.d_model / model.n_heads));
   llama_rope_from_hf(hf, source, model);
@@ -231,12 +245,11 @@ nlohmann::ordered_json hf_config_from_model(const config::ModelConfig& model, co
   return config;
 }
 
-json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open {}", path.string());
+json read_json_file(const std::filesystem::path& path, std::uint64_t max_bytes) {
+  const std::string text = read_text_file(path, "JSON file", max_bytes);
   try {
-    return json::parse(in);
-  } catch (const json::parse_error& error) {
+    return json::parse(text);
+  } catch (const json::exception& error) {  // parse_error, and out_of_range for numbers like 1e999
     fail("{}: not valid JSON: {}", path.string(), error.what());
   }
 }

@@ -35,7 +35,12 @@ struct HfSpecialIds {
 nlohmann::ordered_json hf_config_from_model(const config::ModelConfig& model, const HfSpecialIds& ids,
                                             std::string_view torch_dtype);
 
-// A JSON file, parsed; kiln::Error naming the file when it is missing or malformed.
-nlohmann::json read_json_file(const std::filesystem::path& path);
+// config.json and model.safetensors.index.json are a few kilobytes; refuse anything far larger
+// before reading it.
+inline constexpr std::uint64_t kMaxHfConfigBytes = 16u << 20;
+
+// A JSON file, parsed; kiln::Error naming the file when it is missing, not a regular file,
+// larger than max_bytes or malformed (numbers out of range such as 1e999 included).
+nlohmann::json read_json_file(const std::filesystem::path& path, std::uint64_t max_bytes = std::uint64_t{1} << 30);
 
 }  // namespace kiln::interop

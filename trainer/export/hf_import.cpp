@@ -3,14 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
 
 #include "data/tokenizer/tokenizer.hpp"
+#include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/checkpoint/checkpoint_writer.hpp"
 #include "trainer/checkpoint/model_state.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/core/version.hpp"
 #include "trainer/export/hf_config.hpp"
@@ -53,8 +54,9 @@ class TensorImporter {
     }
   }
 
-  // The kiln tensor of `mapping`, whose export shape is `kiln_shape`.
-  std::vector<float> convert(const model::HfTensorMapping& mapping, const Dims& kiln_shape) {
+  // Throws kiln::Error when the stored tensor of `mapping` is missing or does not have the shape
+  // config.json implies. Run over the whole map before anything is converted or written.
+  void check_shape(const model::HfTensorMapping& mapping, const Dims& kiln_shape) {
     const std::string& name = stored_name(mapping.hf_name);
     const Dims expected = hf_shape(mapping, kiln_shape);
     const auto& info = weights_.info(name);
@@ -64,12 +66,18 @@ class TensorImporter {
            weights_.file_of(name).string(), name, fmt::join(info.shape, ", "), fmt::join(expected, ", "),
            mapping.kiln_name);
     }
+  }
+
+  // The kiln tensor of `mapping`, whose export shape is `kiln_shape`.
+  std::vector<float> convert(const model::HfTensorMapping& mapping, const Dims& kiln_shape) {
+    check_shape(mapping, kiln_shape);
+    const std::string& name = stored_name(mapping.hf_name);
     if (cached_name_ != name) {
       cached_ = weights_.read_floats(name);
       cached_name_ = name;
     }
     used_.insert(name);
-    return rearrange(mapping, kiln_shape, expected);
+    return rearrange(mapping, kiln_shape, hf_shape(mapping, kiln_shape));
   }
 
   const std::set<std::string>& used() const { return used_; }
@@ -129,13 +137,34 @@ void refuse_unused(const HfWeights& weights, const std::set<std::string>& used, 
        weights.description(), fmt::join(unused, ", "));
 }
 
+// A name that exists in any form (a symlink loop or a dangling link included): those are the
+// tokenizer's reader's to refuse by name, not a reason to import without one.
+bool something_at(const fs::path& path) {
+  std::error_code error;
+  return fs::exists(fs::symlink_status(path, error));
+}
+
 std::optional<tok::Tokenizer> load_tokenizer(const fs::path& path, const config::ModelConfig& model) {
-  if (!fs::exists(path)) return std::nullopt;
+  if (!something_at(path)) return std::nullopt;
   auto tokenizer = tok::Tokenizer::load(path);
   if (static_cast<std::int64_t>(tokenizer.vocab_size()) > model.vocab_size) {
     fail("{} has {} tokens but config.json's vocab_size is {}", path.string(), tokenizer.vocab_size(), model.vocab_size);
   }
   return tokenizer;
+}
+
+// config.json's sizes must describe the weights the files hold: a config that implies more
+// parameters than the files store values is refused before any buffer sized by it exists (a
+// vocab_size or n_layer off by orders of magnitude would otherwise ask for gigabytes first).
+void check_config_fits_weights(const config::ModelConfig& model, const HfWeights& weights, const fs::path& config_path) {
+  std::uint64_t stored = 0;
+  for (const auto& name : weights.names()) stored += weights.info(name).element_count();
+  const auto implied = static_cast<std::uint64_t>(model::parameter_count(model::from_recipe(model, 1)));
+  if (implied <= stored) return;
+  fail("{}: holds {} values, but config.json implies a {} model of {} parameters (vocab_size {}, {} layers, hidden "
+       "size {}, intermediate size {}, {} positions; {}); is config.json from the same model?",
+       weights.description(), stored, config::to_string(model.family), implied, model.vocab_size, model.n_layers,
+       model.d_model, model.d_ff, model.max_seq_len, config_path.string());
 }
 
 // Every parameter's shape without padding. The registry allocates the model's buffers, so it
@@ -167,20 +196,28 @@ config::Recipe recipe_for_model(const config::ModelConfig& model, const fs::path
 }
 
 ImportResult import_hf_checkpoint(const fs::path& hf_dir, const fs::path& out_dir) {
-  if (!fs::is_directory(hf_dir)) fail("{} is not a directory (kiln import --from hf wants a model directory)", hf_dir.string());
+  std::error_code error;
+  if (!fs::is_directory(hf_dir, error)) {
+    fail("{} is not a directory (kiln import --from hf wants a model directory)", hf_dir.string());
+  }
   const fs::path config_path = hf_dir / "config.json";
   ImportResult result;
-  result.model = model_config_from_hf(read_json_file(config_path), config_path.string());
+  result.model = model_config_from_hf(read_json_file(config_path, kMaxHfConfigBytes), config_path.string());
+  const HfWeights weights(hf_dir);  // every header validated against its file's size
+  check_config_fits_weights(result.model, weights, config_path);
   const auto tokenizer = load_tokenizer(hf_dir / "tokenizer.json", result.model);
-  const HfWeights weights(hf_dir);
 
-  checkpoint::CheckpointWriter writer(out_dir / "checkpoints", 0);
-  const fs::path tokenizer_in_checkpoint = fs::absolute(writer.final_dir() / "tokenizer.json");
-  const config::Recipe recipe = recipe_for_model(result.model, tokenizer_in_checkpoint, fs::absolute(out_dir));
+  const fs::path checkpoints_dir = out_dir / "checkpoints";
+  const fs::path tokenizer_in_checkpoint =
+      fs::absolute(checkpoints_dir / checkpoint::step_dir_name(0) / "tokenizer.json", error);
+  const config::Recipe recipe = recipe_for_model(result.model, tokenizer_in_checkpoint, fs::absolute(out_dir, error));
   const model::ModelConfig kiln_config = model::from_recipe(recipe.model, 1);
   const auto shapes = export_shapes(kiln_config);
   const auto map = model::hf_name_map(kiln_config);
   TensorImporter importer(weights, map);
+  for (const auto& mapping : map) importer.check_shape(mapping, shapes.at(mapping.kiln_name));
+
+  checkpoint::CheckpointWriter writer(checkpoints_dir, 0);
   for (const auto& mapping : map) {
     const Dims& shape = shapes.at(mapping.kiln_name);
     const auto values = importer.convert(mapping, shape);
@@ -195,13 +232,14 @@ ImportResult import_hf_checkpoint(const fs::path& hf_dir, const fs::path& out_di
   meta.created_by = fmt::format("kiln {} import", kVersion);
   writer.set_meta(std::move(meta));
   if (tokenizer) {
-    fs::copy_file(hf_dir / "tokenizer.json", writer.temporary_dir() / "tokenizer.json");
+    fs::copy_file(hf_dir / "tokenizer.json", writer.temporary_dir() / "tokenizer.json", error);
+    if (error) fail("cannot copy {} into the checkpoint: {}", (hf_dir / "tokenizer.json").string(), error.message());
     result.tokenizer_carried = true;
   }
   writer.finish_rank_file();
   result.step_dir = writer.commit();
   // Like a run directory: the resolved recipe, whose model section a fine-tuning recipe copies.
-  std::ofstream(out_dir / "recipe.yaml") << config::recipe_to_yaml(recipe);
+  write_file_atomically(out_dir / "recipe.yaml", config::recipe_to_yaml(recipe));
   return result;
 }
 

@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "trainer/core/error.hpp"
+#include "trainer/export/hf_config.hpp"
 
 namespace kiln::interop {
 
@@ -15,14 +15,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json read_index(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open {}", path.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& error) {
-    fail("{}: not valid JSON: {}", path.string(), error.what());
-  }
+// Anything at all under that name, a dangling link or a symlink loop included: such a name is
+// refused by the readers with a message naming it, rather than treated as absent.
+bool something_at(const fs::path& path) {
+  std::error_code error;
+  return fs::exists(fs::symlink_status(path, error));
 }
 
 // The shard files an index names, in first-mention order, checked to stay inside dir.
@@ -45,9 +42,14 @@ std::vector<std::string> shard_files_of(const nlohmann::json& index, const fs::p
 
 HfWeights::HfWeights(const fs::path& dir) : dir_(dir) {
   const fs::path index_path = dir / kSafetensorsIndexFile;
-  if (fs::exists(index_path)) {
-    const auto index = read_index(index_path);
-    for (const auto& file : shard_files_of(index, index_path)) add_shard(dir / file);
+  if (something_at(index_path)) {
+    const auto index = read_json_file(index_path, kMaxSafetensorsIndexBytes);
+    for (const auto& file : shard_files_of(index, index_path)) {
+      if (!something_at(dir / file)) {
+        fail("{}: weight_map names shard '{}', which is missing from {}", index_path.string(), file, dir.string());
+      }
+      add_shard(dir / file);
+    }
     for (const auto& [name, file] : index["weight_map"].items()) {
       const auto found = where_.find(name);
       if (found == where_.end() || shards_[found->second]->path().filename() != file.get<std::string>()) {
@@ -58,7 +60,7 @@ HfWeights::HfWeights(const fs::path& dir) : dir_(dir) {
     return;
   }
   const fs::path single = dir / kSingleSafetensorsFile;
-  if (!fs::exists(single)) {
+  if (!something_at(single)) {
     fail("{} holds neither {} nor {} (kiln imports safetensors weights; convert .bin checkpoints with "
          "transformers' save_pretrained(safe_serialization=True))",
          dir.string(), kSingleSafetensorsFile, kSafetensorsIndexFile);
@@ -67,7 +69,6 @@ HfWeights::HfWeights(const fs::path& dir) : dir_(dir) {
 }
 
 void HfWeights::add_shard(const fs::path& file) {
-  if (!fs::exists(file)) fail("shard {} is missing", file.string());
   shards_.push_back(std::make_unique<SafetensorsReader>(file));
   for (const auto& info : shards_.back()->tensors()) {
     const auto [it, inserted] = where_.emplace(info.name, shards_.size() - 1);

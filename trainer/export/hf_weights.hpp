@@ -18,6 +18,8 @@ namespace kiln::interop {
 
 inline constexpr std::string_view kSafetensorsIndexFile = "model.safetensors.index.json";
 inline constexpr std::string_view kSingleSafetensorsFile = "model.safetensors";
+// An index lists one line per tensor: a few hundred kilobytes for the largest models.
+inline constexpr std::uint64_t kMaxSafetensorsIndexBytes = 64u << 20;
 
 class HfWeights {
  public:

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::interop {
 
@@ -30,7 +31,7 @@ json parse_rejecting_duplicates(std::string_view text, std::string_view source) 
   json header;
   try {
     header = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {  // parse_error, and out_of_range for numbers like 1e999
     fail("{}: the safetensors header is not valid JSON: {}", source, error.what());
   }
   if (!duplicate.empty()) fail("{}: the safetensors header names tensor '{}' twice", source, duplicate);
@@ -152,6 +153,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view header_json, std::ui
 
 SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(path) {
   const std::string source = path.string();
+  require_regular_file(path, "safetensors file");  // not a directory, FIFO, device or symlink loop
   std::error_code error;
   const auto file_bytes = std::filesystem::file_size(path, error);
   if (error) fail("{}: cannot read safetensors file: {}", source, error.message());

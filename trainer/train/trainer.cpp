@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "data/dataset/token_dataset.hpp"
@@ -22,7 +23,9 @@
 #include "trainer/checkpoint/checkpoint_finder.hpp"
 #include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/checkpoint/model_state.hpp"
+#include "trainer/checkpoint/run_directory.hpp"
 #include "trainer/config/parallel_layout.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/core/stop_signal.hpp"
@@ -79,6 +82,30 @@ double peak_flops_of(const config::Recipe& recipe) {
   return metrics::estimate_cpu_peak_flops(threads) * std::min(1.0, cores / (ranks_here * threads));
 }
 
+// A copy that fails with a kiln::Error naming both files (std::filesystem would throw its own
+// exception, which the CLI reports as an internal error).
+void copy_file_or_fail(const fs::path& from, const fs::path& to, std::string_view what) {
+  std::error_code error;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, error);
+  if (error) fail("cannot copy {} '{}' to '{}': {}", what, from.string(), to.string(), error.message());
+}
+
+// How many validation batches an evaluation runs: eval.batches, but never more than the
+// validation set holds (more would count windows twice, as the loader wraps into a new epoch).
+std::int64_t eval_batches_of(const config::Recipe& recipe, std::shared_ptr<const data::TokenDataset> val_data,
+                             std::ostream& messages) {
+  data::TokenLoaderOptions options;
+  options.seq_len = static_cast<std::uint64_t>(recipe.train.seq_len);
+  options.global_batch = static_cast<std::uint64_t>(recipe.train.batch_size);
+  const data::TokenLoader loader(std::move(val_data), options);
+  const auto held = static_cast<std::int64_t>((loader.num_windows() + options.global_batch - 1) / options.global_batch);
+  if (recipe.eval.batches <= held) return recipe.eval.batches;
+  messages << fmt::format("kiln: note: eval.batches = {} but data.val '{}' holds {} batch(es) of train.batch_size = {} "
+                          "windows; each evaluation covers those {} once\n",
+                          recipe.eval.batches, recipe.data.val, held, recipe.train.batch_size, held);
+  return held;
+}
+
 // A stream that swallows what non-root ranks would otherwise print once per rank.
 std::ostream& quiet_stream() {
   static std::ostream null(nullptr);
@@ -105,6 +132,7 @@ struct Trainer::State {
   std::int64_t tokens_seen = 0;
   std::int64_t skipped_steps = 0;
   std::int64_t steps_this_run = 0;
+  std::int64_t eval_batches = 0;
   double flops_per_token = 0;
   double peak_flops = 0;
 
@@ -119,7 +147,8 @@ struct Trainer::State {
   ops::LossSum run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale, bool backward);
   double reduce_loss(ops::LossSum local);
   bool apply_update(double lr, double& grad_norm);
-  double validation_loss();
+  bool stop_agreed();
+  std::optional<double> validation_loss();
   fs::path save_checkpoint();
   void print_banner();
 };
@@ -138,7 +167,10 @@ Trainer::Trainer(config::Recipe recipe) {
   s.grid = std::make_unique<parallel::ProcessGrid>(*s.world, s.layout.dp, s.layout.tp, s.layout.pp);
   s.run_dir = s.recipe.run.dir;
   s.train_data = open_split(s.recipe.data.train, "train", s.tokenizer, s.recipe.data.tokenizer);
-  if (!s.recipe.data.val.empty()) s.val_data = open_split(s.recipe.data.val, "val", s.tokenizer, s.recipe.data.tokenizer);
+  if (!s.recipe.data.val.empty()) {
+    s.val_data = open_split(s.recipe.data.val, "val", s.tokenizer, s.recipe.data.tokenizer);
+    s.eval_batches = eval_batches_of(s.recipe, s.val_data, s.messages());
+  }
 
   data::TokenLoaderOptions loader;
   loader.seq_len = static_cast<std::uint64_t>(s.recipe.train.seq_len);
@@ -174,7 +206,7 @@ void Trainer::State::build_model() {
 }
 
 void Trainer::State::resume_or_initialise() {
-  if (root()) fs::create_directories(run_dir);
+  if (root()) checkpoint::prepare_run_directory(run_dir);
   world->barrier();
   const auto found = recipe.run.resume ? checkpoint::find_latest_valid(recipe.checkpoints_dir(), messages())
                                        : std::optional<checkpoint::FoundCheckpoint>{};
@@ -305,7 +337,16 @@ bool Trainer::State::apply_update(double lr, double& grad_norm) {
   return true;
 }
 
-double Trainer::State::validation_loss() {
+// Every rank must take the same decision to stop, or the collectives would hang.
+bool Trainer::State::stop_agreed() {
+  double stop = stop_requested() ? 1.0 : 0.0;
+  world->all_reduce(Tensor::of(&stop, {1}), parallel::ReduceOp::Max);
+  return stop > 0.0;
+}
+
+// The validation loss, or nullopt when a stop signal came during the evaluation: it ends after
+// the batch in flight, so a stop is as prompt during evaluation as during training.
+std::optional<double> Trainer::State::validation_loss() {
   data::TokenLoaderOptions options;
   options.seq_len = static_cast<std::uint64_t>(recipe.train.seq_len);
   options.global_batch = static_cast<std::uint64_t>(recipe.train.batch_size);
@@ -314,7 +355,12 @@ double Trainer::State::validation_loss() {
   options.packed = recipe.data.packed;
   data::TokenLoader val_loader(val_data, options);  // seed 0: the same windows at every evaluation
   ops::LossSum local;
-  for (std::int64_t index = 0; index < recipe.eval.batches; ++index) {
+  for (std::int64_t index = 0; index < eval_batches; ++index) {
+    if (stop_agreed()) {
+      messages() << fmt::format("kiln: evaluation interrupted after {} of {} batches; no val_loss recorded\n", index,
+                                eval_batches);
+      return std::nullopt;
+    }
     const auto micro_batches =
         split_micro_batches(val_loader.next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
     const auto loss = run_micro_batches(micro_batches, 0.0, false);
@@ -354,7 +400,7 @@ fs::path Trainer::State::save_checkpoint() {
     meta.created_by = fmt::format("kiln {}", kVersion);
     writer->set_meta(std::move(meta));
     // The checkpoint carries its tokenizer, so eval and generate need nothing else.
-    fs::copy_file(recipe.data.tokenizer, writer->temporary_dir() / "tokenizer.json");
+    copy_file_or_fail(recipe.data.tokenizer, writer->temporary_dir() / "tokenizer.json", "tokenizer");
     committed = writer->commit(recipe.checkpoint.keep_last);
   }
   world->barrier();
@@ -368,11 +414,11 @@ TrainOutcome Trainer::run() {
   s.print_banner();
   std::optional<metrics::MetricsLog> log;
   if (s.root()) {
-    std::ofstream(s.run_dir / "recipe.yaml") << config::recipe_to_yaml(s.recipe);
+    write_file_atomically(s.run_dir / "recipe.yaml", config::recipe_to_yaml(s.recipe));
     const auto run_tokenizer = s.run_dir / "tokenizer.json";
     std::error_code not_there;
     if (!fs::equivalent(s.recipe.data.tokenizer, run_tokenizer, not_there)) {
-      fs::copy_file(s.recipe.data.tokenizer, run_tokenizer, fs::copy_options::overwrite_existing);
+      copy_file_or_fail(s.recipe.data.tokenizer, run_tokenizer, "tokenizer");
     }
     log = s.step > 0 ? metrics::MetricsLog::resume(s.run_dir / "metrics.jsonl", s.step)
                      : metrics::MetricsLog::create(s.run_dir / "metrics.jsonl");
@@ -385,12 +431,6 @@ TrainOutcome Trainer::run() {
   const auto steps = s.recipe.train.steps;
   const auto tokens_per_step = s.recipe.train.tokens_per_step();
 
-  // Every rank must take the same decision to stop, or the collectives would hang.
-  const auto stop_agreed = [&] {
-    double stop = stop_requested() ? 1.0 : 0.0;
-    s.world->all_reduce(Tensor::of(&stop, {1}), parallel::ReduceOp::Max);
-    return stop > 0.0;
-  };
   bool stopping = false;
   while (s.step < steps && !stopping) {
     const auto step_start = Clock::now();
@@ -447,16 +487,20 @@ TrainOutcome Trainer::run() {
       std::fflush(stdout);
     }
     const bool last = s.step == steps;
+    // Once every step is done only their checkpoint is left to make: a second signal waits for it.
+    std::optional<StopSignalDeferral> finishing;
+    if (last) finishing.emplace();
     if (s.val_data && ((s.recipe.eval.every_steps > 0 && s.step % s.recipe.eval.every_steps == 0) || last)) {
-      const double val_loss = s.validation_loss();
-      if (log) {
-        log->write_eval(s.step, val_loss);
-        fmt::print("step {} | val_loss {:.4f}\n", s.step, val_loss);
+      const auto val_loss = s.validation_loss();
+      if (log && val_loss) {
+        log->write_eval(s.step, *val_loss);
+        fmt::print("step {} | val_loss {:.4f}\n", s.step, *val_loss);
       }
     }
-    stopping = stop_agreed();
+    stopping = s.stop_agreed();
     const bool periodic = s.recipe.checkpoint.every_steps > 0 && s.step % s.recipe.checkpoint.every_steps == 0;
     if (periodic || last || stopping) {
+      const StopSignalDeferral saving;  // a checkpoint being written is finished, whatever comes
       outcome.last_checkpoint = s.save_checkpoint();
       if (s.root()) fmt::print("saved checkpoint {}\n", outcome.last_checkpoint.string());
     }

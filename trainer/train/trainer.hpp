@@ -12,7 +12,17 @@
 // step, parameters all-gathered under ZeRO-1. A step whose gradients are not finite on any
 // rank is skipped on every rank and reported.
 //
-// The run directory holds recipe.yaml, tokenizer.json, metrics.jsonl and checkpoints/. A run
+// Evaluation (data.val, every eval.every_steps and after the last step) runs eval.batches
+// validation batches, never more than the validation set holds.
+//
+// Stop signals (trainer/core/stop_signal.hpp): SIGINT or SIGTERM, during a step or during an
+// evaluation, ends the run after the step or evaluation batch in flight, with a checkpoint of
+// the last finished step and exit status 0. A second signal exits at once (the newest
+// checkpoint on disk is complete), except while a checkpoint is being written or once every
+// step is done: then the checkpoint is finished first.
+//
+// The run directory holds recipe.yaml, tokenizer.json, metrics.jsonl and checkpoints/; it is
+// checked (and created) before the first step. A run
 // whose directory already has a valid checkpoint continues from it, under any layout:
 // weights, AdamW moments, step, loader position and schedule come back exactly, so on one
 // machine with the same layout and thread count the losses continue bit for bit.
