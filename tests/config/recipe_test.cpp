@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/config/minimal_recipe.hpp"
 #include "trainer/config/recipe_fields.hpp"
 #include "trainer/core/error.hpp"
 
@@ -19,21 +20,7 @@ using kiln::config::recipe_from_yaml_text;
 const std::filesystem::path kRecipesDir =
     std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "recipes";
 
-constexpr const char* kMinimal = R"(model:
-  family: gpt2
-  d_model: 64
-  n_layers: 2
-  n_heads: 4
-  max_seq_len: 64
-data:
-  tokenizer: t.json
-  train: train.h5
-train:
-  steps: 100
-  batch_size: 8
-optim:
-  lr: 1.0e-3
-)";
+constexpr const char* kMinimal = kiln::testing::kMinimalRecipe;
 
 Recipe load_minimal(const std::string& extra = "", std::vector<std::string> overrides = {}) {
   return recipe_from_yaml_text(std::string(kMinimal) + extra, "recipes/mini.yaml", overrides);

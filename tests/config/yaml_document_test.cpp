@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/config/minimal_recipe.hpp"
+#include "tests/core/error_testing.hpp"
 #include "tests/dataset/test_datasets.hpp"
 #include "trainer/config/recipe.hpp"
 #include "trainer/core/error.hpp"
@@ -18,33 +20,11 @@
 namespace {
 
 namespace fs = std::filesystem;
+using kiln::testing::error_of;
 using kiln::testing::TempDir;
 
-constexpr const char* kMinimal = R"(model:
-  family: gpt2
-  d_model: 64
-  n_layers: 2
-  n_heads: 4
-  max_seq_len: 64
-data:
-  tokenizer: t.json
-  train: train.h5
-train:
-  steps: 100
-  batch_size: 8
-optim:
-  lr: 1.0e-3
-)";
+constexpr const char* kMinimal = kiln::testing::kMinimalRecipe;
 
-template <class F>
-std::string error_of(F&& load) {
-  try {
-    load();
-  } catch (const kiln::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 std::string recipe_error(const std::string& text, std::vector<std::string> overrides = {}) {
   return error_of([&] { kiln::config::recipe_from_yaml_text(text, "recipes/x.yaml", overrides); });

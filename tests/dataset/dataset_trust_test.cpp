@@ -13,6 +13,7 @@
 
 #include "data/dataset/token_dataset.hpp"
 #include "data/dataset/verified_dataset.hpp"
+#include "tests/core/error_testing.hpp"
 #include "tests/dataset/test_datasets.hpp"
 #include "trainer/core/atomic_file.hpp"
 #include "trainer/core/checksum.hpp"
@@ -20,22 +21,14 @@
 
 namespace {
 
+using kiln::testing::error_of;
+
 namespace fs = std::filesystem;
 using kiln::data::open_verified_dataset;
 using kiln::data::TokenDataset;
 using kiln::data::TokenDatasetWriter;
 using kiln::testing::make_corpus;
 using kiln::testing::TempDir;
-
-template <class Action>
-std::string error_of(Action&& action) {
-  try {
-    action();
-  } catch (const kiln::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 

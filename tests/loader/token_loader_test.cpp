@@ -7,11 +7,14 @@
 #include <set>
 
 #include "data/loader/epoch_permutation.hpp"
+#include "tests/core/error_testing.hpp"
 #include "tests/dataset/test_datasets.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/train/micro_batch.hpp"
 
 namespace {
+
+using kiln::testing::error_of;
 
 using kiln::data::Batch;
 using kiln::data::EpochPermutation;
@@ -29,16 +32,6 @@ std::vector<std::uint64_t> permutation_of(std::uint64_t n, std::uint64_t seed,
   std::vector<std::uint64_t> values(n);
   for (std::uint64_t i = 0; i < n; ++i) values[i] = order.at(i);
   return values;
-}
-
-template <class Action>
-std::string error_of(Action&& action) {
-  try {
-    action();
-  } catch (const kiln::Error& error) {
-    return error.what();
-  }
-  return "(no error)";
 }
 
 // A dataset on disk plus the corpus it holds, shared by the loaders of one test.
