@@ -9,6 +9,9 @@ added tokens, and compares `kiln tokenizer encode` with Tokenizer.from_file(p).e
 Random byte strings (mostly invalid UTF-8) go through kiln as raw files; `tokenizers` gets
 bytes.decode("utf-8", errors="replace"), which is what kiln does with invalid input.
 
+The Split pre-tokenizer's grid (every pattern kind, behavior and invert, empty matches included)
+has its own run: scripts/check_split_parity.py.
+
 Usage: scripts/check_tokenizer_parity.py --kiln build/kiln [--count 3000] [--bytes 100] [--seed 1]
 Exit status 1 when any id differs.
 """

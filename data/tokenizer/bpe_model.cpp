@@ -103,9 +103,25 @@ std::uint64_t next_cache_owner() {
 
 // ---- BpeModel -------------------------------------------------------------------------------
 
+std::size_t BpeModel::id_limit_for(std::size_t entries) { return 2 * entries + kIdHoleAllowance; }
+
+// Id tables (here, in the tokenizer and in a model's embedding) are sized by the largest id,
+// so that id is checked against what the file holds before anything is allocated for it.
+void BpeModel::refuse_ids_beyond_the_vocabulary(const std::vector<std::pair<std::string, TokenId>>& vocab) {
+  const std::size_t limit = id_limit_for(vocab.size());
+  for (const auto& [token, id] : vocab) {
+    if (id >= limit) {
+      fail("model.vocab: the token '{}' has the id {}, but the vocabulary has {} entries: expected ids below {} "
+           "(2 x entries + {}; kiln sizes its id tables and a model's embedding by the largest id)",
+           token, id, vocab.size(), limit, kIdHoleAllowance);
+    }
+  }
+}
+
 BpeModel::BpeModel(std::vector<std::pair<std::string, TokenId>> vocab,
                    std::vector<std::pair<std::string, std::string>> merges, BpeOptions options)
     : merges_(std::move(merges)), options_(std::move(options)), cache_owner_(next_cache_owner()) {
+  refuse_ids_beyond_the_vocabulary(vocab);
   token_to_id_.reserve(vocab.size());
   for (auto& [token, id] : vocab) {
     if (id >= id_to_token_.size()) id_to_token_.resize(static_cast<std::size_t>(id) + 1);

@@ -71,11 +71,17 @@ class BpeModel {
  public:
   // `vocab`: byte-level token -> id; `merges`: pairs of tokens, best (rank 0) first.
   // Throws kiln::Error (without the file name, which the caller adds) when a merge names a
-  // token that is not in the vocabulary, or the unk token is missing.
+  // token that is not in the vocabulary, the unk token is missing, or an id is far beyond the
+  // vocabulary's size (see id_limit_for).
   BpeModel(std::vector<std::pair<std::string, TokenId>> vocab,
            std::vector<std::pair<std::string, std::string>> merges, BpeOptions options);
   BpeModel(BpeModel&&) noexcept = default;
   BpeModel& operator=(BpeModel&&) noexcept = default;
+
+  // Ids may leave holes (`tokenizers` accepts any u32), but the largest must stay below
+  // id_limit_for(entries): one past it sizes kiln's per-id tables.
+  static constexpr std::size_t kIdHoleAllowance = 1024;
+  static std::size_t id_limit_for(std::size_t entries);
 
   // Appends the ids of one word (raw bytes, non-empty).
   void encode_word(std::string_view word, std::vector<TokenId>& out) const;
@@ -107,6 +113,7 @@ class BpeModel {
     std::int32_t next;
     std::uint32_t bytes;
   };
+  static void refuse_ids_beyond_the_vocabulary(const std::vector<std::pair<std::string, TokenId>>& vocab);
   void split_into_bytes(std::string_view word, std::vector<Symbol>& symbols) const;
   void merge_word(std::string_view word, std::vector<TokenId>& out) const;
 

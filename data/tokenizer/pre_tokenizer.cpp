@@ -13,9 +13,11 @@ const Regex& gpt2_regex() {
 
 }  // namespace
 
-PreTokenizerStep PreTokenizerStep::split(std::string pattern, bool is_regex) {
+PreTokenizerStep PreTokenizerStep::split(std::string pattern, bool is_regex, SplitBehavior behavior, bool invert) {
   PreTokenizerStep step;
   step.kind = Kind::Split;
+  step.behavior = behavior;
+  step.invert = invert;
   step.regex = is_regex ? Regex::from_oniguruma(pattern) : Regex::from_literal(pattern);
   step.pattern = std::move(pattern);
   step.pattern_is_regex = is_regex;

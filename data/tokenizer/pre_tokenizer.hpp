@@ -1,7 +1,7 @@
 #pragma once
 // The pre-tokenizer: cuts a piece of text (between added tokens) into the words BPE merges
 // within. It is a pipeline of steps, each splitting every piece the previous one produced:
-//   Split(pattern, behavior=Isolated, invert=false): every match and every gap becomes a piece
+//   Split(pattern, behavior, invert): cuts at the pattern's matches (see split.hpp)
 //   ByteLevel(add_prefix_space, use_regex): prepends " " to a piece that does not start with
 //     one, then (use_regex) splits it with the GPT-2 pattern. It must be the last step: what
 //     follows it sees byte-level text, which kiln does not materialise.
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/tokenizer/regex.hpp"
+#include "data/tokenizer/split.hpp"
 
 namespace kiln::tok {
 
@@ -31,6 +32,8 @@ struct PreTokenizerStep {
   // {"String": ..} (a literal).
   std::string pattern;
   bool pattern_is_regex = true;
+  SplitBehavior behavior = SplitBehavior::Isolated;
+  bool invert = false;
   // ByteLevel options (trim_offsets only affects offsets; kept to write the file back).
   bool add_prefix_space = false;
   bool trim_offsets = true;
@@ -38,7 +41,8 @@ struct PreTokenizerStep {
   // The compiled splitter: Split's pattern, or GPT-2's for ByteLevel with use_regex.
   std::optional<Regex> regex;
 
-  static PreTokenizerStep split(std::string pattern, bool is_regex);
+  static PreTokenizerStep split(std::string pattern, bool is_regex, SplitBehavior behavior = SplitBehavior::Isolated,
+                                bool invert = false);
   static PreTokenizerStep byte_level(bool add_prefix_space, bool trim_offsets, bool use_regex);
 };
 
@@ -84,14 +88,10 @@ class PreTokenizer {
       run(piece, step_index + 1, emit);
       return;
     }
-    // Isolated: matches and the gaps between them are all pieces.
-    std::size_t gap_begin = 0;
-    step.regex->for_each_match(piece, [&](std::size_t begin, std::size_t end) {
-      if (gap_begin < begin) run(piece.substr(gap_begin, begin - gap_begin), step_index + 1, emit);
+    // ByteLevel's GPT-2 split is Split(pattern, Isolated, invert=false).
+    split_pieces(*step.regex, piece, step.behavior, step.invert, [&](std::size_t begin, std::size_t end) {
       run(piece.substr(begin, end - begin), step_index + 1, emit);
-      gap_begin = end;
     });
-    if (gap_begin < piece.size()) run(piece.substr(gap_begin), step_index + 1, emit);
   }
 
   std::vector<PreTokenizerStep> steps_;

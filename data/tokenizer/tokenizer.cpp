@@ -1,16 +1,15 @@
 #include "data/tokenizer/tokenizer.hpp"
 
 #include <array>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "data/tokenizer/byte_level.hpp"
 #include "data/tokenizer/tokenizer_impl.hpp"
 #include "data/tokenizer/tokenizer_json.hpp"
 #include "data/tokenizer/utf8.hpp"
+#include "trainer/core/atomic_file.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::tok {
 
@@ -63,11 +62,7 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open tokenizer '{}': {}", path.string(), std::strerror(errno));
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) fail("read error in tokenizer '{}'", path.string());
-  return from_json(text, path.string());
+  return from_json(read_text_file(path, "tokenizer"), path.string());
 }
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, std::string_view source_name) {
@@ -76,14 +71,7 @@ Tokenizer Tokenizer::from_json(std::string_view json_text, std::string_view sour
 
 std::string Tokenizer::to_json() const { return write_tokenizer_json(*impl_); }
 
-void Tokenizer::save(const std::filesystem::path& path) const {
-  const std::string text = to_json();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail("cannot write tokenizer '{}': {}", path.string(), std::strerror(errno));
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) fail("write error in tokenizer '{}'", path.string());
-}
+void Tokenizer::save(const std::filesystem::path& path) const { write_file_atomically(path, to_json()); }
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   std::string repaired_storage;

@@ -8,8 +8,8 @@
 //          end_of_word_suffix)
 //   normalizer: null; truncation, padding: null
 //   pre_tokenizer: ByteLevel (GPT-2 pattern, add_prefix_space, use_regex) or
-//                  Sequence[Split(pattern, Isolated)..., ByteLevel] (Llama-3); patterns are
-//                  Oniguruma syntax, run with PCRE2 (see regex.hpp)
+//                  Sequence[Split(pattern, behavior, invert)..., ByteLevel] (e.g. Llama-3);
+//                  patterns are Oniguruma syntax, run with PCRE2 (see regex.hpp, split.hpp)
 //   post_processor: null, ByteLevel, TemplateProcessing (single sequence) or a Sequence of them
 //   decoder: ByteLevel (or null: tokens joined by spaces, as `tokenizers` does)
 //   added_tokens: matched in the raw text before pre-tokenization, leftmost-longest, with the
@@ -50,12 +50,14 @@ struct AddedToken {
 
 class Tokenizer {
  public:
-  // Throws kiln::Error naming the file and the offending field or unsupported feature.
+  // Throws kiln::Error naming the file and the offending field or unsupported feature; a path
+  // that is not a regular file (a directory, a FIFO, /dev/zero) is refused before reading.
   static Tokenizer load(const std::filesystem::path& path);
   static Tokenizer from_json(std::string_view json_text, std::string_view source_name);
 
   // Serialises to the tokenizer.json schema the `tokenizers` library loads.
   std::string to_json() const;
+  // Atomically: a failed save leaves the previous file (or none), never a truncated one.
   void save(const std::filesystem::path& path) const;
 
   // Text to ids. Added tokens are matched first; with add_special_tokens the post-processor's

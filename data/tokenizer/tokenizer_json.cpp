@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/tokenizer/strict_json.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::tok {
@@ -44,8 +45,21 @@ class Reader {
   bool bool_field(const Json& object, std::string_view key, std::string_view path, bool fallback) const {
     const Json* value = optional(object, key);
     if (value == nullptr) return fallback;
-    if (!value->is_boolean()) fail_field(join(path, key), "must be true or false");
-    return value->get<bool>();
+    return boolean(*value, join(path, key));
+  }
+  // A field `tokenizers` cannot do without (serde has no default for it).
+  bool required_bool_field(const Json& object, std::string_view key, std::string_view path) const {
+    return boolean(require(object, key, path), join(path, key));
+  }
+  // Model options `tokenizers` reads as Option<bool>: null means the default.
+  bool nullable_bool_field(const Json& object, std::string_view key, std::string_view path, bool fallback) const {
+    const Json* value = optional(object, key);
+    if (value == nullptr || value->is_null()) return fallback;
+    return boolean(*value, join(path, key));
+  }
+  bool boolean(const Json& value, std::string_view path) const {
+    if (!value.is_boolean()) fail_field(path, "must be true or false");
+    return value.get<bool>();
   }
   TokenId id(const Json& value, std::string_view path) const {
     if (!value.is_number_unsigned() || value.get<std::uint64_t>() > 0xFFFFFFFEULL) {
@@ -111,7 +125,7 @@ void refuse_model_options(const Reader& reader, const Json& model) {
       reader.unsupported(fmt::format("model.{}", key));
     }
   }
-  if (reader.bool_field(model, "byte_fallback", "model", false)) reader.unsupported("model.byte_fallback");
+  if (reader.nullable_bool_field(model, "byte_fallback", "model", false)) reader.unsupported("model.byte_fallback");
 }
 
 BpeModel parse_model(const Reader& reader, const Json& model) {
@@ -126,8 +140,8 @@ BpeModel parse_model(const Reader& reader, const Json& model) {
   if (const Json* unk = reader.optional(model, "unk_token"); unk && !unk->is_null()) {
     options.unk_token = reader.string(*unk, "model.unk_token");
   }
-  options.fuse_unk = reader.bool_field(model, "fuse_unk", "model", false);
-  options.ignore_merges = reader.bool_field(model, "ignore_merges", "model", false);
+  options.fuse_unk = reader.nullable_bool_field(model, "fuse_unk", "model", false);
+  options.ignore_merges = reader.nullable_bool_field(model, "ignore_merges", "model", false);
   const Json* dropout = reader.optional(model, "dropout");
   options.dropout_written_as_zero = dropout != nullptr && dropout->is_number();
 
@@ -149,7 +163,7 @@ BpeModel parse_model(const Reader& reader, const Json& model) {
 
 std::vector<AddedToken> parse_added_tokens(const Reader& reader, const Json* list) {
   std::vector<AddedToken> tokens;
-  if (list == nullptr || list->is_null()) return tokens;
+  if (list == nullptr) return tokens;
   reader.array(*list, "added_tokens");
   for (std::size_t i = 0; i < list->size(); ++i) {
     const auto path = Reader::index("added_tokens", i);
@@ -157,11 +171,12 @@ std::vector<AddedToken> parse_added_tokens(const Reader& reader, const Json* lis
     AddedToken token;
     token.id = reader.id(reader.require(entry, "id", path), path + ".id");
     token.content = reader.string_field(entry, "content", path);
-    token.special = reader.bool_field(entry, "special", path, false);
-    token.single_word = reader.bool_field(entry, "single_word", path, false);
-    token.lstrip = reader.bool_field(entry, "lstrip", path, false);
-    token.rstrip = reader.bool_field(entry, "rstrip", path, false);
-    token.normalized = reader.bool_field(entry, "normalized", path, !token.special);
+    // `tokenizers` requires every flag of an added token.
+    token.special = reader.required_bool_field(entry, "special", path);
+    token.single_word = reader.required_bool_field(entry, "single_word", path);
+    token.lstrip = reader.required_bool_field(entry, "lstrip", path);
+    token.rstrip = reader.required_bool_field(entry, "rstrip", path);
+    token.normalized = reader.required_bool_field(entry, "normalized", path);
     tokens.push_back(std::move(token));
   }
   return tokens;
@@ -173,19 +188,26 @@ PreTokenizerStep parse_pre_tokenizer_step(const Reader& reader, const Json& step
   reader.object(step, path);
   const auto type = reader.type_of(step, path);
   if (type == "ByteLevel") {
-    return PreTokenizerStep::byte_level(reader.bool_field(step, "add_prefix_space", path, true),
-                                        reader.bool_field(step, "trim_offsets", path, true),
+    return PreTokenizerStep::byte_level(reader.required_bool_field(step, "add_prefix_space", path),
+                                        reader.required_bool_field(step, "trim_offsets", path),
                                         reader.bool_field(step, "use_regex", path, true));
   }
   if (type != "Split") reader.unsupported(fmt::format("pre-tokenizer '{}' ({})", type, path));
-  const auto behavior = reader.string_field(step, "behavior", path);
-  if (behavior != "Isolated") reader.unsupported(fmt::format("Split behavior '{}' ({}.behavior)", behavior, path));
-  if (reader.bool_field(step, "invert", path, false)) reader.unsupported(fmt::format("Split invert=true ({})", path));
-  const Json& pattern = reader.object(reader.require(step, "pattern", path), path + ".pattern");
+  const auto behavior_name = reader.string_field(step, "behavior", path);
+  const auto behavior = split_behavior_named(behavior_name);
+  if (!behavior) {
+    reader.fail_field(path + ".behavior", fmt::format("('{}') must be one of Removed, Isolated, MergedWithPrevious, "
+                                                      "MergedWithNext, Contiguous", behavior_name));
+  }
+  const bool invert = reader.required_bool_field(step, "invert", path);
+  const auto pattern_path = path + ".pattern";
+  const Json& pattern = reader.object(reader.require(step, "pattern", path), pattern_path);
   const bool is_regex = pattern.contains("Regex");
-  if (!is_regex && !pattern.contains("String")) reader.fail_field(path + ".pattern", "must be {\"Regex\": ...} or {\"String\": ...}");
-  const auto text = reader.string_field(pattern, is_regex ? "Regex" : "String", path + ".pattern");
-  return reader.in_field(path + ".pattern", [&] { return PreTokenizerStep::split(text, is_regex); });
+  if (pattern.size() != 1 || (!is_regex && !pattern.contains("String"))) {
+    reader.fail_field(pattern_path, "must be {\"Regex\": ...} or {\"String\": ...} (exactly one key)");
+  }
+  const auto text = reader.string_field(pattern, is_regex ? "Regex" : "String", pattern_path);
+  return reader.in_field(pattern_path, [&] { return PreTokenizerStep::split(text, is_regex, *behavior, invert); });
 }
 
 PreTokenizer parse_pre_tokenizer(const Reader& reader, const Json* pre) {
@@ -222,6 +244,7 @@ PostProcessorStep parse_template(const Reader& reader, const Json& processor, co
   PostProcessorStep step;
   step.kind = PostProcessorStep::Kind::Template;
   step.template_json = processor;
+  reader.array(reader.require(processor, "pair", path), path + ".pair");
   const Json& single = reader.array(reader.require(processor, "single", path), path + ".single");
   bool seen_sequence = false;
   for (std::size_t i = 0; i < single.size(); ++i) {
@@ -250,8 +273,8 @@ PostProcessorStep parse_post_processor_step(const Reader& reader, const Json& pr
   if (type == "TemplateProcessing") return parse_template(reader, processor, path);
   if (type != "ByteLevel") reader.unsupported(fmt::format("post-processor '{}' ({})", type, path));
   PostProcessorStep step;
-  step.add_prefix_space = reader.bool_field(processor, "add_prefix_space", path, true);
-  step.trim_offsets = reader.bool_field(processor, "trim_offsets", path, true);
+  step.add_prefix_space = reader.required_bool_field(processor, "add_prefix_space", path);
+  step.trim_offsets = reader.required_bool_field(processor, "trim_offsets", path);
   step.use_regex = reader.bool_field(processor, "use_regex", path, true);
   return step;
 }
@@ -279,8 +302,8 @@ std::optional<ByteLevelDecoder> parse_decoder(const Reader& reader, const Json* 
   reader.object(*decoder, "decoder");
   const auto type = reader.type_of(*decoder, "decoder");
   if (type != "ByteLevel") reader.unsupported(fmt::format("decoder '{}'", type));
-  return ByteLevelDecoder{reader.bool_field(*decoder, "add_prefix_space", "decoder", true),
-                          reader.bool_field(*decoder, "trim_offsets", "decoder", true),
+  return ByteLevelDecoder{reader.required_bool_field(*decoder, "add_prefix_space", "decoder"),
+                          reader.required_bool_field(*decoder, "trim_offsets", "decoder"),
                           reader.bool_field(*decoder, "use_regex", "decoder", true)};
 }
 
@@ -304,12 +327,7 @@ void refuse_top_level_features(const Reader& reader, const Json& root) {
 
 std::unique_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view json_text, std::string_view source_name) {
   const Reader reader(source_name);
-  Json root;
-  try {
-    root = Json::parse(json_text);
-  } catch (const Json::parse_error& error) {
-    fail("tokenizer '{}': malformed JSON: {}", source_name, error.what());
-  }
+  const Json root = parse_strict_json(json_text, "tokenizer", source_name);
   reader.object(root, "(top level)");
   refuse_top_level_features(reader, root);
   BpeModel model = parse_model(reader, reader.require(root, "model", ""));
@@ -350,8 +368,8 @@ OrderedJson pre_tokenizer_step_json(const PreTokenizerStep& step) {
   }
   return OrderedJson{{"type", "Split"},
                      {"pattern", OrderedJson{{step.pattern_is_regex ? "Regex" : "String", step.pattern}}},
-                     {"behavior", "Isolated"},
-                     {"invert", false}};
+                     {"behavior", name_of(step.behavior)},
+                     {"invert", step.invert}};
 }
 
 OrderedJson pre_tokenizer_json(const PreTokenizer& pre) {

@@ -88,7 +88,7 @@ for verb in encode decode train info; do
 done
 
 # ---- bad input ---------------------------------------------------------------------------
-refused missing_tokenizer "cannot open tokenizer '$work/none.json'" tokenizer encode --tokenizer "$work/none.json"
+refused missing_tokenizer "tokenizer '$work/none.json' does not exist" tokenizer encode --tokenizer "$work/none.json"
 printf '{"model": {"vocab": {' >"$work/broken.json"
 refused malformed "malformed JSON" tokenizer encode --tokenizer "$work/broken.json"
 check "malformed: names the file" contains "$work/malformed.err" "$work/broken.json"
@@ -106,7 +106,7 @@ printf '5 -3' >"$work/negative.in"
 refused negative "'-3' (token 2) is not a token id" tokenizer decode --tokenizer "$fixtures/gpt2.json"
 printf '5 99999999999' >"$work/huge.in"
 refused huge "is not a token id" tokenizer decode --tokenizer "$fixtures/gpt2.json"
-refused missing_input "cannot open input" tokenizer encode --tokenizer "$fixtures/gpt2.json" --input "$work/none.txt"
+refused missing_input "input '$work/none.txt' does not exist" tokenizer encode --tokenizer "$fixtures/gpt2.json" --input "$work/none.txt"
 printf '{"text": "fine"}\n{"text": 3}\n' >"$work/bad_jsonl.in"
 refused bad_jsonl "line 2: expected an object with a string field 'text'" \
   tokenizer encode --tokenizer "$fixtures/gpt2.json" --jsonl
@@ -116,6 +116,54 @@ refused small_vocab "vocab size 100 is too small" \
   tokenizer train --input "$work/corpus.jsonl" --vocab-size 100 --out "$work/small.json"
 refused train_missing_input "$work/none.jsonl" \
   tokenizer train --input "$work/none.jsonl" --vocab-size 300 --out "$work/x.json"
+
+# ---- hostile files (issue 16): named errors, exit 1, no hang, no huge allocation ----------
+# Each runs under a timeout (a FIFO or /dev/zero read would never end) and a 2 GB address
+# space limit (a 24 GB allocation fails as an internal error, exit 3, instead).
+guarded() { (ulimit -v 2000000; timeout 20 "$kiln" "$@"); }
+# refused_guarded NAME EXPECTED ARGS...: like refused, through guarded.
+refused_guarded() {
+  local name=$1 expected=$2
+  shift 2
+  guarded "$@" </dev/null >"$work/$name.out" 2>"$work/$name.err"
+  status=$?
+  check "$name: exit 1" test "$status" -eq 1
+  check "$name: says '$expected'" contains "$work/$name.err" "$expected"
+}
+mkfifo "$work/fifo"
+mkdir "$work/dir.json"
+refused_guarded tok_dir "tokenizer '$work/dir.json' is a directory; expected a regular file" \
+  tokenizer encode --tokenizer "$work/dir.json"
+refused_guarded tok_fifo "tokenizer '$work/fifo' is a FIFO" tokenizer info --tokenizer "$work/fifo"
+refused_guarded tok_zero "tokenizer '/dev/zero' is a character device" tokenizer decode --tokenizer /dev/zero
+for verb in encode decode; do
+  refused_guarded "${verb}_in_fifo" "input '$work/fifo' is a FIFO" tokenizer $verb --tokenizer "$fixtures/gpt2.json" --input "$work/fifo"
+  refused_guarded "${verb}_in_zero" "input '/dev/zero' is a character device" \
+    tokenizer $verb --tokenizer "$fixtures/gpt2.json" --input /dev/zero
+  refused_guarded "${verb}_in_dir" "input '$work/dir.json' is a directory" \
+    tokenizer $verb --tokenizer "$fixtures/gpt2.json" --input "$work/dir.json"
+done
+sed 's/"<|endoftext|>": 0,/"<|endoftext|>": 400000000,/' "$fixtures/gpt2.json" >"$work/huge_id.json"
+check "huge_id fixture edited" contains "$work/huge_id.json" '": 400000000,'
+refused_guarded huge_id "the token '<|endoftext|>' has the id 400000000" \
+  tokenizer encode --tokenizer "$work/huge_id.json" --input "$work/bos.txt"
+sed 's/"<|endoftext|>": 0,/"<|endoftext|>": 1e999,/' "$fixtures/gpt2.json" >"$work/inf.json"
+refused_guarded inf_number "field 'model.vocab.<|endoftext|>' holds a number JSON cannot represent" \
+  tokenizer encode --tokenizer "$work/inf.json" --input "$work/bos.txt"
+printf '\xef\xbb\xbf' | cat - "$fixtures/gpt2.json" >"$work/bom.json"
+refused_guarded bom "starts with a UTF-8 byte order mark" tokenizer info --tokenizer "$work/bom.json"
+sed 's/"normalizer": null,/"normalizer": null, "normalizer": null,/' "$fixtures/gpt2.json" >"$work/dup.json"
+refused_guarded duplicate_key "has the key 'normalizer' twice" tokenizer info --tokenizer "$work/dup.json"
+
+# ---- train --out is written atomically ----------------------------------------------------
+# The trained file is renamed over the old one, so a hard link to the old file keeps its bytes.
+printf 'old' >"$work/atomic.json"
+ln "$work/atomic.json" "$work/atomic_link.json"
+run atomic tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --min-frequency 1 --out "$work/atomic.json"
+check "train atomic: exit 0" test "$status" -eq 0
+check "train atomic: new file" contains "$work/atomic.json" '"model"'
+check "train atomic: old inode untouched" test "$(cat "$work/atomic_link.json")" = "old"
+check "train atomic: no temporary left" test ! -e "$work/atomic.json.tmp"
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -14,9 +14,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -27,6 +24,7 @@
 #include "trainer/cli/command.hpp"
 #include "trainer/core/checksum.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/core/input_file.hpp"
 
 namespace kiln::cli {
 
@@ -66,15 +64,17 @@ std::string read_all(const std::string& path) {
     std::string text;
     std::vector<char> block(1 << 20);
     std::size_t got = 0;
-    while ((got = std::fread(block.data(), 1, block.size(), stdin)) > 0) text.append(block.data(), got);
+    while ((got = std::fread(block.data(), 1, block.size(), stdin)) > 0) {
+      text.append(block.data(), got);
+      // A pipe has no size to check up front: stop an endless one (< /dev/zero) at the limit.
+      if (text.size() > kMaxWholeFileBytes) {
+        fail("input '<stdin>' is over {} bytes, the limit for this kind of input", kMaxWholeFileBytes);
+      }
+    }
     if (std::ferror(stdin)) fail("read error on standard input");
     return text;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open input '{}': {}", path, std::strerror(errno));
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) fail("read error in '{}'", path);
-  return text;
+  return read_text_file(path, "input");
 }
 
 void write_out(std::string_view bytes) {

@@ -25,7 +25,10 @@ std::string pre_tokenizer_name(const json& tokenizer, const std::string& source)
   if (is_byte_level(pre) && pre.value("use_regex", true)) return "gpt-2";
   if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers")) {
     const json& steps = pre["pretokenizers"];
-    if (steps.size() == 2 && steps[0].value("type", "") == "Split" && is_byte_level(steps[1])) {
+    // Only Llama-3's own Split (Isolated, not inverted): other behaviors cut text differently.
+    const bool llama3_split = steps.size() == 2 && steps[0].value("type", "") == "Split" &&
+                              steps[0].value("behavior", "") == "Isolated" && !steps[0].value("invert", true);
+    if (llama3_split && is_byte_level(steps[1])) {
       const json& pattern = steps[0]["pattern"];
       if (pattern.is_object() && pattern.value("Regex", "") == tok::kLlama3Pattern) return "llama-bpe";
     }
