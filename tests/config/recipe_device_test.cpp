@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "trainer/config/recipe.hpp"
 #include "trainer/core/error.hpp"
@@ -17,7 +18,8 @@ optim: {lr: 1.0e-3}
 
 std::string refusal(const std::string& override_text) {
   try {
-    kiln::config::recipe_from_yaml_text(kRecipe, "recipes/device.yaml", {override_text});
+    const std::vector<std::string> overrides{override_text};
+    kiln::config::recipe_from_yaml_text(kRecipe, "recipes/device.yaml", overrides);
   } catch (const kiln::Error& error) {
     return error.what();
   }
