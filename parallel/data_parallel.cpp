@@ -28,8 +28,10 @@ std::vector<GradientBucket> ready_groups(std::span<const std::int64_t> ready_off
 }  // namespace
 
 std::vector<GradientBucket> plan_gradient_buckets(std::span<const std::int64_t> ready_offsets, std::int64_t numel,
-                                                  std::size_t element_size, std::size_t bucket_bytes) {
+                                                  std::size_t element_size, std::size_t bucket_bytes,
+                                                  std::size_t min_bucket_bytes) {
   const auto cap = std::max<std::int64_t>(1, static_cast<std::int64_t>(bucket_bytes / element_size));
+  const auto enough = static_cast<std::int64_t>(min_bucket_bytes / element_size);
   std::vector<GradientBucket> descending;  // built from the end, the order they become final
   std::optional<GradientBucket> open;
   const auto close = [&] {
@@ -45,7 +47,7 @@ std::vector<GradientBucket> plan_gradient_buckets(std::span<const std::int64_t> 
         pieces.push_back({begin, std::min(group->end, begin + cap)});
       }
       descending.insert(descending.end(), pieces.rbegin(), pieces.rend());
-    } else if (open && open->numel() + group->numel() <= cap) {
+    } else if (open && open->numel() < enough && open->numel() + group->numel() <= cap) {
       open->begin = group->begin;
     } else {
       close();
@@ -57,12 +59,13 @@ std::vector<GradientBucket> plan_gradient_buckets(std::span<const std::int64_t> 
 }
 
 DataParallel::DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero, std::size_t bucket_bytes)
-    : DataParallel(dp, numel, dtype, zero, std::span<const std::int64_t>{}, bucket_bytes) {}
+    : DataParallel(dp, numel, dtype, zero, std::span<const std::int64_t>{}, bucket_bytes, bucket_bytes) {}
 
 DataParallel::DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero,
-                           std::span<const std::int64_t> ready_offsets, std::size_t bucket_bytes)
+                           std::span<const std::int64_t> ready_offsets, std::size_t bucket_bytes,
+                           std::size_t min_bucket_bytes)
     : dp_(dp), numel_(numel), zero_(zero && dp.size() > 1),
-      buckets_(plan_gradient_buckets(ready_offsets, numel, dtype_size(dtype), bucket_bytes)),
+      buckets_(plan_gradient_buckets(ready_offsets, numel, dtype_size(dtype), bucket_bytes, min_bucket_bytes)),
       held_back_(buckets_.size(), false) {
   shard_end_ = numel_;
   if (zero_) setup_shards(dtype);

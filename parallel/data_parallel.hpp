@@ -35,13 +35,18 @@ struct GradientBucket {
 };
 
 inline constexpr std::size_t kDefaultBucketBytes = 16u << 20;
+// Below this a message costs mostly latency: smaller groups (a head of norms only, the layers
+// of a toy model) share a bucket with their neighbours.
+inline constexpr std::size_t kDefaultMinBucketBytes = 32u << 10;
 
 // Buckets covering [0, numel) in order. `ready_offsets` are where groups of gradients that
 // become final together begin (a layer's first parameter); buckets only end at such offsets
-// (or at numel), gather consecutive groups from the end while they fit in bucket_bytes, and a
-// group larger than that is cut into bucket_bytes pieces from its start.
+// (or at numel). From the end, a bucket takes the next group while it holds less than
+// min_bucket_bytes and the group still fits in bucket_bytes, so each layer gets its own bucket
+// unless it is small; a group larger than bucket_bytes is cut into pieces from its start.
 std::vector<GradientBucket> plan_gradient_buckets(std::span<const std::int64_t> ready_offsets, std::int64_t numel,
-                                                  std::size_t element_size, std::size_t bucket_bytes = kDefaultBucketBytes);
+                                                  std::size_t element_size, std::size_t bucket_bytes = kDefaultBucketBytes,
+                                                  std::size_t min_bucket_bytes = kDefaultMinBucketBytes);
 
 class DataParallel {
  public:
@@ -49,7 +54,7 @@ class DataParallel {
   DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero, std::size_t bucket_bytes = 64u << 20);
   // Buckets planned on the model's ready offsets (see plan_gradient_buckets).
   DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero, std::span<const std::int64_t> ready_offsets,
-               std::size_t bucket_bytes = kDefaultBucketBytes);
+               std::size_t bucket_bytes = kDefaultBucketBytes, std::size_t min_bucket_bytes = kDefaultMinBucketBytes);
 
   bool zero() const { return zero_; }
   const std::vector<GradientBucket>& buckets() const { return buckets_; }

@@ -45,6 +45,9 @@ for layout in "2 dp=2" "4 dp=2,tp=2" "4 dp=2,pp=2" "4 dp=4"; do
     check "($layout, zero=$zero) overlapped run" train "$ranks" "$work/$name-on" "${sets[@]}" --set parallel.overlap_grad_reduce=true
     check "($layout, zero=$zero) sequential run" train "$ranks" "$work/$name-off" "${sets[@]}" --set parallel.overlap_grad_reduce=false
     check "($layout, zero=$zero) overlap on == off bitwise" bitwise_equal "$work/$name-on" "$work/$name-off"
+    check "($layout, zero=$zero) one bucket per layer, so the overlap is real" \
+      grep -Eq "rank +0: .* [2-9] dp bucket\(s\), overlap on" "$work/$name-on.log"
+    check "($layout, zero=$zero) the banner says overlap off" grep -q "overlap off" "$work/$name-off.log"
   done
 done
 

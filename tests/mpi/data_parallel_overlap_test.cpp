@@ -94,7 +94,7 @@ TEST(MpiDataParallel, OverlappedBucketsEqualSequentialBitwiseAndStartDuringTheBa
     std::vector<std::vector<float>> results;
     for (const bool overlap : {false, true}) {
       comm.reset_traffic();
-      DataParallel dp(comm, numel, DType::F32, zero, offsets, 30 * sizeof(float));
+      DataParallel dp(comm, numel, DType::F32, zero, offsets, 30 * sizeof(float), 30 * sizeof(float));
       ASSERT_GT(dp.buckets().size(), 2u);
       std::vector<float> grads = rank_gradients(comm.rank(), numel);
       std::vector<std::size_t> started;
@@ -117,7 +117,7 @@ TEST(MpiDataParallel, OverlappedBucketsEqualSequentialBitwiseAndStartDuringTheBa
 TEST(MpiDataParallel, HeldBackBucketsWaitForFinish) {
   auto& comm = world();
   const std::vector<std::int64_t> offsets{0, 10, 20};
-  DataParallel dp(comm, 30, DType::F32, false, offsets, 10 * sizeof(float));
+  DataParallel dp(comm, 30, DType::F32, false, offsets, 10 * sizeof(float), 10 * sizeof(float));
   dp.hold_back(25, 30);  // the last bucket
   std::vector<float> grads = rank_gradients(comm.rank(), 30);
   comm.reset_traffic();

@@ -20,11 +20,19 @@ TEST(GradientBuckets, CutOnlyAtReadyOffsetsAndMergeFromTheEnd) {
   const std::vector<std::int64_t> offsets{0, 10, 20, 30};  // four groups of 10 (then 5 of head)
   // 4-byte elements, 25 elements per bucket: the head (5) merges with the last block (10) and
   // the block before it (10); the first two groups make the next bucket.
-  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 100), (Buckets{{0, 10}, {10, 35}}));
+  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 100, 100), (Buckets{{0, 10}, {10, 35}}));
   // One group per bucket when no two fit together.
-  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 60), (Buckets{{0, 10}, {10, 20}, {20, 35}}));
+  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 60, 60), (Buckets{{0, 10}, {10, 20}, {20, 35}}));
   // Everything in one bucket when it fits.
-  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 1000), (Buckets{{0, 35}}));
+  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 1000, 1000), (Buckets{{0, 35}}));
+}
+
+TEST(GradientBuckets, ABucketTakesNoMoreGroupsOnceItHoldsTheMinimum) {
+  const std::vector<std::int64_t> offsets{0, 10, 20, 30};
+  // 40 bytes = 10 elements: the 5-element head is below it and takes the last block; every
+  // other group is a bucket of its own although two would fit in 100 bytes.
+  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 100, 40), (Buckets{{0, 10}, {10, 20}, {20, 35}}));
+  EXPECT_EQ(plan_gradient_buckets(offsets, 35, 4, 100, 4), (Buckets{{0, 10}, {10, 20}, {20, 30}, {30, 35}}));
 }
 
 TEST(GradientBuckets, AGroupLargerThanABucketIsCutFromItsStart) {

@@ -250,10 +250,11 @@ void Trainer::State::print_banner() {
   std::string parts = fmt::format("layers [{}, {})", layers.first, layers.last);
   if (model->first_stage()) parts += " + embedding";
   if (model->last_stage()) parts += " + head/loss";
-  const std::string line = fmt::format("  rank {:>3}: {} | {} | {} parameters{} | optimizer [{}, {})", world->rank(),
-                                       grid->describe(), parts, model->parameters().numel(),
+  const std::string line = fmt::format("  rank {:>3}: {} | {} | {} parameters{} | optimizer [{}, {}) | {} dp bucket(s), overlap {}",
+                                       world->rank(), grid->describe(), parts, model->parameters().numel(),
                                        layout.tp > 1 ? fmt::format(" (tp shard {}/{})", grid->tp_rank(), layout.tp) : "",
-                                       optimizer->begin(), optimizer->end());
+                                       optimizer->begin(), optimizer->end(), data_parallel->buckets().size(),
+                                       recipe.parallel.overlap_grad_reduce ? "on" : "off");
   const auto& mpi = parallel::MpiEnvironment::instance();
   if (!root()) {
     mpi.send_bytes(line, 0, 41);
