@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <numeric>
+#include <vector>
 
 #include "parallel/mpi_environment.hpp"
 #include "trainer/core/error.hpp"
@@ -26,6 +28,20 @@ void check_same_dtype(const Communicator& comm, const char* op, Tensor a, Tensor
   if (a.dtype != b.dtype) fail("{} on the {} group: dtypes differ ({} vs {})", op, comm.name(), a.str(), b.str());
 }
 
+void check_counts(const Communicator& comm, Tensor part, Tensor full, std::span<const std::int64_t> counts) {
+  check_contiguous(comm, "reduce_scatter_async", part);
+  check_contiguous(comm, "reduce_scatter_async", full);
+  check_same_dtype(comm, "reduce_scatter_async", part, full);
+  if (counts.size() != static_cast<std::size_t>(comm.size())) {
+    fail("reduce_scatter_async on the {} group: {} counts for {} ranks", comm.name(), counts.size(), comm.size());
+  }
+  const std::int64_t total = std::accumulate(counts.begin(), counts.end(), std::int64_t{0});
+  if (full.numel() != total || part.numel() != counts[static_cast<std::size_t>(comm.rank())]) {
+    fail("reduce_scatter_async on the {} group: full {} and part {} do not match the counts (total {}, this rank {})",
+         comm.name(), full.str(), part.str(), total, counts[static_cast<std::size_t>(comm.rank())]);
+  }
+}
+
 // A group of one rank: what a single process without mpirun trains with.
 class SelfCommunicator final : public Communicator {
  public:
@@ -42,6 +58,19 @@ class SelfCommunicator final : public Communicator {
     fail("send_recv with rank {} in a group of one ({})", destination, name());
   }
   void barrier() override {}
+
+  CollectiveHandle all_reduce_async(Tensor x, ReduceOp op) override {
+    all_reduce(x, op);
+    return {};
+  }
+  CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) override {
+    check_counts(*this, part, full, counts);
+    copy_whole(part, full, "reduce_scatter_async");
+    return {};
+  }
+  std::unique_ptr<Communicator> split(int, int, std::string name) override {
+    return std::make_unique<SelfCommunicator>(std::move(name));
+  }
 
  private:
   void copy_whole(Tensor to, Tensor from, const char* op) {
@@ -79,6 +108,38 @@ std::uint64_t ring_share(std::uint64_t bytes, int size, double factor) {
   return static_cast<std::uint64_t>(factor * static_cast<double>(bytes) * (size - 1) / size);
 }
 
+void check_mpi(int code, const char* op, const std::string& group) {
+  if (code == MPI_SUCCESS) return;
+  char message[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(code, message, &length);
+  fail("MPI {} on the {} group failed: {}", op, group, std::string(message, static_cast<std::size_t>(length)));
+}
+
+// One MPI request in flight, and the arrays MPI reads until it completes.
+class PendingMpiRequest final : public PendingCollective {
+ public:
+  PendingMpiRequest(const char* op, std::string group, std::vector<int> counts = {})
+      : op_(op), group_(std::move(group)), counts_(std::move(counts)) {}
+  ~PendingMpiRequest() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  MPI_Request* request() { return &request_; }
+  const int* counts() const { return counts_.data(); }
+  bool test() override {
+    int complete = 0;
+    check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), op_, group_);
+    return complete != 0;
+  }
+  void wait() override { check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_, group_); }
+
+ private:
+  const char* op_;
+  std::string group_;
+  std::vector<int> counts_;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, bool owned, std::string name) : Communicator(std::move(name)), comm_(comm), owned_(owned) {
@@ -97,7 +158,7 @@ class MpiCommunicator final : public Communicator {
   void all_reduce(Tensor x, ReduceOp op) override {
     check_contiguous(*this, "all_reduce", x);
     if (size_ == 1) return;
-    if (x.dtype == DType::BF16 || x.dtype == DType::F16) fail("all_reduce on the {} group: {} cannot be reduced on the host", name(), x.str());
+    check_reducible(x, "all_reduce");
     check(MPI_Allreduce(MPI_IN_PLACE, x.ptr, checked_count(x.numel(), "all_reduce"), mpi_type(x.dtype),
                         op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_),
           "all_reduce");
@@ -166,16 +227,45 @@ class MpiCommunicator final : public Communicator {
 
   void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
 
+  CollectiveHandle all_reduce_async(Tensor x, ReduceOp op) override {
+    check_contiguous(*this, "all_reduce_async", x);
+    if (size_ == 1) return {};
+    check_reducible(x, "all_reduce_async");
+    auto pending = std::make_unique<PendingMpiRequest>("all_reduce_async", name());
+    check(MPI_Iallreduce(MPI_IN_PLACE, x.ptr, checked_count(x.numel(), "all_reduce_async"), mpi_type(x.dtype),
+                         op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_, pending->request()),
+          "all_reduce_async");
+    traffic_.all_reduce += ring_share(x.nbytes(), size_, 2.0);
+    return CollectiveHandle(std::move(pending));
+  }
+
+  CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) override {
+    check_counts(*this, part, full, counts);
+    check_reducible(full, "reduce_scatter_async");
+    std::vector<int> mpi_counts;
+    for (const std::int64_t count : counts) mpi_counts.push_back(checked_count(count, "reduce_scatter_async"));
+    auto pending = std::make_unique<PendingMpiRequest>("reduce_scatter_async", name(), std::move(mpi_counts));
+    check(MPI_Ireduce_scatter(full.ptr, part.ptr, pending->counts(), mpi_type(full.dtype), MPI_SUM, comm_,
+                              pending->request()),
+          "reduce_scatter_async");
+    traffic_.reduce_scatter += ring_share(full.nbytes(), size_, 1.0);
+    return CollectiveHandle(std::move(pending));
+  }
+
+  std::unique_ptr<Communicator> split(int color, int key, std::string name) override {
+    MPI_Comm child;
+    check(MPI_Comm_split(comm_, color, key, &child), "split");
+    return std::make_unique<MpiCommunicator>(child, true, std::move(name));
+  }
+
  private:
+  void check_reducible(Tensor x, const char* op) const {
+    if (x.dtype == DType::BF16 || x.dtype == DType::F16) fail("{} on the {} group: {} cannot be reduced on the host", op, name(), x.str());
+  }
+
   static constexpr int kTag = 7;
 
-  void check(int code, const char* op) const {
-    if (code == MPI_SUCCESS) return;
-    char message[MPI_MAX_ERROR_STRING];
-    int length = 0;
-    MPI_Error_string(code, message, &length);
-    fail("MPI {} on the {} group failed: {}", op, name(), std::string(message, static_cast<std::size_t>(length)));
-  }
+  void check(int code, const char* op) const { check_mpi(code, op, name()); }
 
   MPI_Comm comm_;
   bool owned_;
@@ -197,17 +287,7 @@ std::unique_ptr<Communicator> world_communicator() {
 }
 
 std::unique_ptr<Communicator> split_communicator(Communicator& parent, int color, int key, std::string name) {
-#ifdef KILN_WITH_MPI
-  if (auto* mpi = dynamic_cast<MpiCommunicator*>(&parent)) {
-    MPI_Comm child;
-    if (MPI_Comm_split(mpi->handle(), color, key, &child) != MPI_SUCCESS) fail("MPI: splitting the {} group failed", name);
-    return std::make_unique<MpiCommunicator>(child, true, std::move(name));
-  }
-#endif
-  (void)color;
-  (void)key;
-  if (parent.size() != 1) fail("split_communicator: unsupported communicator type for the {} group", name);
-  return std::make_unique<SelfCommunicator>(std::move(name));
+  return parent.split(color, key, std::move(name));
 }
 
 }  // namespace kiln::parallel

@@ -6,7 +6,9 @@
 // collectives are identities. An NCCL implementation for device tensors slots in behind the
 // same calls (stream-ordered) with the CUDA backend.
 //
-// Every call is blocking and must be made by every rank of the group in the same order.
+// Collectives must be made by every rank of the group in the same order; the blocking ones
+// return when done, the *_async ones return a CollectiveHandle (collective_handle.hpp) and
+// count, for that order, when they start. Several may be in flight on one group at once.
 // Tensors must be contiguous; dtypes F32, F64, I32, I64, U32, U16, U8 (reductions: floating
 // and integer types). Errors (an MPI failure, a mismatched size) throw kiln::Error; a peer
 // that dies ends the job through the launcher (mpirun kills the remaining ranks).
@@ -17,9 +19,11 @@
 // of the full buffer, broadcast bytes (root), send bytes.
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "kernels/tensor.hpp"
+#include "parallel/collective_handle.hpp"
 
 namespace kiln::parallel {
 
@@ -56,6 +60,17 @@ class Communicator {
   virtual void send_recv(Tensor out, int destination, Tensor in, int source) = 0;
   virtual void barrier() = 0;
 
+  // ---- non-blocking (the buffers are the operation's until the handle is complete) ----
+  virtual CollectiveHandle all_reduce_async(Tensor x, ReduceOp op = ReduceOp::Sum) = 0;
+  // Uneven reduce-scatter: `full` [sum(counts)] on every rank; rank r receives into `part`
+  // [counts[r]] the sum over ranks of full[counts[0] + ... + counts[r-1], + counts[r]).
+  // counts has one entry per rank (zeros allowed) and must be alive until this call returns.
+  virtual CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) = 0;
+
+  // Ranks with equal `color` form a new group of this backend, ordered by `key`
+  // (MPI_Comm_split). Every rank of this group must call it.
+  virtual std::unique_ptr<Communicator> split(int color, int key, std::string name) = 0;
+
   const TrafficCounters& traffic() const { return traffic_; }
   void reset_traffic() { traffic_ = {}; }
 
@@ -70,8 +85,7 @@ class Communicator {
 // The whole job: MPI_COMM_WORLD under a launcher, else a group of one.
 std::unique_ptr<Communicator> world_communicator();
 
-// Ranks with equal `color` form a new group, ordered by `key` (MPI_Comm_split). Every rank of
-// `parent` must call it.
+// parent.split(color, key, name), kept for callers that predate Communicator::split.
 std::unique_ptr<Communicator> split_communicator(Communicator& parent, int color, int key, std::string name);
 
 }  // namespace kiln::parallel

@@ -10,8 +10,10 @@ ring collectives: an all-reduce of B bytes over n ranks sends 2 (n-1)/n B per ra
   PP  per micro-batch one [b, T, C] activation forward (all but the last stage) and one
       gradient backward (all but the first)
   DP  one all-reduce of the rank's gradients (2 (n-1)/n x parameter bytes), or under ZeRO-1 a
-      reduce-scatter plus an all-gather of the same total
-plus a few scalars per step (token count, loss, gradient norm, agreement flags).
+      reduce-scatter of the gradients plus an all-gather of the padded shards
+The host scalars (token count, loss, stop flag) travel on the control groups, not counted here.
+Every layout with dp > 1 runs twice, parallel.overlap_grad_reduce on and off: the step times
+show what starting the gradient buckets during the backward saves (little on 2 shared cores).
 On 2 cores the times mean little; the byte counts must match the analysis.
 
 usage: scripts/bench_parallel.py [--steps N] [--kiln PATH]"""
@@ -46,12 +48,9 @@ def analytic(layout, rank, params_local, vocab_padded, steps_scalars=True):
     pp_bytes = micro_batches * act * ((not last) + (not first)) if pp > 1 else 0.0
     if zero and dp > 1:
         shard = -(-params_local // dp)
-        dp_bytes = 2 * ring(dp, shard * dp * FLOAT, 1)
+        dp_bytes = ring(dp, params_local * FLOAT, 1) + ring(dp, shard * dp * FLOAT, 1)
     else:
         dp_bytes = ring(dp, params_local * FLOAT, 2)
-    # scalars: token count (8 B) and loss (16 B) over dp; loss broadcast from the last stage (16 B)
-    dp_bytes += ring(dp, 8, 2) + ring(dp, 16, 2)
-    pp_bytes += 16 if (pp > 1 and last) else 0
     return tp_bytes, pp_bytes, dp_bytes
 
 
@@ -86,20 +85,23 @@ checkpoint: {{every_steps: 0}}
 """)
     print(f"llama d_model {m['d_model']}, {m['n_layers']} layers, T {m['seq_len']}, batch {m['batch']} x micro {m['micro']}, "
           f"fp32, {args.steps} steps; bytes sent per rank per step (rank 0 / the last rank), measured vs analytic")
-    header = f"{'dp tp pp zero':>13} {'step s':>7} {'tok/s':>8} {'rank':>4} {'TP meas':>10} {'TP model':>10} {'PP meas':>10} {'PP model':>10} {'DP meas':>10} {'DP model':>10}"
+    header = f"{'dp tp pp zero':>13} {'overlap':>7} {'step s':>7} {'tok/s':>8} {'rank':>4} {'TP meas':>10} {'TP model':>10} {'PP meas':>10} {'PP model':>10} {'DP meas':>10} {'DP model':>10}"
     print(header)
-    for layout in LAYOUTS:
+    runs = [(layout, overlap) for layout in LAYOUTS for overlap in (("true", "false") if layout[0] > 1 else ("true",))]
+    step_times = {}
+    for layout, overlap in runs:
         dp, tp, pp, zero = layout
         ranks = dp * tp * pp
-        out = f"{work}/run-{dp}{tp}{pp}{zero}"
+        out = f"{work}/run-{dp}{tp}{pp}{zero}-{overlap}"
         cmd = ["mpirun", "--oversubscribe", "-np", str(ranks)] if ranks > 1 else []
         cmd += [args.kiln, "train", f"{work}/r.yaml", "--run-dir", out, "--traffic-report", f"{out}/traffic",
                 "--set", f"parallel.dp={dp}", "--set", f"parallel.tp={tp}", "--set", f"parallel.pp={pp}",
-                "--set", f"parallel.zero={zero}"]
+                "--set", f"parallel.zero={zero}", "--set", f"parallel.overlap_grad_reduce={overlap}"]
         result = run(*cmd)
         steps = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if '"loss"' in line]
         step_s = sum(s["step_s"] for s in steps[1:]) / max(1, len(steps) - 1)
         tokens_s = m["batch"] * m["seq_len"] / step_s
+        step_times[(layout, overlap)] = step_s
         params = {}
         for line in result.stdout.splitlines():
             if line.strip().startswith("rank"):
@@ -111,10 +113,16 @@ checkpoint: {{every_steps: 0}}
             tp_model, pp_model, dp_model = analytic(layout, report, params[report["rank"]], None)
             pp_meas = sent["pp"]["send"] + sent["pp"]["broadcast"]
             dp_meas = sent["dp"]["total"]
-            print(f"{dp:>4}{tp:>3}{pp:>3}{zero:>5} {step_s:>7.3f} {tokens_s:>8.0f} {report['rank']:>4} "
+            print(f"{dp:>4}{tp:>3}{pp:>3}{zero:>5} {overlap:>7} {step_s:>7.3f} {tokens_s:>8.0f} {report['rank']:>4} "
                   f"{sent['tp']['total']:>10.0f} {tp_model:>10.0f} {pp_meas:>10.0f} {pp_model:>10.0f} {dp_meas:>10.0f} {dp_model:>10.0f}")
-    print("world-group scalars per step (gradient norm, finite flag, stop flag): 3 x 8-byte all-reduces; "
+    print("world-group scalars per step (gradient norm, finite flag): 2 x 8-byte all-reduces; "
           "tied embeddings would add an all-reduce of the embedding gradient between first and last stage")
+    print("overlap_grad_reduce on vs off (mean step time after the first step):")
+    for layout in LAYOUTS:
+        if (layout, "false") in step_times:
+            on, off = step_times[(layout, "true")], step_times[(layout, "false")]
+            print(f"  dp {layout[0]} tp {layout[1]} pp {layout[2]} zero {layout[3]}: on {on:.3f} s, off {off:.3f} s "
+                  f"({100 * (off - on) / off:+.1f}% saved)")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ struct ParallelConfig {
   int dp = 0;             // 0 = world / (tp * pp)
   int micro_batches = 0;  // pipeline micro-batches per step; 0 = batch_size / (dp * micro)
   int zero = 0;           // 0 = replicated optimizer state; 1 = ZeRO-1 (shard over dp)
+  bool overlap_grad_reduce = true;  // dp buckets start during the backward (same result as after it)
   bool operator==(const ParallelConfig&) const = default;
 };
 

@@ -406,11 +406,28 @@ Tensor Transformer::logits() const {
 
 // ---- backward ------------------------------------------------------------------------------
 
-void Transformer::backward(double grad_scale) {
+void Transformer::backward(double grad_scale, const GradientsFinal& on_final) {
   if (placement_.pp_size > 1)
     fail("model: backward() runs the whole model; with pp = {} stages use backward_stage()",
          placement_.pp_size);
-  backward_stage(0, {}, grad_scale);
+  backward_stage(0, {}, grad_scale, on_final);
+}
+
+// A block's parameters start with its attention norm (registry order, parameters.cpp).
+std::int64_t Transformer::block_offset(std::size_t local_layer) const {
+  const auto layer = layers().first + static_cast<std::int64_t>(local_layer);
+  return params_.info(fmt::format("blocks.{}.attn_norm.weight", layer)).offset;
+}
+
+// Everything after the last block: final norm, lm_head or the tied copy of embed.weight.
+std::int64_t Transformer::head_offset() const { return params_.info("final_norm.weight").offset; }
+
+std::vector<std::int64_t> Transformer::gradient_final_offsets() const {
+  std::vector<std::int64_t> offsets{0};
+  const auto blocks = static_cast<std::size_t>(layers().last - layers().first);
+  for (std::size_t l = 0; l < blocks; ++l) offsets.push_back(block_offset(l));
+  if (last_stage()) offsets.push_back(head_offset());
+  return offsets;
 }
 
 // dlogits -> d_residual = gradient of the last block's output.
@@ -440,7 +457,11 @@ void Transformer::head_backward(Slot& slot, double grad_scale) {
 // Replicated parameters (norm weights and biases, row-parallel biases, pos_embed) get the
 // same gradient on every tp rank, because every column-parallel input gradient is all-reduced
 // before it reaches them: the trainer must count them once over tp (grad norm, checkpoints).
-Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double grad_scale) {
+Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double grad_scale,
+                                   const GradientsFinal& on_final) {
+  const auto report_final = [&](auto offset_of) {
+    if (on_final) on_final(offset_of());
+  };
   Slot& slot = slot_at(slot_index, "backward_stage");
   if (!slot.backward_ready)
     fail("model: backward of slot {} needs a forward{} of that slot before it", slot_index,
@@ -452,14 +473,21 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
           "model: the last pipeline stage starts backward from the loss; it takes no "
           "grad_output");
     head_backward(slot, grad_scale);
+    report_final([&] { return head_offset(); });
   } else {
     check_activation(grad_output, {acts.batch, acts.seq, config_.d_model}, dtype(),
                      "stage grad_output");
     ops::copy(acts.d_residual, grad_output);
   }
   slot.backward_ready = false;
-  for (std::size_t l = acts.layers.size(); l-- > 0;) block_backward(slot, l);
-  if (!first_stage()) return acts.d_residual;
+  for (std::size_t l = acts.layers.size(); l-- > 0;) {
+    block_backward(slot, l);
+    report_final([&] { return block_offset(l); });
+  }
+  if (!first_stage()) {
+    report_final([] { return std::int64_t{0}; });
+    return acts.d_residual;
+  }
   if (tensor_parallel())
     ops::embedding_backward_vocab_parallel(grads_.embed, acts.d_residual, slot.batch.tokens,
                                            vocab_first_);
@@ -467,6 +495,7 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
     ops::embedding_backward(grads_.embed, acts.d_residual, slot.batch.tokens);
   if (config_.learned_positions())
     ops::embedding_backward(grads_.pos_embed, acts.d_residual, slot.positions);
+  report_final([] { return std::int64_t{0}; });
   return {};
 }
 

@@ -27,6 +27,7 @@
 //   final norm, head and loss. forward_stage/backward_stage move activations per micro-batch
 //   slot; the caller (the 1F1B schedule) sends them between stages.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "kernels/ops.hpp"
@@ -119,7 +120,17 @@ class Transformer {
   // [B, T, C] from the next stage (grad_scale unused). Accumulates this stage's parameter
   // gradients and returns the gradient of the stage input [B, T, C] (valid until the slot's
   // next forward_stage), undefined on the first stage.
-  Tensor backward_stage(int slot, Tensor grad_output, double grad_scale);
+  //
+  // `on_final`, when given, is told during the backward which parameter gradients are final:
+  // on_final(o) means every gradient at flat offset >= o will not change any more (the flat
+  // buffer holds the head, then the blocks from last to first, in reverse order of the
+  // backward). Pass it to the last backward of an optimizer step only: earlier micro-batches'
+  // gradients are added to. Called after the head, after each block, and with 0 at the end.
+  using GradientsFinal = std::function<void(std::int64_t first_final_offset)>;
+  Tensor backward_stage(int slot, Tensor grad_output, double grad_scale, const GradientsFinal& on_final = {});
+  // The offsets backward_stage reports to on_final, ascending: where a data-parallel bucket
+  // may end so that it becomes final as early as possible.
+  std::vector<std::int64_t> gradient_final_offsets() const;
 
   // ---- the whole model (pp == 1): slot 0 ----
   // Runs the model; with targets, also the loss (summed over counted tokens, and their
@@ -130,7 +141,7 @@ class Transformer {
   // Accumulates parameter gradients of (loss sum * grad_scale) from the last forward, which
   // must have had targets. Usually grad_scale = 1 / (counted tokens in the optimizer batch).
   // The logits buffer becomes dlogits: logits() is unavailable until the next forward.
-  void backward(double grad_scale);
+  void backward(double grad_scale, const GradientsFinal& on_final = {});
   // [B, T, Vp/tp] logits of the last forward of slot 0 (last stage; this rank's vocabulary
   // shard under tp); columns >= vocab_size are padding (not part of the model: exclude them,
   // as cross-entropy and sampling do).
@@ -176,6 +187,8 @@ class Transformer {
   void mlp_backward(const BlockTensors& w, const BlockTensors& g, const LayerActivations& a,
                     Activations& acts);
   static Tensor block_input(const Activations& acts, std::size_t layer);
+  std::int64_t block_offset(std::size_t local_layer) const;
+  std::int64_t head_offset() const;
 
   ModelConfig config_;
   ParallelPlacement placement_;

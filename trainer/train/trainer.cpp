@@ -145,6 +145,8 @@ struct Trainer::State {
   void resume_or_initialise();
   double train_step();
   ops::LossSum run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale, bool backward);
+  model::Transformer::GradientsFinal gradients_final_hook();
+  Tensor reduced_gradients();
   double reduce_loss(ops::LossSum local);
   bool apply_update(double lr, double& grad_norm);
   bool stop_agreed();
@@ -198,7 +200,13 @@ void Trainer::State::build_model() {
   model = std::make_unique<model::Transformer>(config, DType::F32, placement);
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
   const auto& params = model->parameters();
-  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.dtype(), layout.zero == 1);
+  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.dtype(), layout.zero == 1,
+                                                           model->gradient_final_offsets());
+  // The tied embedding's gradient is completed by the embedding group after the backward.
+  if (grid->embedding() && config.tie_embeddings) {
+    const auto& embed = params.info("embed.weight");
+    data_parallel->hold_back(embed.offset, embed.offset + embed.numel());
+  }
   optimizer = std::make_unique<optim::AdamW>(
       params, optim::AdamWConfig{recipe.optim.beta1, recipe.optim.beta2, recipe.optim.eps, recipe.optim.weight_decay},
       data_parallel->shard_begin(), data_parallel->shard_end());
@@ -242,10 +250,11 @@ void Trainer::State::print_banner() {
   std::string parts = fmt::format("layers [{}, {})", layers.first, layers.last);
   if (model->first_stage()) parts += " + embedding";
   if (model->last_stage()) parts += " + head/loss";
-  const std::string line = fmt::format("  rank {:>3}: {} | {} | {} parameters{} | optimizer [{}, {})", world->rank(),
-                                       grid->describe(), parts, model->parameters().numel(),
+  const std::string line = fmt::format("  rank {:>3}: {} | {} | {} parameters{} | optimizer [{}, {}) | {} dp bucket(s), overlap {}",
+                                       world->rank(), grid->describe(), parts, model->parameters().numel(),
                                        layout.tp > 1 ? fmt::format(" (tp shard {}/{})", grid->tp_rank(), layout.tp) : "",
-                                       optimizer->begin(), optimizer->end());
+                                       optimizer->begin(), optimizer->end(), data_parallel->buckets().size(),
+                                       recipe.parallel.overlap_grad_reduce ? "on" : "off");
   const auto& mpi = parallel::MpiEnvironment::instance();
   if (!root()) {
     mpi.send_bytes(line, 0, 41);
@@ -277,10 +286,14 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   const auto add_loss = [&](Tensor loss_sum) {
     if (loss_sum.defined()) ops::add_to(total.tensor(), loss_sum);
   };
+  // Gradients become final during the last backward of the step only (earlier ones accumulate).
+  const auto on_final = [&](std::size_t micro) {
+    return backward && micro + 1 == micro_batches.size() ? gradients_final_hook() : model::Transformer::GradientsFinal{};
+  };
   if (layout.pp == 1) {
-    for (const auto& micro : micro_batches) {
-      add_loss(model->forward_stage(0, micro.view(), {}).loss_sum);
-      if (backward) model->backward(grad_scale);
+    for (std::size_t micro = 0; micro < micro_batches.size(); ++micro) {
+      add_loss(model->forward_stage(0, micro_batches[micro].view(), {}).loss_sum);
+      if (backward) model->backward(grad_scale, on_final(micro));
     }
     return ops::read_loss_sum(total.tensor());
   }
@@ -292,7 +305,9 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
     add_loss(result.loss_sum);
     return result.output;
   };
-  stage.backward = [&](int, int slot, Tensor grad_output) { return model->backward_stage(slot, grad_output, grad_scale); };
+  stage.backward = [&](int micro, int slot, Tensor grad_output) {
+    return model->backward_stage(slot, grad_output, grad_scale, on_final(static_cast<std::size_t>(micro)));
+  };
   if (backward) {
     parallel::run_one_forward_one_backward(grid->pp(), static_cast<int>(micro_batches.size()), stage);
   } else {
@@ -301,11 +316,23 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   return ops::read_loss_sum(total.tensor());
 }
 
+// With parallel.overlap_grad_reduce, the data-parallel buckets start as the backward finishes
+// them; otherwise they all start in reduced_gradients(). Same buckets, same collectives.
+model::Transformer::GradientsFinal Trainer::State::gradients_final_hook() {
+  if (!data_parallel->in_progress()) return {};
+  return [this](std::int64_t offset) { data_parallel->gradients_final_from(offset); };
+}
+
+Tensor Trainer::State::reduced_gradients() {
+  if (data_parallel->in_progress()) return data_parallel->finish();
+  return data_parallel->reduce_gradients(model->parameters().grads());
+}
+
 // The global mean loss, known on every rank: summed over dp, sent from the last stage.
 double Trainer::State::reduce_loss(ops::LossSum local) {
   double totals[2] = {local.sum, static_cast<double>(local.count)};
-  grid->dp().all_reduce(Tensor::of(totals, {2}));
-  grid->pp().broadcast(Tensor::of(totals, {2}), layout.pp - 1);
+  grid->control_dp().all_reduce(Tensor::of(totals, {2}));
+  grid->control_pp().broadcast(Tensor::of(totals, {2}), layout.pp - 1);
   return totals[1] > 0 ? totals[0] / totals[1] : 0.0;
 }
 
@@ -313,8 +340,9 @@ double Trainer::State::train_step() {
   const auto micro_batches = split_micro_batches(loader->next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
   std::int64_t counted = 0;
   for (const auto& micro : micro_batches) counted += micro.counted_tokens();
-  grid->dp().all_reduce(Tensor::of(&counted, {1}));
+  grid->control_dp().all_reduce(Tensor::of(&counted, {1}));
   model->zero_grads();
+  if (recipe.parallel.overlap_grad_reduce) data_parallel->start(model->parameters().grads());
   const double grad_scale = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
   const auto local = run_micro_batches(micro_batches, grad_scale, true);
   // Tied input/output embedding split over the first and last stage: both copies must get
@@ -328,7 +356,7 @@ double Trainer::State::train_step() {
 // Reduces gradients over dp, clips and steps; false (on every rank) when they are not finite.
 bool Trainer::State::apply_update(double lr, double& grad_norm) {
   auto& params = model->parameters();
-  const Tensor grads = data_parallel->reduce_gradients(params.grads());
+  const Tensor grads = reduced_gradients();
   const Tensor owned = data_parallel->zero() ? grads : grads.narrow(0, optimizer->begin(), optimizer->end() - optimizer->begin());
   grad_norm = global_gradient_norm(params, *optimizer, owned, *grid, data_parallel->zero());
   if (!finite_everywhere(owned, *grid)) return false;
@@ -340,7 +368,7 @@ bool Trainer::State::apply_update(double lr, double& grad_norm) {
 // Every rank must take the same decision to stop, or the collectives would hang.
 bool Trainer::State::stop_agreed() {
   double stop = stop_requested() ? 1.0 : 0.0;
-  world->all_reduce(Tensor::of(&stop, {1}), parallel::ReduceOp::Max);
+  grid->control().all_reduce(Tensor::of(&stop, {1}), parallel::ReduceOp::Max);
   return stop > 0.0;
 }
 
