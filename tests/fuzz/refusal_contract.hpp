@@ -8,8 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
+#include <string>
 #include <string_view>
 #include <typeinfo>
+#include <vector>
 
 #include "trainer/core/error.hpp"
 
@@ -20,14 +23,52 @@ namespace kiln::fuzz {
   std::abort();
 }
 
+// KILN_FUZZ_SHOW_VERDICT=1 prints "accepted" or the refusal message for each input, to check
+// that seeds are accepted and regression inputs refused for the right reason.
+inline bool show_verdict() {
+  static const bool show = std::getenv("KILN_FUZZ_SHOW_VERDICT") != nullptr;
+  return show;
+}
+
+// Messages of escaped exceptions that are known, reported and not fixed yet: one substring per
+// line of the file KILN_FUZZ_KNOWN_EXCEPTIONS names (scripts/fuzz.sh passes
+// tests/fuzz/pending/escaped_exceptions.txt), '#' lines ignored. They count as refusals so a
+// known finding does not stop every run; their reproducers wait in tests/fuzz/pending/.
+inline const std::vector<std::string>& known_exception_messages() {
+  static const std::vector<std::string> known = [] {
+    std::vector<std::string> lines;
+    const char* file = std::getenv("KILN_FUZZ_KNOWN_EXCEPTIONS");
+    if (file == nullptr) return lines;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.front() != '#') lines.push_back(line);
+    }
+    return lines;
+  }();
+  return known;
+}
+
+inline bool is_known_exception(std::string_view message) {
+  for (const auto& known : known_exception_messages()) {
+    if (message.find(known) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 // Runs `use` (parse the input, then use the result as kiln does); a kiln::Error ends it quietly.
 template <class Use>
 void accept_or_refuse(Use&& use) {
   try {
     use();
-  } catch (const kiln::Error&) {
+    if (show_verdict()) std::fprintf(stderr, "kiln fuzz verdict: accepted\n");
+  } catch (const kiln::Error& refusal) {
     // bad input, refused the documented way
+    if (show_verdict()) std::fprintf(stderr, "kiln fuzz verdict: refused: %s\n", refusal.what());
   } catch (const std::exception& error) {
+    if (is_known_exception(error.what())) {
+      if (show_verdict()) std::fprintf(stderr, "kiln fuzz verdict: known pending finding: %s\n", error.what());
+      return;
+    }
     std::fprintf(stderr, "kiln fuzz finding: %s escaped instead of kiln::Error: %s\n",
                  typeid(error).name(), error.what());
     std::abort();
