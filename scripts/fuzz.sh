@@ -25,7 +25,7 @@ strict=0
 targets=()
 while (($#)); do
   case $1 in
-    --ci) seconds=7; shift ;;
+    --ci) seconds=6; shift ;;
     --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
     --strict) strict=1; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
