@@ -53,8 +53,9 @@ cmake --build "$build_dir" -j "$(nproc)" >/dev/null
 pending=$fuzz_dir/pending
 tolerate_pending=()
 if ((!strict)); then
-  tolerate_pending=(env "KILN_FUZZ_KNOWN_EXCEPTIONS=$pending/escaped_exceptions.txt"
-                    "UBSAN_OPTIONS=suppressions=$pending/ubsan.supp")
+  tolerate_pending=(env "KILN_FUZZ_KNOWN_FINDINGS=$pending/known_findings.txt"
+                    "UBSAN_OPTIONS=suppressions=$pending/ubsan.supp"
+                    "ASAN_OPTIONS=suppressions=$pending/asan.supp")
 fi
 # The file-reading targets rewrite their input file for every run: keep it in memory.
 if [[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
@@ -70,7 +71,7 @@ replay_regressions() {
   inputs=("$fuzz_dir/regressions/$target"/*)
   shopt -u nullglob
   ((${#inputs[@]})) || return 0
-  if ! env -u KILN_FUZZ_KNOWN_EXCEPTIONS -u UBSAN_OPTIONS "$binary" "${limits[@]}" "${inputs[@]}" >"$logs/$target.regressions.log" 2>&1; then
+  if ! env -u KILN_FUZZ_KNOWN_FINDINGS -u UBSAN_OPTIONS -u ASAN_OPTIONS "$binary" "${limits[@]}" "${inputs[@]}" >"$logs/$target.regressions.log" 2>&1; then
     echo "fuzz.sh: $target: a regression input is not refused cleanly; see $logs/$target.regressions.log" >&2
     grep -E "^Running:|SUMMARY|kiln fuzz finding|ERROR" "$logs/$target.regressions.log" | tail -5 >&2
     return 1
