@@ -11,7 +11,8 @@
 #     --strict    also stop at the known, unfixed findings listed in tests/fuzz/pending/
 #
 # New inputs go to build-fuzz/corpus/<target>/ (kept between runs, so long runs build on each
-# other); the committed corpus tests/fuzz/corpus/ is only read. Crashes, sanitizer reports,
+# other; --ci uses an empty one each time, so its run time stays fixed); the committed corpus
+# tests/fuzz/corpus/ is only read. Crashes, sanitizer reports,
 # hangs (-timeout) and allocations over 2 GB are saved to build-fuzz/findings/<target>/.
 # Exits non-zero when a regression input is not refused cleanly or any run found something.
 set -euo pipefail
@@ -21,11 +22,12 @@ fuzz_dir=$root/tests/fuzz
 all_targets=(tokenizer_json safetensors_header hf_config gguf_reader token_dataset recipe_yaml checkpoint_meta)
 
 seconds=300
+ci=0
 strict=0
 targets=()
 while (($#)); do
   case $1 in
-    --ci) seconds=6; shift ;;
+    --ci) seconds=6; ci=1; shift ;;
     --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
     --strict) strict=1; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
@@ -60,6 +62,10 @@ fi
 # The file-reading targets rewrite their input file for every run: keep it in memory.
 if [[ -z ${TMPDIR:-} && -d /dev/shm && -w /dev/shm ]]; then export TMPDIR=/dev/shm; fi
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10)
+# Extra libFuzzer flags a target gets while a known finding is pending (pending/libfuzzer_flags.txt).
+pending_flags() {
+  ((strict)) || awk -v t="$1" '$1 == t { $1 = ""; print }' "$pending/libfuzzer_flags.txt"
+}
 logs=$build_dir/fuzz-logs
 mkdir -p "$logs"
 status=0
@@ -79,14 +85,27 @@ replay_regressions() {
   echo "fuzz.sh: $target: ${#inputs[@]} regression input(s) refused cleanly"
 }
 
+# Known findings' reproducers that no longer fail: fixed, so they belong in regressions/.
+report_fixed_pending() {
+  local target=$1 binary=$2 input
+  shopt -s nullglob
+  for input in "$fuzz_dir/pending/$target"/*; do
+    if env -u KILN_FUZZ_KNOWN_FINDINGS -u UBSAN_OPTIONS -u ASAN_OPTIONS "$binary" "${limits[@]}" "$input" >/dev/null 2>&1; then
+      echo "fuzz.sh: $target: pending/${input#"$fuzz_dir/pending/"} is refused cleanly now: move it to regressions/ and drop its entry in pending/" >&2
+    fi
+  done
+  shopt -u nullglob
+}
+
 # One fuzzing run; prints "execs corpus_files findings".
 fuzz_target() {
   local target=$1 binary=$2 scratch=$build_dir/corpus/$1 findings=$build_dir/findings/$1
+  ((ci)) && scratch=$build_dir/corpus-ci/$1 && rm -rf "$scratch"
   local dict=$fuzz_dir/dictionaries/$1.dict before after execs
   mkdir -p "$scratch" "$findings"
   before=$(find "$findings" -type f | wc -l)
-  local options=("${limits[@]}" -max_total_time="$seconds" -print_final_stats=1
-                 -artifact_prefix="$findings/")
+  local options=("${limits[@]}" $(pending_flags "$target") -max_total_time="$seconds"
+                 -print_final_stats=1 -artifact_prefix="$findings/")
   [[ -f $dict ]] && options+=(-dict="$dict")
   "${tolerate_pending[@]}" "$binary" "${options[@]}" "$scratch" "$fuzz_dir/corpus/$target" \
     >"$logs/$target.log" 2>&1 || true
@@ -99,6 +118,7 @@ rows=()
 for target in "${targets[@]}"; do
   binary=$build_dir/fuzz/${target}_fuzz
   replay_regressions "$target" "$binary" || status=1
+  report_fixed_pending "$target" "$binary"
   started=$(date +%s.%N)
   read -r execs corpus found < <(fuzz_target "$target" "$binary")
   rows+=("$(awk -v t="$target" -v s="$started" -v e="$(date +%s.%N)" -v n="$execs" -v c="$corpus" \

@@ -4,7 +4,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <vector>
 
 #include "tests/fuzz/refusal_contract.hpp"
 #include "tests/fuzz/scratch_file.hpp"
@@ -12,13 +11,19 @@
 
 namespace {
 
-bool element_count_overflows(const std::vector<std::uint64_t>& ne) {
+// GgufTensorInfo::element_count() and byte_count() multiply without overflow checks; this
+// says whether the exact products fit in uint64.
+bool counts_overflow(const kiln::interop::GgufTensorInfo& info) {
+  constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
   std::uint64_t count = 1;
-  for (const auto extent : ne) {
-    if (extent != 0 && count > std::numeric_limits<std::uint64_t>::max() / extent) return true;
+  for (const auto extent : info.ne) {
+    if (extent != 0 && count > kMax / extent) return true;
     count *= extent;
   }
-  return false;
+  const std::uint64_t bytes_per_32 =
+      info.type == kiln::interop::GgmlType::q8_0 ? kiln::interop::kQ8_0BlockBytes
+      : info.type == kiln::interop::GgmlType::f32 ? 128 : 64;
+  return count / 32 > kMax / bytes_per_32;
 }
 
 }  // namespace
@@ -32,10 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       kiln::fuzz::require(reader.find(key) != nullptr, "find() misses a listed metadata key");
     }
     for (const auto& info : reader.tensors()) {
-      // element_count() and byte_count() wrap around: the reader would size and read the
-      // tensor from wrapped numbers.
-      kiln::fuzz::require(!element_count_overflows(info.ne),
-                          "GgufReader accepted a tensor whose ne product overflows uint64");
+      // Wrapped counts would size the output from one number and the bytes read from another.
+      kiln::fuzz::require(!counts_overflow(info),
+                          "GgufReader accepted a tensor whose element or byte count overflows uint64");
       const auto bytes = reader.read_bytes(info.name);
       kiln::fuzz::require(bytes.size() == info.byte_count(), "read_bytes size differs from the tensor info");
       const auto values = reader.read_floats(info.name);
