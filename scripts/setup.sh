@@ -18,6 +18,7 @@ packages=(
   libfmt-dev
   libopenblas-openmp-dev  # OpenBLAS on OpenMP: one thread pool with kiln's loops (CMakeLists.txt)
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-dev libomp-dev  # libFuzzer + ASan/UBSan for the parser fuzz targets (scripts/fuzz.sh)
 )
 
 missing=()

@@ -21,20 +21,38 @@ nlohmann::json meta_to_json(const CheckpointMeta& meta) {
           {"checksums", meta.checksums}};
 }
 
+namespace {
+
+// A non-negative integer field. nlohmann converts a float (3e25) to an integer by a cast whose
+// overflow is undefined behaviour, so the type is checked first and a float is refused.
+std::int64_t whole_number(const nlohmann::json& json, const char* key, const std::filesystem::path& source) {
+  const auto& value = json.at(key);
+  if (!value.is_number_integer()) {
+    fail("{}: checkpoint metadata field '{}' is {}; expected a whole number", source.string(), key, value.dump());
+  }
+  const auto number = value.get<std::int64_t>();
+  if (number < 0 || (value.is_number_unsigned() && value.get<std::uint64_t>() > 0x7fffffffffffffffULL)) {
+    fail("{}: checkpoint metadata field '{}' = {} is out of range", source.string(), key, value.dump());
+  }
+  return number;
+}
+
+}  // namespace
+
 CheckpointMeta meta_from_json(const nlohmann::json& json, const std::filesystem::path& source) {
   try {
     if (json.value("format", std::string()) != kCheckpointFormat) {
       fail("{}: not a kiln checkpoint (format is not '{}')", source.string(), kCheckpointFormat);
     }
-    const int version = json.at("format_version").get<int>();
+    const int version = static_cast<int>(whole_number(json, "format_version", source));
     if (version > kCheckpointFormatVersion) {
       fail("{}: checkpoint format version {} is newer than this kiln reads ({}). Fix: upgrade kiln",
            source.string(), version, kCheckpointFormatVersion);
     }
     CheckpointMeta meta;
     meta.created_by = json.value("created_by", std::string());
-    meta.step = json.at("step").get<std::int64_t>();
-    meta.tokens_seen = json.at("tokens_seen").get<std::int64_t>();
+    meta.step = whole_number(json, "step", source);
+    meta.tokens_seen = whole_number(json, "tokens_seen", source);
     meta.layout = config::layout_from_json(json.at("layout"));
     meta.recipe = json.at("recipe");
     meta.loader = json.at("loader");

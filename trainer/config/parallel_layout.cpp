@@ -61,15 +61,32 @@ nlohmann::json layout_to_json(const ParallelLayout& layout) {
           {"micro_batches", layout.micro_batches}};
 }
 
+namespace {
+
+// A saved layout size: a whole number in [0, limit]. Checked before nlohmann converts it, as
+// its float-to-int cast of an out-of-range value (3e25) is undefined behaviour.
+std::int64_t layout_size(const nlohmann::json& json, const char* key, std::int64_t fallback = -1) {
+  if (fallback >= 0 && !json.contains(key)) return fallback;
+  const auto& value = json.at(key);
+  constexpr std::int64_t kLimit = 1 << 30;
+  if (!value.is_number_integer() || value.get<std::int64_t>() < 0 || value.get<std::int64_t>() > kLimit ||
+      (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(kLimit))) {
+    fail("parallel layout: saved '{}' is {}; expected a whole number from 0 to {}", key, value.dump(), kLimit);
+  }
+  return value.get<std::int64_t>();
+}
+
+}  // namespace
+
 ParallelLayout layout_from_json(const nlohmann::json& json) {
   try {
     ParallelLayout layout;
-    layout.dp = json.at("dp").get<int>();
-    layout.tp = json.at("tp").get<int>();
-    layout.pp = json.at("pp").get<int>();
-    layout.zero = json.at("zero").get<int>();
-    layout.micro_batch_size = json.value("micro_batch_size", std::int64_t{1});
-    layout.micro_batches = json.value("micro_batches", 1);
+    layout.dp = static_cast<int>(layout_size(json, "dp"));
+    layout.tp = static_cast<int>(layout_size(json, "tp"));
+    layout.pp = static_cast<int>(layout_size(json, "pp"));
+    layout.zero = static_cast<int>(layout_size(json, "zero"));
+    layout.micro_batch_size = layout_size(json, "micro_batch_size", 1);
+    layout.micro_batches = static_cast<int>(layout_size(json, "micro_batches", 1));
     return layout;
   } catch (const nlohmann::json::exception& error) {
     fail("parallel layout: malformed saved layout {}: {}", json.dump(), error.what());

@@ -84,7 +84,7 @@ void decode_floats(SafetensorsDtype dtype, std::span<const std::byte> bytes, std
   check_sizes(dtype, bytes.size(), out.size());
   switch (dtype) {
     case SafetensorsDtype::F32:
-      std::memcpy(out.data(), bytes.data(), bytes.size());
+      if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());  // an empty span may be null
       return;
     case SafetensorsDtype::F64:
       return decode_as<double>(bytes, out, [](double v) { return static_cast<float>(v); });
