@@ -271,4 +271,19 @@ OwnedTensor::OwnedTensor(DType dtype, Shape extents)
   view_ = buffer_.view(dtype, extents);
 }
 
+std::vector<std::int64_t> index_values(const Tensor& tensor, std::string_view who) {
+  std::vector<std::int64_t> values(static_cast<std::size_t>(tensor.numel()));
+  const auto convert = [&](auto* source) {
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<std::int64_t>(source[i]);
+  };
+  switch (tensor.dtype) {
+    case DType::I32: convert(tensor.data<std::int32_t>()); break;
+    case DType::U32: convert(tensor.data<std::uint32_t>()); break;
+    case DType::I64: convert(tensor.data<std::int64_t>()); break;
+    case DType::U16: convert(tensor.data<std::uint16_t>()); break;
+    default: fail("{} is {}; index tensors are i32, u32, i64 or u16", who, tensor.str());
+  }
+  return values;
+}
+
 }  // namespace kiln

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "trainer/core/error.hpp"
 
@@ -213,5 +214,10 @@ class OwnedTensor {
   HostBuffer buffer_;
   Tensor view_;
 };
+
+// The values of a contiguous index tensor (token ids, targets, positions, document ids:
+// I32, U32, I64 or U16) widened to int64. Another dtype throws "<who> is <tensor>; index
+// tensors are i32, u32, i64 or u16", so `who` names the caller and argument.
+std::vector<std::int64_t> index_values(const Tensor& tensor, std::string_view who);
 
 }  // namespace kiln

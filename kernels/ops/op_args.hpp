@@ -142,32 +142,11 @@ inline void check_rows_match(const char* op, const char* name_a, const Tensor& a
 
 // An index tensor (ids, targets, positions, document ids) read as int64.
 inline std::vector<std::int64_t> indices(const char* op, const char* name, const Tensor& tensor,
-                                  std::int64_t expected_count) {
+                                         std::int64_t expected_count) {
   if (tensor.numel() != expected_count)
     fail("ops::{}: `{}` is {}; expected {} elements", op, name, tensor.str(), expected_count);
   check_contiguous(op, name, tensor);
-  std::vector<std::int64_t> values(static_cast<std::size_t>(expected_count));
-  const auto convert = [&](auto* source) {
-    for (std::size_t i = 0; i < values.size(); ++i)
-      values[i] = static_cast<std::int64_t>(source[i]);
-  };
-  switch (tensor.dtype) {
-    case DType::I32:
-      convert(tensor.data<std::int32_t>());
-      break;
-    case DType::U32:
-      convert(tensor.data<std::uint32_t>());
-      break;
-    case DType::I64:
-      convert(tensor.data<std::int64_t>());
-      break;
-    case DType::U16:
-      convert(tensor.data<std::uint16_t>());
-      break;
-    default:
-      fail("ops::{}: `{}` is {}; index tensors are i32, u32, i64 or u16", op, name, tensor.str());
-  }
-  return values;
+  return index_values(tensor, fmt::format("ops::{}: `{}`", op, name));
 }
 
 inline const std::uint8_t* optional_mask(const char* op, const Tensor& mask, std::int64_t rows) {

@@ -50,28 +50,7 @@ Tensor up_half(const Tensor& fused) {
 
 std::vector<std::int64_t> read_indices(const Tensor& ids, const char* what) {
   if (!ids.is_contiguous()) fail("model: batch.{} {} must be contiguous", what, ids.str());
-  std::vector<std::int64_t> values(static_cast<std::size_t>(ids.numel()));
-  const auto convert = [&](auto* source) {
-    for (std::size_t i = 0; i < values.size(); ++i)
-      values[i] = static_cast<std::int64_t>(source[i]);
-  };
-  switch (ids.dtype) {
-    case DType::I32:
-      convert(ids.data<std::int32_t>());
-      break;
-    case DType::U32:
-      convert(ids.data<std::uint32_t>());
-      break;
-    case DType::I64:
-      convert(ids.data<std::int64_t>());
-      break;
-    case DType::U16:
-      convert(ids.data<std::uint16_t>());
-      break;
-    default:
-      fail("model: batch.{} is {}; index tensors are i32, u32, i64 or u16", what, ids.str());
-  }
-  return values;
+  return index_values(ids, fmt::format("model: batch.{}", what));
 }
 
 // ---- weight views ------------------------------------------------------------------------
