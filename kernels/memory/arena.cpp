@@ -1,0 +1,41 @@
+#include "kernels/memory/arena.hpp"
+
+#include <utility>
+
+#include "trainer/core/error.hpp"
+
+namespace kiln::memory {
+
+Arena::Arena(MemoryCategory category, Allocator& allocator, MemoryLedger& ledger)
+    : category_(category), allocator_(&allocator), ledger_(&ledger) {}
+
+bool Arena::allocate(ArenaPlan plan) {
+  if (allocated_ && plan == plan_) return false;
+  release();  // before the new allocation, so the peak is the larger arena, not both
+  plan_ = std::move(plan);
+  buffer_ = DeviceBuffer(plan_.bytes(), category_, *allocator_, *ledger_, plan_.alignment());
+  allocated_ = true;
+  return true;
+}
+
+void Arena::release() {
+  buffer_.release();
+  plan_ = {};
+  allocated_ = false;
+}
+
+Tensor Arena::view(ArenaSlot slot) const {
+  if (!allocated_) fail("{} arena: view of a slot before allocate()", memory_category_name(category_));
+  const ArenaPlan::Entry& entry = plan_.entry(slot);
+  // A zero-byte slot (or a plan of only such slots, with no memory) still views as defined:
+  // ops treat an undefined tensor as "argument not given".
+  if (entry.bytes == 0 && buffer_.data() == nullptr) {
+    alignas(kDefaultAlignment) static std::byte empty[kDefaultAlignment];
+    return Tensor(empty, entry.dtype, entry.shape, device());
+  }
+  return buffer_.view(entry.dtype, entry.shape, entry.offset);
+}
+
+Device Arena::device() const { return allocator_->device(); }
+
+}  // namespace kiln::memory
