@@ -27,8 +27,9 @@ void Arena::release() {
 Tensor Arena::view(ArenaSlot slot) const {
   if (!allocated_) fail("{} arena: view of a slot before allocate()", memory_category_name(category_));
   const ArenaPlan::Entry& entry = plan_.entry(slot);
-  // A zero-byte slot (or a plan of only such slots, with no memory) still views as defined:
-  // ops treat an undefined tensor as "argument not given".
+  // A plan of only zero-byte slots has no memory, yet its views must be defined (ops treat an
+  // undefined tensor as "argument not given"). They hold no element, so the placeholder
+  // address is never read, whatever the device.
   if (entry.bytes == 0 && buffer_.data() == nullptr) {
     alignas(kDefaultAlignment) static std::byte empty[kDefaultAlignment];
     return Tensor(empty, entry.dtype, entry.shape, device());
