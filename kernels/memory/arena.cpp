@@ -1,5 +1,6 @@
 #include "kernels/memory/arena.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "trainer/core/error.hpp"
@@ -12,8 +13,16 @@ Arena::Arena(MemoryCategory category, Allocator& allocator, MemoryLedger& ledger
 bool Arena::allocate(ArenaPlan plan) {
   if (allocated_ && plan == plan_) return false;
   release();  // before the new allocation, so the peak is the larger arena, not both
+  try {
+    buffer_ = DeviceBuffer(plan.bytes(), category_, *allocator_, *ledger_, plan.alignment());
+  } catch (const Error& error) {
+    // Say what the memory was for: the allocator only knows a byte count.
+    const auto& largest = *std::max_element(plan.entries().begin(), plan.entries().end(),
+                                            [](const auto& a, const auto& b) { return a.bytes < b.bytes; });
+    fail("{} arena of {} slot(s), {} bytes in all (largest '{}' {}{}): {}", memory_category_name(category_),
+         plan.size(), plan.bytes(), largest.name, dtype_name(largest.dtype), largest.shape.str(), error.what());
+  }
   plan_ = std::move(plan);
-  buffer_ = DeviceBuffer(plan_.bytes(), category_, *allocator_, *ledger_, plan_.alignment());
   allocated_ = true;
   return true;
 }

@@ -108,6 +108,20 @@ TEST(Arena, AllocatesAgainOnlyWhenThePlanChanges) {
   EXPECT_NE(error_of([&] { (void)arena.view(ArenaSlot{0}); }).find("before allocate()"), std::string::npos);
 }
 
+TEST(Arena, AnAllocationThatFailsSaysWhatItWasFor) {
+  MemoryLedger ledger;
+  Arena arena(MemoryCategory::activations, kiln::memory::host_allocator(), ledger);
+  ArenaPlan plan;
+  plan.reserve("positions", DType::I32, {4});
+  plan.reserve("logits", DType::F32, {1LL << 23, 1LL << 22});  // 128 TiB
+  const std::string message = error_of([&] { arena.allocate(plan); });
+  EXPECT_NE(message.find("activations arena of 2 slot(s)"), std::string::npos) << message;
+  EXPECT_NE(message.find("largest 'logits' f32[8388608, 4194304]"), std::string::npos) << message;
+  EXPECT_NE(message.find("out of memory"), std::string::npos) << message;
+  EXPECT_FALSE(arena.allocated());
+  EXPECT_EQ(ledger.snapshot(kiln::Device::Cpu).total.peak, 0u);
+}
+
 TEST(Arena, EmptySlotsStillViewAsDefined) {
   MemoryLedger ledger;
   Arena arena(MemoryCategory::optimizer_state, kiln::memory::host_allocator(), ledger);

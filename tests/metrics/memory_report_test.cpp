@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/tensor.hpp"
+#include "trainer/metrics/metrics_log.hpp"
 
 namespace {
 
@@ -34,6 +35,25 @@ TEST(MemoryReport, BannerAndRecordHoldEveryCategoryAndTheTotal) {
   EXPECT_NE(banner.find("parameters 2.0 KiB"), std::string::npos);
   EXPECT_NE(banner.find("optimizer_state 4.0 KiB"), std::string::npos);
   EXPECT_NE(banner.find("total 6.0 KiB"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(MemoryReport, StepRecordsCarryThePeaksOnlyWhenGiven) {
+  kiln::metrics::StepMetrics metrics;
+  metrics.step = 3;
+  const auto plain = kiln::metrics::step_record(metrics);
+  EXPECT_FALSE(plain.contains("memory_peak_bytes"));
+  kiln::metrics::MemoryPeaks peaks;
+  peaks.categories[static_cast<std::size_t>(MemoryCategory::activations)] = 4096;
+  peaks.total = 4096;
+  metrics.memory_peak_bytes = kiln::metrics::memory_record(peaks);
+  const auto record = kiln::metrics::step_record(metrics);
+  EXPECT_EQ(record["memory_peak_bytes"]["activations"], 4096);
+  EXPECT_EQ(record["memory_peak_bytes"]["total"], 4096);
+  for (const auto& [key, value] : plain.items()) EXPECT_EQ(record[key], value) << key;  // the rest unchanged
 }
 
 }  // namespace
