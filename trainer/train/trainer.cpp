@@ -227,6 +227,7 @@ void Trainer::State::build_model() {
 // This process's peaks from the memory ledger, the maximum of each over all ranks (every
 // rank calls it).
 metrics::MemoryPeaks Trainer::State::memory_peaks_over_ranks() const {
+  // The device the run trains on: the CPU until the CUDA backend lands.
   metrics::MemoryPeaks peaks = metrics::memory_peaks(memory::MemoryLedger::process().snapshot(Device::Cpu));
   std::array<double, memory::kMemoryCategories.size() + 1> values{};
   for (std::size_t i = 0; i < peaks.categories.size(); ++i) values[i] = static_cast<double>(peaks.categories[i]);
