@@ -2,9 +2,9 @@
 // Tensor views and host storage (DESIGN.md §4).
 //
 // A Tensor is a plain, non-owning view: {pointer, dtype, shape, strides, device}. It never
-// allocates or frees; storage belongs to a memory::DeviceBuffer or memory::Arena (kernels/memory/), or
-// to a HostBuffer / OwnedTensor (host scratch built on them). Views do not track constness:
-// ops never write to the tensors they document as inputs.
+// allocates or frees; storage belongs to a memory::DeviceBuffer or memory::Arena
+// (kernels/memory/), or to a HostBuffer / OwnedTensor (host scratch built on them). Views do
+// not track constness: ops never write to the tensors they document as inputs.
 //
 // Shapes have at most five dimensions; extents and strides are int64 and counted in
 // elements (not bytes). A default-constructed Tensor is "undefined" (ptr == nullptr); ops use
