@@ -241,29 +241,6 @@ void Tensor::fail_dtype(std::string_view wanted) const {
 
 // ---- host storage ----------------------------------------------------------------------------
 
-void HostBuffer::AlignedFree::operator()(std::byte* memory) const {
-  ::operator delete[](memory, std::align_val_t{kAlignment});
-}
-
-HostBuffer::HostBuffer(std::size_t bytes) : bytes_(bytes) {
-  if (bytes == 0) return;
-  // Round up so that SIMD loops may read a whole final vector without leaving the allocation.
-  const std::size_t padded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  auto* memory = static_cast<std::byte*>(::operator new[](padded, std::align_val_t{kAlignment}));
-  std::memset(memory, 0, padded);
-  storage_.reset(memory);
-}
-
-Tensor HostBuffer::view(DType dtype, Shape extents, std::size_t byte_offset) const {
-  const std::size_t bytes = static_cast<std::size_t>(extents.numel()) * dtype_size(dtype);
-  if (byte_offset + bytes > bytes_)
-    fail("host buffer of {} bytes cannot hold {}{} at offset {}", bytes_, dtype_name(dtype),
-         extents.str(), byte_offset);
-  if (byte_offset % dtype_size(dtype) != 0)
-    fail("host buffer offset {} is not aligned for {}", byte_offset, dtype_name(dtype));
-  return Tensor(storage_.get() + byte_offset, dtype, extents, Device::Cpu);
-}
-
 OwnedTensor::OwnedTensor(DType dtype, Shape extents)
     : buffer_(static_cast<std::size_t>(extents.numel()) * dtype_size(dtype)) {
   // A zero-element tensor still gets a non-null pointer so that it counts as defined.

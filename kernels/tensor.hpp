@@ -2,9 +2,9 @@
 // Tensor views and host storage (DESIGN.md §4).
 //
 // A Tensor is a plain, non-owning view: {pointer, dtype, shape, strides, device}. It never
-// allocates or frees; storage belongs to a HostBuffer / OwnedTensor (aligned host memory),
-// to a CUDA allocation, or to an arena carved out of either. Views do not track constness:
-// ops never write to the tensors they document as inputs.
+// allocates or frees; storage belongs to a memory::DeviceBuffer or memory::Arena
+// (kernels/memory/), or to a HostBuffer / OwnedTensor (host scratch built on them). Views do
+// not track constness: ops never write to the tensors they document as inputs.
 //
 // Shapes have at most five dimensions; extents and strides are int64 and counted in
 // elements (not bytes). A default-constructed Tensor is "undefined" (ptr == nullptr); ops use
@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/memory/device_buffer.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln {
@@ -167,29 +168,15 @@ struct Tensor {
 
 // ---- host storage ---------------------------------------------------------------------------
 
-// Owning, 64-byte aligned, zero-filled host memory. Move-only. Hands out views; the views
-// must not outlive the buffer.
-class HostBuffer {
+// Host memory for tests, file I/O scratch and short-lived temporaries: a DeviceBuffer from the
+// host allocator (64-byte aligned, zero-filled), counted as workspace in the process ledger.
+// Long-lived training buffers use a memory::Arena of their own category instead.
+class HostBuffer : public memory::DeviceBuffer {
  public:
-  static constexpr std::size_t kAlignment = 64;
+  static constexpr std::size_t kAlignment = memory::HostAllocator::kMinAlignment;
 
   HostBuffer() = default;
-  explicit HostBuffer(std::size_t bytes);
-
-  void* data() const { return storage_.get(); }
-  std::size_t size() const { return bytes_; }
-  bool empty() const { return bytes_ == 0; }
-
-  // A contiguous view of `extents` starting `byte_offset` into the buffer; throws kiln::Error
-  // when it does not fit or the offset is not aligned for the dtype.
-  Tensor view(DType dtype, Shape extents, std::size_t byte_offset = 0) const;
-
- private:
-  struct AlignedFree {
-    void operator()(std::byte* memory) const;
-  };
-  std::unique_ptr<std::byte, AlignedFree> storage_;
-  std::size_t bytes_ = 0;
+  explicit HostBuffer(std::size_t bytes) : DeviceBuffer(bytes, memory::MemoryCategory::workspace) {}
 };
 
 // A host tensor that owns its storage: a HostBuffer plus the contiguous view of all of it.

@@ -20,6 +20,7 @@
 #include <span>
 #include <vector>
 
+#include "kernels/memory/arena.hpp"
 #include "kernels/tensor.hpp"
 #include "parallel/collective_handle.hpp"
 #include "parallel/communicator.hpp"
@@ -96,8 +97,11 @@ class DataParallel {
   std::int64_t shard_size_ = 0;
   std::int64_t shard_begin_ = 0;
   std::int64_t shard_end_ = 0;
-  OwnedTensor padded_;  // [shard_size * dp] staging for the all-gather (ZeRO)
-  OwnedTensor shard_;   // [shard_size]
+  // ZeRO staging, one communication arena: the all-gather's [shard_size * dp] and this rank's
+  // [shard_size] shard.
+  memory::Arena staging_{memory::MemoryCategory::communication};
+  Tensor padded_;
+  Tensor shard_;
 
   // The step in flight.
   Tensor grads_;

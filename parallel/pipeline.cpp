@@ -12,12 +12,12 @@ namespace {
 // last stage) turns the corresponding half of an exchange into nothing.
 class StageLinks {
  public:
-  StageLinks(Communicator& pipeline, const PipelineStage& stage)
-      : pipeline_(pipeline),
-        first_(pipeline.rank() == 0),
-        last_(pipeline.rank() == pipeline.size() - 1),
-        input_(stage.dtype, stage.activation_shape),
-        grad_output_(stage.dtype, stage.activation_shape) {}
+  StageLinks(Communicator& pipeline, const PipelineStage& stage, PipelineLinks& buffers)
+      : pipeline_(pipeline), first_(pipeline.rank() == 0), last_(pipeline.rank() == pipeline.size() - 1) {
+    buffers.plan(pipeline.size(), pipeline.rank(), stage.activation_shape, stage.dtype);
+    input_ = buffers.input();
+    grad_output_ = buffers.grad_output();
+  }
 
   Tensor receive_input() {
     if (first_) return {};
@@ -51,8 +51,8 @@ class StageLinks {
  private:
   Communicator& pipeline_;
   bool first_, last_;
-  OwnedTensor input_;
-  OwnedTensor grad_output_;
+  Tensor input_;
+  Tensor grad_output_;
 };
 
 }  // namespace
@@ -62,12 +62,18 @@ int pipeline_slots(int stages, int stage, int micro_batches) {
 }
 
 void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, const PipelineStage& stage) {
+  PipelineLinks buffers;
+  run_one_forward_one_backward(pipeline, micro_batches, stage, buffers);
+}
+
+void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, const PipelineStage& stage,
+                                  PipelineLinks& buffers) {
   if (micro_batches < 1) fail("pipeline: at least one micro-batch per step is needed");
   const int stages = pipeline.size(), rank = pipeline.rank();
   const int warmup = std::min(stages - rank - 1, micro_batches);
   const int steady = micro_batches - warmup;
   const int slots = warmup + 1;
-  StageLinks links(pipeline, stage);
+  StageLinks links(pipeline, stage, buffers);
   int next_forward = 0, next_backward = 0;
   auto forward = [&](Tensor input) { const int m = next_forward++; return stage.forward(m, m % slots, input); };
   auto backward = [&](Tensor grad) { const int m = next_backward++; return stage.backward(m, m % slots, grad); };
@@ -87,7 +93,12 @@ void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, con
 }
 
 void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage) {
-  StageLinks links(pipeline, stage);
+  PipelineLinks buffers;
+  run_forward_only(pipeline, micro_batches, stage, buffers);
+}
+
+void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage, PipelineLinks& buffers) {
+  StageLinks links(pipeline, stage, buffers);
   for (int micro = 0; micro < micro_batches; ++micro) {
     links.send_output(stage.forward(micro, 0, links.receive_input()));
   }

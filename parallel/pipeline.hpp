@@ -15,6 +15,7 @@
 
 #include "kernels/tensor.hpp"
 #include "parallel/communicator.hpp"
+#include "parallel/pipeline_links.hpp"
 
 namespace kiln::parallel {
 
@@ -32,11 +33,16 @@ struct PipelineStage {
 // Activation slots stage `stage` of `stages` needs for `micro_batches` in flight.
 int pipeline_slots(int stages, int stage, int micro_batches);
 
-// Runs the schedule; every rank of `pipeline` calls it with the same micro_batches.
+// Runs the schedule; every rank of `pipeline` calls it with the same micro_batches. Stages
+// receive into `buffers`, which a training loop keeps from step to step (they are planned
+// again only when the activation shape changes); without it, buffers for this call only.
+void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, const PipelineStage& stage,
+                                  PipelineLinks& buffers);
 void run_one_forward_one_backward(Communicator& pipeline, int micro_batches, const PipelineStage& stage);
 
 // Forwards only (evaluation): each micro-batch flows through the stages in order, in slot 0;
 // stage.backward is not used.
+void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage, PipelineLinks& buffers);
 void run_forward_only(Communicator& pipeline, int micro_batches, const PipelineStage& stage);
 
 }  // namespace kiln::parallel

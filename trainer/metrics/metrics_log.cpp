@@ -54,6 +54,7 @@ nlohmann::json step_record(const StepMetrics& m) {
                            {"elapsed_s", finite_or_null(m.elapsed_seconds)},
                            {"step_s", finite_or_null(m.step_seconds)}};
   if (m.mfu) record["mfu"] = finite_or_null(*m.mfu);
+  if (m.memory_peak_bytes) record["memory_peak_bytes"] = *m.memory_peak_bytes;
   return record;
 }
 

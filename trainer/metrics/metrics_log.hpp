@@ -2,7 +2,8 @@
 // metrics.jsonl: one JSON object per line, flushed as written, for plotting and for tools that
 // tail a running job (DESIGN.md §10). Step records and eval records share the file:
 //   {"step":120,"loss":3.2141,"lr":0.0003,"grad_norm":0.812,"tokens_per_s":41200.0,
-//    "tokens":1966080,"elapsed_s":48.1,"step_s":0.4,"mfu":0.123}
+//    "tokens":1966080,"elapsed_s":48.1,"step_s":0.4,"mfu":0.123,
+//    "memory_peak_bytes":{"activations":5242880,...,"total":10276864}}
 //   {"step":200,"val_loss":3.05}
 // `step` counts optimizer steps completed, the same number a checkpoint is saved under. A NaN or
 // infinite value is written as null (JSON has no NaN), so a diverged run still parses.
@@ -24,6 +25,8 @@ struct StepMetrics {
   double elapsed_seconds = 0.0;  // since the run (or the resumed run) started
   double step_seconds = 0.0;
   std::optional<double> mfu;     // fraction of peak; absent when the peak is unknown
+  // Peak bytes per memory category so far (see memory_report.hpp); absent when not given.
+  std::optional<nlohmann::json> memory_peak_bytes;
 };
 
 nlohmann::json step_record(const StepMetrics& metrics);

@@ -1,30 +1,38 @@
 #include "trainer/model/activations.hpp"
 
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
 #include "kernels/ops.hpp"
 
 namespace kiln::model {
 
 namespace {
 
-// Hands out 64-byte aligned slices of one buffer. Run once without a buffer to measure, then
-// again over the allocated buffer: the same sequence of take() calls gives the same layout.
+// Walks the arena's slots in one fixed order twice: first reserving each in a plan, then
+// (after the arena is allocated for it) handing out the same slots' views in the same order.
 class ArenaCarver {
  public:
-  explicit ArenaCarver(const HostBuffer* buffer) : buffer_(buffer) {}
+  explicit ArenaCarver(memory::ArenaPlan& plan) : plan_(&plan) {}
+  explicit ArenaCarver(const memory::Arena& arena) : arena_(&arena) {}
 
-  Tensor take(DType dtype, Shape shape) {
-    const std::size_t bytes = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
-    const std::size_t at = offset_;
-    offset_ +=
-        (bytes + HostBuffer::kAlignment - 1) / HostBuffer::kAlignment * HostBuffer::kAlignment;
-    if (buffer_ == nullptr) return {};
-    return buffer_->view(dtype, shape, at);
+  Tensor take(std::string_view name, DType dtype, Shape shape) {
+    if (plan_ != nullptr) {
+      plan_->reserve(prefix_ + std::string(name), dtype, shape);
+      return {};
+    }
+    return arena_->view({next_++});
   }
-  std::size_t used() const { return offset_; }
+  // Names the following slots "blocks.<layer>.<name>" (diagnostics only).
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
 
  private:
-  const HostBuffer* buffer_;
-  std::size_t offset_ = 0;
+  memory::ArenaPlan* plan_ = nullptr;
+  const memory::Arena* arena_ = nullptr;
+  std::size_t next_ = 0;
+  std::string prefix_;
 };
 
 LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype, std::int64_t B,
@@ -32,48 +40,51 @@ LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype
   const std::int64_t N = B * T;
   const bool layernorm = c.layernorm;
   LayerActivations a;
-  a.attn_norm = arena.take(dtype, {B, T, c.d_model});
-  if (layernorm) a.attn_mean = arena.take(dtype, {N});
-  a.attn_rstd = arena.take(dtype, {N});
-  a.qkv = arena.take(dtype, {B, T, c.qkv_dim()});
-  a.attn = arena.take(dtype, {B, T, c.q_dim()});
-  a.attn_lse = arena.take(dtype, {B, c.q_heads, T});
-  a.mid = arena.take(dtype, {B, T, c.d_model});
-  a.mlp_norm = arena.take(dtype, {B, T, c.d_model});
-  if (layernorm) a.mlp_mean = arena.take(dtype, {N});
-  a.mlp_rstd = arena.take(dtype, {N});
-  a.mlp_in = arena.take(dtype, {B, T, c.mlp_in_dim()});
-  a.mlp_act = arena.take(dtype, {B, T, c.d_ff});
-  a.out = arena.take(dtype, {B, T, c.d_model});
+  a.attn_norm = arena.take("attn_norm", dtype, {B, T, c.d_model});
+  if (layernorm) a.attn_mean = arena.take("attn_mean", dtype, {N});
+  a.attn_rstd = arena.take("attn_rstd", dtype, {N});
+  a.qkv = arena.take("qkv", dtype, {B, T, c.qkv_dim()});
+  a.attn = arena.take("attn", dtype, {B, T, c.q_dim()});
+  a.attn_lse = arena.take("attn_lse", dtype, {B, c.q_heads, T});
+  a.mid = arena.take("mid", dtype, {B, T, c.d_model});
+  a.mlp_norm = arena.take("mlp_norm", dtype, {B, T, c.d_model});
+  if (layernorm) a.mlp_mean = arena.take("mlp_mean", dtype, {N});
+  a.mlp_rstd = arena.take("mlp_rstd", dtype, {N});
+  a.mlp_in = arena.take("mlp_in", dtype, {B, T, c.mlp_in_dim()});
+  a.mlp_act = arena.take("mlp_act", dtype, {B, T, c.d_ff});
+  a.out = arena.take("out", dtype, {B, T, c.d_model});
   return a;
 }
 
 void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtype) {
   const std::int64_t B = acts.batch, T = acts.seq, N = B * T;
-  acts.positions = arena.take(DType::I32, {B, T});
-  acts.zero_ids = arena.take(DType::I32, {N});
-  acts.embedded = arena.take(dtype, {B, T, c.d_model});
+  acts.positions = arena.take("positions", DType::I32, {B, T});
+  acts.zero_ids = arena.take("zero_ids", DType::I32, {N});
+  acts.embedded = arena.take("embedded", dtype, {B, T, c.d_model});
   const std::int64_t kept_layers = acts.for_training ? c.layers : 1;
   acts.layers.clear();
-  for (std::int64_t l = 0; l < kept_layers; ++l)
+  for (std::int64_t l = 0; l < kept_layers; ++l) {
+    arena.set_prefix(fmt::format("blocks.{}.", l));
     acts.layers.push_back(carve_layer(arena, c, dtype, B, T));
+  }
+  arena.set_prefix("");
   if (c.vocab_local > 0) {
-    acts.final_norm = arena.take(dtype, {B, T, c.d_model});
-    if (c.layernorm) acts.final_mean = arena.take(dtype, {N});
-    acts.final_rstd = arena.take(dtype, {N});
-    acts.logits = arena.take(dtype, {N, c.vocab_local});
-    acts.lse = arena.take(dtype, {N});
-    acts.losses = arena.take(dtype, {N});
-    acts.row_max = arena.take(dtype, {N});
-    acts.exp_and_target = arena.take(dtype, {2, N});
+    acts.final_norm = arena.take("final_norm", dtype, {B, T, c.d_model});
+    if (c.layernorm) acts.final_mean = arena.take("final_mean", dtype, {N});
+    acts.final_rstd = arena.take("final_rstd", dtype, {N});
+    acts.logits = arena.take("logits", dtype, {N, c.vocab_local});
+    acts.lse = arena.take("lse", dtype, {N});
+    acts.losses = arena.take("losses", dtype, {N});
+    acts.row_max = arena.take("row_max", dtype, {N});
+    acts.exp_and_target = arena.take("exp_and_target", dtype, {2, N});
   }
   if (!acts.for_training) return;
-  acts.d_residual = arena.take(dtype, {B, T, c.d_model});
-  acts.d_norm = arena.take(dtype, {B, T, c.d_model});
-  acts.d_qkv = arena.take(dtype, {B, T, c.qkv_dim()});
-  acts.d_attn = arena.take(dtype, {B, T, c.q_dim()});
-  acts.d_mlp_in = arena.take(dtype, {B, T, c.mlp_in_dim()});
-  acts.d_mlp_act = arena.take(dtype, {B, T, c.d_ff});
+  acts.d_residual = arena.take("d_residual", dtype, {B, T, c.d_model});
+  acts.d_norm = arena.take("d_norm", dtype, {B, T, c.d_model});
+  acts.d_qkv = arena.take("d_qkv", dtype, {B, T, c.qkv_dim()});
+  acts.d_attn = arena.take("d_attn", dtype, {B, T, c.q_dim()});
+  acts.d_mlp_in = arena.take("d_mlp_in", dtype, {B, T, c.mlp_in_dim()});
+  acts.d_mlp_act = arena.take("d_mlp_act", dtype, {B, T, c.d_ff});
 }
 
 void fill_zeros_and_positions(const Activations& acts) {
@@ -102,18 +113,28 @@ StageDims stage_dims(const ModelConfig& config, const ParallelPlacement& placeme
   return dims;
 }
 
-Activations plan_activations(const StageDims& dims, DType dtype, std::int64_t batch,
-                             std::int64_t seq, bool for_training) {
-  Activations acts;
+void plan_activations(Activations& acts, const StageDims& dims, DType dtype, std::int64_t batch, std::int64_t seq,
+                      bool for_training) {
+  // Every view is carved again: none may survive from an earlier, different plan.
+  memory::Arena arena = std::move(acts.arena);
+  acts = Activations{};
+  acts.arena = std::move(arena);
   acts.batch = batch;
   acts.seq = seq;
   acts.for_training = for_training;
-  ArenaCarver measure(nullptr);
-  carve(measure, acts, dims, dtype);
-  acts.storage = HostBuffer(measure.used());
-  ArenaCarver place(&acts.storage);
+  memory::ArenaPlan plan;
+  ArenaCarver reserve(plan);
+  carve(reserve, acts, dims, dtype);
+  const bool fresh = acts.arena.allocate(std::move(plan));
+  ArenaCarver place(acts.arena);
   carve(place, acts, dims, dtype);
-  fill_zeros_and_positions(acts);
+  if (fresh) fill_zeros_and_positions(acts);
+}
+
+Activations plan_activations(const StageDims& dims, DType dtype, std::int64_t batch,
+                             std::int64_t seq, bool for_training) {
+  Activations acts;
+  plan_activations(acts, dims, dtype, batch, seq, for_training);
   return acts;
 }
 

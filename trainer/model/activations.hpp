@@ -1,7 +1,8 @@
 #pragma once
 // The activations arena (DESIGN.md §4): every tensor the forward pass keeps for the backward
-// pass, and the backward scratch, carved out of one host buffer planned once per
-// (micro-batch, seq_len): forward() and backward() allocate no activation memory.
+// pass, and the backward scratch, carved out of one memory::Arena (category activations)
+// planned once per (micro-batch, seq_len): forward() and backward() allocate no activation
+// memory.
 //
 // Per block l (input x_l = l == 0 ? embedded : layers[l-1].out), [B, T, ...]:
 //   attn_norm [B,T,C], attn_mean/attn_rstd [B*T]   norm before attention (mean: LayerNorm only)
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/memory/arena.hpp"
 #include "kernels/tensor.hpp"
 #include "trainer/model/model_config.hpp"
 
@@ -82,12 +84,17 @@ struct Activations {
   Tensor d_mlp_in;    // [B, T, F or 2F]
   Tensor d_mlp_act;   // [B, T, F]
 
-  std::size_t bytes() const { return storage.size(); }
-  HostBuffer storage;
+  std::size_t bytes() const { return arena.bytes(); }
+  memory::Arena arena{memory::MemoryCategory::activations};
 };
 
-// Plans and allocates the arena. `for_training` keeps every block's activations and adds the
-// backward scratch; otherwise one block's worth is reused through the stack.
+// Plans `acts`' arena for [batch, seq] and points its tensors into it. `for_training` keeps
+// every block's activations and adds the backward scratch; otherwise one block's worth is
+// reused through the stack. The memory is kept (contents included) when the plan is the one
+// it already has; otherwise the old arena is freed before the new one is allocated.
+void plan_activations(Activations& acts, const StageDims& dims, DType dtype, std::int64_t batch, std::int64_t seq,
+                      bool for_training);
+// The same into a new Activations.
 Activations plan_activations(const StageDims& dims, DType dtype, std::int64_t batch,
                              std::int64_t seq, bool for_training);
 // The whole model in one process.

@@ -95,9 +95,17 @@ ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
     }
   }
 
-  const std::size_t bytes = static_cast<std::size_t>(numel_) * dtype_size(dtype_);
-  values_ = HostBuffer(bytes);
-  grads_ = HostBuffer(bytes);
+  allocate_storage();
+}
+
+void ParameterStore::allocate_storage() {
+  memory::ArenaPlan values, grads;
+  const memory::ArenaSlot value_slot = values.reserve("parameters", dtype_, Shape{numel_});
+  const memory::ArenaSlot grad_slot = grads.reserve("gradients", dtype_, Shape{numel_});
+  values_.allocate(std::move(values));
+  grads_.allocate(std::move(grads));
+  values_flat_ = values_.view(value_slot);
+  grads_flat_ = grads_.view(grad_slot);
 }
 
 // This tp rank's part of a globally described entry (see the header for the rules).
@@ -192,17 +200,16 @@ std::size_t ParameterStore::index(std::string_view name) const {
        infos_.front().name, infos_.back().name);
 }
 
-Tensor ParameterStore::view(const HostBuffer& buffer, std::int64_t offset,
-                            const Shape& shape) const {
-  return buffer.view(dtype_, shape, static_cast<std::size_t>(offset) * dtype_size(dtype_));
+Tensor ParameterStore::view(const Tensor& flat, std::int64_t offset, const Shape& shape) {
+  return flat.narrow(0, offset, shape.numel()).reshape(shape);
 }
 
 Tensor ParameterStore::value(std::size_t i) const {
-  return view(values_, infos_.at(i).offset, infos_.at(i).shape);
+  return view(values_flat_, infos_.at(i).offset, infos_.at(i).shape);
 }
 
 Tensor ParameterStore::grad(std::size_t i) const {
-  return view(grads_, infos_.at(i).offset, infos_.at(i).shape);
+  return view(grads_flat_, infos_.at(i).offset, infos_.at(i).shape);
 }
 
 const FusedInfo& ParameterStore::fused_info(std::string_view name) const {
@@ -213,16 +220,16 @@ const FusedInfo& ParameterStore::fused_info(std::string_view name) const {
 
 Tensor ParameterStore::fused_value(std::string_view name) const {
   const FusedInfo& fused = fused_info(name);
-  return view(values_, fused.offset, fused.shape);
+  return view(values_flat_, fused.offset, fused.shape);
 }
 
 Tensor ParameterStore::fused_grad(std::string_view name) const {
   const FusedInfo& fused = fused_info(name);
-  return view(grads_, fused.offset, fused.shape);
+  return view(grads_flat_, fused.offset, fused.shape);
 }
 
-Tensor ParameterStore::values() const { return view(values_, 0, Shape{numel_}); }
-Tensor ParameterStore::grads() const { return view(grads_, 0, Shape{numel_}); }
+Tensor ParameterStore::values() const { return values_flat_; }
+Tensor ParameterStore::grads() const { return grads_flat_; }
 void ParameterStore::zero_grads() const { ops::zero(grads()); }
 
 }  // namespace kiln::model

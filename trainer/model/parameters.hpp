@@ -1,7 +1,8 @@
 #pragma once
 // The parameter registry (DESIGN.md §5, §6): every model parameter with its canonical global
 // name, global shape, tensor-parallel split rule, weight-decay flag and initialisation rule,
-// stored (llm.c style) in one flat buffer of values and one flat buffer of gradients.
+// stored (llm.c style) in one flat buffer of values and one flat buffer of gradients, each
+// the single slot of a memory::Arena (categories parameters and gradients).
 //
 // Canonical names (i = block index, 0-based):
 //   embed.weight                 [Vp, C]      vocab     decay   token embedding
@@ -58,6 +59,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/memory/arena.hpp"
 #include "kernels/tensor.hpp"
 #include "trainer/model/model_config.hpp"
 
@@ -150,7 +152,8 @@ class ParameterStore {
   void add_fused(std::string name, std::size_t first, std::size_t count);
   void register_block(const ModelConfig& config, std::int64_t layer);
   ParameterInfo shard(ParameterInfo global) const;
-  Tensor view(const HostBuffer& buffer, std::int64_t offset, const Shape& shape) const;
+  void allocate_storage();
+  static Tensor view(const Tensor& flat, std::int64_t offset, const Shape& shape);
 
   DType dtype_;
   ParallelPlacement placement_;
@@ -159,8 +162,12 @@ class ParameterStore {
   std::vector<ParameterInfo> infos_;
   std::vector<FusedInfo> fused_;
   std::map<std::string, std::size_t, std::less<>> by_name_;
-  HostBuffer values_;
-  HostBuffer grads_;
+  // One flat [numel] slot each: parameter memory and gradient memory are separate arenas so
+  // the memory report tells them apart (and a device backend may place them differently).
+  memory::Arena values_{memory::MemoryCategory::parameters};
+  memory::Arena grads_{memory::MemoryCategory::gradients};
+  Tensor values_flat_;
+  Tensor grads_flat_;
 };
 
 }  // namespace kiln::model

@@ -138,6 +138,12 @@ void Transformer::set_pipeline_slots(int slots) {
   slots_.resize(static_cast<std::size_t>(slots));
 }
 
+void Transformer::reserve_activations(std::int64_t batch, std::int64_t seq) {
+  for (Slot& slot : slots_)
+    if (slot.acts.batch != batch || slot.acts.seq != seq)
+      plan_activations(slot.acts, dims_, dtype(), batch, seq, /*for_training=*/true);
+}
+
 std::size_t Transformer::activation_bytes() const {
   std::size_t bytes = 0;
   for (const Slot& slot : slots_) bytes += slot.acts.bytes();
@@ -339,7 +345,7 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
     fail("model: the first pipeline stage embeds batch.tokens; it takes no input tensor");
   if (!first_stage()) check_activation(input, {B, T, config_.d_model}, dtype(), "stage input");
   if (slot.acts.batch != B || slot.acts.seq != T)
-    slot.acts = plan_activations(dims_, dtype(), B, T, /*for_training=*/true);
+    plan_activations(slot.acts, dims_, dtype(), B, T, /*for_training=*/true);
   Activations& acts = slot.acts;
   slot.batch = batch;
   prepare_positions(slot, batch);
@@ -534,9 +540,16 @@ KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) co
   cache.batch = batch;
   cache.capacity = capacity;
   const Shape shape{batch, capacity, config_.n_kv_heads, config_.head_dim};
+  memory::ArenaPlan plan;
+  std::vector<memory::ArenaSlot> keys, values;
   for (std::int64_t l = 0; l < config_.n_layers; ++l) {
-    cache.keys.emplace_back(dtype(), shape);
-    cache.values.emplace_back(dtype(), shape);
+    keys.push_back(plan.reserve(fmt::format("blocks.{}.keys", l), dtype(), shape));
+    values.push_back(plan.reserve(fmt::format("blocks.{}.values", l), dtype(), shape));
+  }
+  cache.arena.allocate(std::move(plan));
+  for (std::size_t l = 0; l < keys.size(); ++l) {
+    cache.keys.push_back(cache.arena.view(keys[l]));
+    cache.values.push_back(cache.arena.view(values[l]));
   }
   return cache;
 }
@@ -556,7 +569,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
     fail("model: decoding {} more tokens overflows the KV cache ({} of {} positions used)", Tn,
          cache.length, cache.capacity);
   if (decode_.batch != B || decode_.seq != Tn)
-    decode_ = plan_activations(dims_, dtype(), B, Tn, /*for_training=*/false);
+    plan_activations(decode_, dims_, dtype(), B, Tn, /*for_training=*/false);
 
   auto* positions = decode_.positions.data<std::int32_t>();
   for (std::int64_t i = 0; i < B * Tn; ++i)
@@ -567,7 +580,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   for (std::size_t l = 0; l < weights_.blocks.size(); ++l) {
     attention_input(weights_.blocks[l], decode_.embedded, a, decode_.positions);
     const QkvViews fresh = split_qkv(a.qkv, dims_);
-    const Tensor keys = cache.keys[l].tensor(), values = cache.values[l].tensor();
+    const Tensor keys = cache.keys[l], values = cache.values[l];
     ops::copy(keys.narrow(1, cache.length, Tn), fresh.k);
     ops::copy(values.narrow(1, cache.length, Tn), fresh.v);
     attention_core(a, keys.narrow(1, 0, filled), values.narrow(1, 0, filled), {});

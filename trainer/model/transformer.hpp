@@ -53,8 +53,9 @@ struct KvCache {
   std::int64_t batch = 0;
   std::int64_t capacity = 0;        // positions it can hold (<= max_seq_len)
   std::int64_t length = 0;          // positions filled so far
-  std::vector<OwnedTensor> keys;    // per layer [B, capacity, Hkv, Dh]
-  std::vector<OwnedTensor> values;  // per layer [B, capacity, Hkv, Dh]
+  std::vector<Tensor> keys;    // per layer [B, capacity, Hkv, Dh], views of `arena`
+  std::vector<Tensor> values;  // per layer [B, capacity, Hkv, Dh]
+  memory::Arena arena{memory::MemoryCategory::kv_cache};
   void clear() { length = 0; }
 };
 
@@ -147,6 +148,9 @@ class Transformer {
   // as cross-entropy and sampling do).
   Tensor logits() const;
   std::size_t activation_bytes() const;
+  // Plans every slot's activation arena for [batch, seq] now (training arenas), so that the
+  // memory is allocated, and reported, before the first step.
+  void reserve_activations(std::int64_t batch, std::int64_t seq);
 
   // Incremental decoding: appends `tokens` [B, Tn] at positions cache.length .. + Tn - 1 of
   // each row (a prompt prefill, then Tn = 1 per generated token) and returns their logits

@@ -30,8 +30,13 @@ AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64
     fail("AdamW: owned range [{}, {}) outside the {} parameters", begin_, end_, params.numel());
   }
   segments_ = segments_of(params, begin_, end_);
-  exp_avg_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
-  exp_avg_sq_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
+  memory::ArenaPlan plan;
+  const Shape moments{end_ - begin_};
+  const memory::ArenaSlot exp_avg = plan.reserve("exp_avg", params.dtype(), moments);
+  const memory::ArenaSlot exp_avg_sq = plan.reserve("exp_avg_sq", params.dtype(), moments);
+  moments_.allocate(std::move(plan));
+  exp_avg_ = moments_.view(exp_avg);
+  exp_avg_sq_ = moments_.view(exp_avg_sq);
 }
 
 double AdamW::clip_factor(double norm, double max_norm) {
@@ -57,16 +62,15 @@ void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, d
     pieces.push_back({info.offset + segment.begin, segment.offset, segment.end - segment.begin, info.weight_decay});
   }
   if (pieces.empty()) return;
-  ops::adamw_step_segments(params.values(), grads, exp_avg_.tensor().narrow(0, 0, end_ - begin_),
-                           exp_avg_sq_.tensor().narrow(0, 0, end_ - begin_), pieces, update);
+  ops::adamw_step_segments(params.values(), grads, exp_avg_, exp_avg_sq_, pieces, update);
 }
 
 Tensor AdamW::exp_avg(const Segment& segment) const {
-  return flat_slice(exp_avg_.tensor(), segment.offset, segment.end - segment.begin);
+  return flat_slice(exp_avg_, segment.offset, segment.end - segment.begin);
 }
 
 Tensor AdamW::exp_avg_sq(const Segment& segment) const {
-  return flat_slice(exp_avg_sq_.tensor(), segment.offset, segment.end - segment.begin);
+  return flat_slice(exp_avg_sq_, segment.offset, segment.end - segment.begin);
 }
 
 }  // namespace kiln::optim

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/memory/arena.hpp"
 #include "kernels/ops.hpp"
 #include "kernels/tensor.hpp"
 #include "trainer/model/parameters.hpp"
@@ -57,8 +58,9 @@ class AdamW {
   std::int64_t begin_ = 0;
   std::int64_t end_ = 0;
   std::vector<Segment> segments_;
-  OwnedTensor exp_avg_;     // [end - begin]
-  OwnedTensor exp_avg_sq_;  // [end - begin]
+  memory::Arena moments_{memory::MemoryCategory::optimizer_state};
+  Tensor exp_avg_;     // [end - begin]
+  Tensor exp_avg_sq_;  // [end - begin]
   std::int64_t steps_taken_ = 0;
 };
 

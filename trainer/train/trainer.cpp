@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -30,6 +31,7 @@
 #include "trainer/core/error.hpp"
 #include "trainer/core/stop_signal.hpp"
 #include "trainer/core/version.hpp"
+#include "trainer/metrics/memory_report.hpp"
 #include "trainer/metrics/metrics_log.hpp"
 #include "trainer/metrics/model_flops.hpp"
 #include "trainer/metrics/progress_line.hpp"
@@ -127,6 +129,7 @@ struct Trainer::State {
   std::unique_ptr<model::Transformer> model;
   std::unique_ptr<parallel::DataParallel> data_parallel;
   std::unique_ptr<optim::AdamW> optimizer;
+  parallel::PipelineLinks pipeline_links;  // kept from step to step (pp > 1)
   optim::LrSchedule schedule;
   std::int64_t step = 0;
   std::int64_t tokens_seen = 0;
@@ -153,6 +156,7 @@ struct Trainer::State {
   std::optional<double> validation_loss();
   fs::path save_checkpoint();
   void print_banner();
+  metrics::MemoryPeaks memory_peaks_over_ranks() const;
 };
 
 // ---- setup ----------------------------------------------------------------------------------
@@ -211,6 +215,28 @@ void Trainer::State::build_model() {
       params, optim::AdamWConfig{recipe.optim.beta1, recipe.optim.beta2, recipe.optim.eps, recipe.optim.weight_decay},
       data_parallel->shard_begin(), data_parallel->shard_end());
   flops_per_token = model::flops_per_token(config, recipe.train.seq_len);
+  // Every long-lived buffer exists before the first step, so the banner's memory report is
+  // the run's: the activation arenas and pipeline links for the (micro-batch, seq_len) of
+  // every step and evaluation.
+  model->reserve_activations(layout.micro_batch_size, recipe.train.seq_len);
+  if (layout.pp > 1)
+    pipeline_links.plan(layout.pp, grid->pp_rank(), {layout.micro_batch_size, recipe.train.seq_len, config.d_model},
+                        params.dtype());
+}
+
+// This process's peaks from the memory ledger, the maximum of each over all ranks (every
+// rank calls it).
+metrics::MemoryPeaks Trainer::State::memory_peaks_over_ranks() const {
+  // The device the run trains on: the CPU until the CUDA backend lands.
+  metrics::MemoryPeaks peaks = metrics::memory_peaks(memory::MemoryLedger::process().snapshot(Device::Cpu));
+  std::array<double, memory::kMemoryCategories.size() + 1> values{};
+  for (std::size_t i = 0; i < peaks.categories.size(); ++i) values[i] = static_cast<double>(peaks.categories[i]);
+  values.back() = static_cast<double>(peaks.total);
+  grid->control().all_reduce(Tensor::of(values.data(), {static_cast<std::int64_t>(values.size())}),
+                             parallel::ReduceOp::Max);
+  for (std::size_t i = 0; i < peaks.categories.size(); ++i) peaks.categories[i] = static_cast<std::uint64_t>(values[i]);
+  peaks.total = static_cast<std::uint64_t>(values.back());
+  return peaks;
 }
 
 void Trainer::State::resume_or_initialise() {
@@ -255,6 +281,7 @@ void Trainer::State::print_banner() {
                                        layout.tp > 1 ? fmt::format(" (tp shard {}/{})", grid->tp_rank(), layout.tp) : "",
                                        optimizer->begin(), optimizer->end(), data_parallel->buckets().size(),
                                        recipe.parallel.overlap_grad_reduce ? "on" : "off");
+  const auto memory = memory_peaks_over_ranks();
   const auto& mpi = parallel::MpiEnvironment::instance();
   if (!root()) {
     mpi.send_bytes(line, 0, 41);
@@ -272,6 +299,7 @@ void Trainer::State::print_banner() {
              layout.micro_batch_size);
   fmt::print("{}\n", line);
   for (int rank = 1; rank < world->size(); ++rank) fmt::print("{}\n", mpi.receive_bytes(rank, 41));
+  fmt::print("{}\n", metrics::memory_banner(memory, world->size()));
   fmt::print("train data {} ({} windows) | run dir {}\n", recipe.data.train, loader->num_windows(), run_dir.string());
 }
 
@@ -309,9 +337,9 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
     return model->backward_stage(slot, grad_output, grad_scale, on_final(static_cast<std::size_t>(micro)));
   };
   if (backward) {
-    parallel::run_one_forward_one_backward(grid->pp(), static_cast<int>(micro_batches.size()), stage);
+    parallel::run_one_forward_one_backward(grid->pp(), static_cast<int>(micro_batches.size()), stage, pipeline_links);
   } else {
-    parallel::run_forward_only(grid->pp(), static_cast<int>(micro_batches.size()), stage);
+    parallel::run_forward_only(grid->pp(), static_cast<int>(micro_batches.size()), stage, pipeline_links);
   }
   return ops::read_loss_sum(total.tensor());
 }
@@ -485,7 +513,10 @@ TrainOutcome Trainer::run() {
     throughput.record(tokens_per_step, seconds);
     outcome.last_loss = loss;
 
-    if (log && (s.step % s.recipe.log.every_steps == 0 || s.step == steps)) {
+    const bool log_step = s.step % s.recipe.log.every_steps == 0 || s.step == steps;
+    // A collective: every rank takes part on the steps the root logs.
+    const auto memory = log_step ? std::optional(s.memory_peaks_over_ranks()) : std::nullopt;
+    if (log && log_step) {
       metrics::StepMetrics record;
       record.step = s.step;
       record.loss = loss;
@@ -500,6 +531,7 @@ TrainOutcome Trainer::run() {
         record.mfu = metrics::model_flops_utilisation(s.flops_per_token, record.tokens_per_second,
                                                       s.peak_flops * s.world->size());
       }
+      record.memory_peak_bytes = metrics::memory_record(*memory);
       log->write_step(record);
       metrics::ProgressLine line;
       line.step = s.step;
