@@ -213,6 +213,14 @@ bool release_barrier(Block& b) {
 
 // Lists each distinct place threads wait at, with how many wait there and the first of them.
 [[noreturn]] void fail_deadlock(const Block& b) {
+  for (const Fiber& fiber : b.fibers) {  // the likeliest cause: a lane of a mask has returned
+    if (fiber.state != State::AtWarp) continue;
+    const unsigned first_lane = fiber.linear - fiber.linear % warpSize;
+    for (unsigned lane = 0; lane < warpSize; ++lane)
+      if ((fiber.mask >> lane & 1u) && b.fibers[first_lane + lane].state == State::Done)
+        fail_block(fmt::format("{} at {}: {} with mask 0x{:08x} waits for lane {}, which has already returned",
+                               thread_name(fiber), where(fiber.site), fiber.what, fiber.mask, lane));
+  }
   struct Wait {
     const Fiber* first;
     int threads;
