@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <bit>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -29,15 +30,19 @@ inline std::vector<float> random_values(std::size_t count, std::uint32_t seed, f
   return values;
 }
 
+// The bits of a bf16 value by bit_cast: CUDA's __nv_bfloat16 keeps them protected, so this
+// compiles against the real cuda_bf16.h too (the kernel tests also build for the GPU).
+inline std::uint16_t bits_of(__nv_bfloat16 value) { return std::bit_cast<std::uint16_t>(value); }
+
 inline std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& values) {
   std::vector<__nv_bfloat16> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) out[i] = __nv_bfloat16{kiln::to_bfloat16(values[i]).bits};
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = std::bit_cast<__nv_bfloat16>(kiln::to_bfloat16(values[i]).bits);
   return out;
 }
 
 inline std::vector<float> to_f32(const std::vector<__nv_bfloat16>& values) {
   std::vector<float> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) out[i] = kiln::to_float(kiln::BFloat16{values[i].__x});
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = kiln::to_float(kiln::BFloat16{bits_of(values[i])});
   return out;
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/residual_add.hpp"
@@ -61,13 +62,18 @@ TEST(CudaResidualAdd, Bf16IsTheFp32SumRoundedOnce) {
     EXPECT_TRUE(all_close(got, sum, kBF16Relative)) << "n " << n;
     // The sum of two bf16 is exact in fp32, so the result is that sum rounded once: bit-exact.
     for (std::size_t i = 0; i < count; ++i)
-      ASSERT_EQ(dy.download()[i].__x, kiln::to_bfloat16(static_cast<float>(sum[i])).bits) << "n " << n << " element " << i;
+      ASSERT_EQ(bits_of(dy.download()[i]), kiln::to_bfloat16(static_cast<float>(sum[i])).bits) << "n " << n << " element " << i;
   }
 }
 
 TEST(CudaResidualAdd, NegativeLengthIsAnErrorNamingTheKernel) {
   DeviceBuffer<float> d(4);
   EXPECT_THROW(device::residual_add(d.data(), d.data(), d.data(), -1, nullptr), kiln::Error);
+}
+
+#if KILN_CUDA_EMULATED  // a GPU faults later, or (with HMM) reaches host memory
+TEST(CudaResidualAdd, HostPointerIsAnErrorNamingTheKernel) {
+  DeviceBuffer<float> d(4);
   std::vector<float> host(4);
   try {
     device::residual_add(host.data(), d.data(), d.data(), 4, nullptr);
@@ -76,6 +82,7 @@ TEST(CudaResidualAdd, NegativeLengthIsAnErrorNamingTheKernel) {
     EXPECT_NE(std::string(error.what()).find("residual_add_kernel"), std::string::npos) << error.what();
   }
 }
+#endif
 
 }  // namespace
 }  // namespace kiln::cuda_test
