@@ -1,0 +1,64 @@
+#pragma once
+// Inputs and comparisons shared by the CUDA kernel tests: seeded random values, bf16 rounding
+// of host data, and the tolerances (stated once, derived from the formats, not tuned).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <bit>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/tensor.hpp"
+
+namespace kiln::cuda_test {
+
+// fp32 results: the kernels' sums run in a different order than the reference's, so a few ulp
+// of float, well inside 1e-5 relative.
+inline constexpr double kF32Relative = 1e-5;
+// bf16 results: the fp32 value (within kF32Relative of the reference) is rounded once to
+// nearest even, which moves it by at most the bf16 unit roundoff 2^-8 of its magnitude.
+inline constexpr double kBF16Relative = 1.0 / 256.0 + kF32Relative;
+
+inline std::vector<float> random_values(std::size_t count, std::uint32_t seed, float low = -3.0f, float high = 3.0f) {
+  std::mt19937 engine(seed);
+  std::uniform_real_distribution<float> distribution(low, high);
+  std::vector<float> values(count);
+  for (float& value : values) value = distribution(engine);
+  return values;
+}
+
+// The bits of a bf16 value by bit_cast: CUDA's __nv_bfloat16 keeps them protected, so this
+// compiles against the real cuda_bf16.h too (the kernel tests also build for the GPU).
+inline std::uint16_t bits_of(__nv_bfloat16 value) { return std::bit_cast<std::uint16_t>(value); }
+
+inline std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& values) {
+  std::vector<__nv_bfloat16> out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = std::bit_cast<__nv_bfloat16>(kiln::to_bfloat16(values[i]).bits);
+  return out;
+}
+
+inline std::vector<float> to_f32(const std::vector<__nv_bfloat16>& values) {
+  std::vector<float> out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = kiln::to_float(kiln::BFloat16{bits_of(values[i])});
+  return out;
+}
+
+inline std::vector<double> to_f64(const std::vector<float>& values) { return {values.begin(), values.end()}; }
+
+// Every element within `relative` of the reference (plus a floor for values near zero).
+inline ::testing::AssertionResult all_close(const std::vector<float>& got, const std::vector<double>& want,
+                                            double relative, double absolute = 1e-7) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "sizes " << got.size() << " vs " << want.size();
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double error = std::abs(static_cast<double>(got[i]) - want[i]);
+    if (!(error <= relative * std::abs(want[i]) + absolute))
+      return ::testing::AssertionFailure() << "element " << i << ": " << got[i] << " vs reference " << want[i]
+                                           << " (error " << error << ")";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace kiln::cuda_test
