@@ -113,7 +113,7 @@ TEST_P(ModelMemory, LedgerHoldsWhatTheShapesNeed) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothFamilies, ModelMemory, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "llama" : "gpt2"; });
+                         [](const auto& case_info) { return case_info.param ? "llama" : "gpt2"; });
 
 TEST(PipelineLinksMemory, EachStageHoldsOnlyTheLinksItReceivesInto) {
   const Shape activation{2, 8, 16};
