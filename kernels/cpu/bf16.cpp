@@ -40,24 +40,53 @@ KILN_SIMD_CLONES std::int64_t count_nonfinite_span(const std::uint16_t* x, std::
   return count;
 }
 
+KILN_SIMD_CLONES void add_span(std::uint16_t* out, const std::uint16_t* a, const std::uint16_t* b, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) out[i] = float_to_bf16_bits(bf16_bits_to_float(a[i]) + bf16_bits_to_float(b[i]));
+}
+
+KILN_SIMD_CLONES void axpy_span(std::uint16_t* y, float alpha, const std::uint16_t* x, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) y[i] = float_to_bf16_bits(bf16_bits_to_float(y[i]) + alpha * bf16_bits_to_float(x[i]));
+}
+
+KILN_SIMD_CLONES void scale_span(std::uint16_t* x, float factor, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) x[i] = float_to_bf16_bits(bf16_bits_to_float(x[i]) * factor);
+}
+
 std::int64_t chunks_of(std::int64_t n) { return (n + kChunk - 1) / kChunk; }
 
-}  // namespace
-
-void widen_bf16(float* dst, const std::uint16_t* src, std::int64_t n) {
+// Runs span(begin, length) over n elements in kChunk pieces, on the thread team when worth it.
+template <class Span>
+void chunked(std::int64_t n, Span&& span) {
 #pragma omp parallel for if (parallel_worth(n)) schedule(static)
   for (std::int64_t chunk = 0; chunk < chunks_of(n); ++chunk) {
     const std::int64_t begin = chunk * kChunk;
-    widen_span(dst + begin, src + begin, std::min(kChunk, n - begin));
+    span(begin, std::min(kChunk, n - begin));
   }
 }
 
+}  // namespace
+
+void add_bf16(std::uint16_t* out, const std::uint16_t* a, const std::uint16_t* b, std::int64_t n) {
+  chunked(n, [&](std::int64_t at, std::int64_t length) { add_span(out + at, a + at, b + at, length); });
+}
+
+void axpy_bf16(std::uint16_t* y, float alpha, const std::uint16_t* x, std::int64_t n) {
+  chunked(n, [&](std::int64_t at, std::int64_t length) { axpy_span(y + at, alpha, x + at, length); });
+}
+
+void scale_bf16(std::uint16_t* x, float factor, std::int64_t n) {
+  chunked(n, [&](std::int64_t at, std::int64_t length) { scale_span(x + at, factor, length); });
+}
+
+void widen_bf16(float* dst, const std::uint16_t* src, std::int64_t n) {
+  chunked(n, [&](std::int64_t at, std::int64_t length) { widen_span(dst + at, src + at, length); });
+}
+
 void narrow_to_bf16(std::uint16_t* dst, const float* src, std::int64_t n) {
-#pragma omp parallel for if (parallel_worth(n)) schedule(static)
-  for (std::int64_t chunk = 0; chunk < chunks_of(n); ++chunk) {
-    const std::int64_t begin = chunk * kChunk;
-    narrow_span(dst + begin, src + begin, std::min(kChunk, n - begin));
-  }
+  chunked(n, [&](std::int64_t at, std::int64_t length) { narrow_span(dst + at, src + at, length); });
 }
 
 double sum_of_squares_bf16(const std::uint16_t* x, std::int64_t n) {

@@ -26,6 +26,12 @@ inline std::uint16_t float_to_bf16_bits(float value) {
 void widen_bf16(float* dst, const std::uint16_t* src, std::int64_t n);
 void narrow_to_bf16(std::uint16_t* dst, const float* src, std::int64_t n);
 
+// Element-wise ops on bf16 storage in one pass, fp32 math, one rounding per result:
+// out = a + b;  y = y + alpha x;  x = x * factor.
+void add_bf16(std::uint16_t* out, const std::uint16_t* a, const std::uint16_t* b, std::int64_t n);
+void axpy_bf16(std::uint16_t* y, float alpha, const std::uint16_t* x, std::int64_t n);
+void scale_bf16(std::uint16_t* x, float factor, std::int64_t n);
+
 // sum of x^2 in double, in the fixed blocks of the f32 kernel (thread-count independent).
 double sum_of_squares_bf16(const std::uint16_t* x, std::int64_t n);
 // false when any element is NaN or +-inf (exponent bits all set).

@@ -101,9 +101,24 @@ void for_each_offset(const Shape& shape, const Shape& dst_strides, const Shape& 
   }
 }
 
+// Whether every tensor is bf16 and all share one contiguous shape: the element-wise ops then
+// run on the bf16 storage in one pass instead of staging through fp32.
+bool all_dense_bf16(std::initializer_list<Arg> args) {
+  const Tensor& first = args.begin()->tensor;
+  for (const Arg& arg : args)
+    if (!arg.tensor.defined() || arg.tensor.dtype != DType::BF16 || arg.tensor.device != Device::Cpu ||
+        arg.tensor.shape != first.shape || !arg.tensor.is_contiguous())
+      return false;
+  return true;
+}
+
+std::uint16_t* bf16_bits(const Tensor& tensor) { return static_cast<std::uint16_t*>(tensor.ptr); }
+
 }  // namespace
 
 void add(Tensor out, Tensor a, Tensor b) {
+  if (all_dense_bf16({{"out", out}, {"a", a}, {"b", b}}))
+    return cpu::add_bf16(bf16_bits(out), bf16_bits(a), bf16_bits(b), out.numel());
   const Bf16Staging staged("add", {write("out", out), read("a", a), read("b", b)});
   if (staged.active()) {
     add(out, a, b);
@@ -116,6 +131,7 @@ void add(Tensor out, Tensor a, Tensor b) {
 }
 
 void add_to(Tensor dst, Tensor src) {
+  if (all_dense_bf16({{"dst", dst}, {"src", src}})) return cpu::axpy_bf16(bf16_bits(dst), 1.0f, bf16_bits(src), dst.numel());
   const Bf16Staging staged("add_to", {read_write("dst", dst), read("src", src)});
   if (staged.active()) {
     add_to(dst, src);
@@ -128,6 +144,8 @@ void add_to(Tensor dst, Tensor src) {
 }
 
 void axpy(Tensor y, double alpha, Tensor x) {
+  if (all_dense_bf16({{"y", y}, {"x", x}}))
+    return cpu::axpy_bf16(bf16_bits(y), static_cast<float>(alpha), bf16_bits(x), y.numel());
   const Bf16Staging staged("axpy", {read_write("y", y), read("x", x)});
   if (staged.active()) {
     axpy(y, alpha, x);
@@ -140,6 +158,7 @@ void axpy(Tensor y, double alpha, Tensor x) {
 }
 
 void scale(Tensor x, double factor) {
+  if (all_dense_bf16({{"x", x}})) return cpu::scale_bf16(bf16_bits(x), static_cast<float>(factor), x.numel());
   const Bf16Staging staged("scale", {read_write("x", x)});
   if (staged.active()) {
     scale(x, factor);
