@@ -15,6 +15,11 @@
 // An op's own results that are not storage (loss_sum, sum_of_squares' total, the finite flag)
 // stay f64 whatever the inputs are.
 //
+// Memory: the scratch is an fp32 copy of each bf16 argument of the op being run, kept per
+// thread at its high-water mark. So keep the logits f32 (linear_forward may write f32 logits
+// from bf16 x and w, and cross-entropy then stages nothing): staged bf16 logits would cost
+// two f32 [N, V] copies.
+//
 // Usage inside an op (the staged call sees only f32 and takes the ordinary path):
 //   Bf16Staging staged(op, {write("y", y), read("x", x), read("w", w)});
 //   if (staged.active()) { linear_forward(y, x, w); staged.write_back(); return; }
