@@ -131,6 +131,23 @@ TEST(Bf16Ops, LinearForwardAndBackwardKeepF32WeightGradients) {
   }
 }
 
+// The logits as the model keeps them: f32 out of bf16 activations and weights, so the loss
+// and its gradient run in fp32 without staging a [N, V] copy.
+TEST(Bf16Ops, LinearWritesF32OutputsFromBf16Inputs) {
+  const Pair x = random_pair({3, 10}, 8), w = random_pair({17, 10}, 9);
+  OwnedTensor y_ref(DType::F32, {3, 17}), y(DType::F32, {3, 17});
+  ops::linear_forward(y_ref, x.f32, w.f32);
+  ops::linear_forward(y, x.bf16, w.bf16);
+  expect_f32_close(y, y_ref, "f32 logits");
+  const OwnedTensor dy = random_f32({3, 17}, 10);
+  Pair dx{OwnedTensor(DType::F32, {3, 10}), OwnedTensor(DType::BF16, {3, 10})};
+  OwnedTensor dw_ref(DType::F32, {17, 10}), dw(DType::F32, {17, 10});
+  ops::linear_backward(dx.f32, dw_ref, {}, dy, x.f32, w.f32);
+  ops::linear_backward(dx.bf16, dw, {}, dy, x.bf16, w.bf16);
+  expect_rounded_once(dx.bf16, dx.f32, "dx");
+  expect_f32_close(dw, dw_ref, "dw");
+}
+
 TEST(Bf16Ops, MatmulWithTransposesAndBeta) {
   const Pair a = random_pair({9, 5}, 11), b = random_pair({3, 9}, 12);
   Pair c = random_pair({5, 3}, 13);
@@ -354,6 +371,11 @@ TEST(Bf16Ops, ElementwiseAddScaleFillZero) {
   ops::add_to(out.f32, a.f32);
   ops::add_to(out.bf16, a.bf16);
   expect_rounded_once(out.bf16, out.f32, "add_to");
+  // Mixed storage (an f32 sum of bf16 branches) takes the staged path.
+  OwnedTensor mixed(DType::F32, {3, 17}), mixed_ref(DType::F32, {3, 17});
+  ops::add(mixed, a.bf16, b.bf16);
+  ops::add(mixed_ref, a.f32, b.f32);
+  expect_f32_close(mixed, mixed_ref, "mixed add");
   Pair y = random_pair({3, 17}, 113);
   ops::axpy(y.f32, -0.3, a.f32);
   ops::axpy(y.bf16, -0.3, a.bf16);
