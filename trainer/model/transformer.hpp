@@ -33,8 +33,8 @@
 
 #include "kernels/ops.hpp"
 #include "parallel/tensor_parallel.hpp"
-#include "trainer/model/batch.hpp"
 #include "trainer/model/activations.hpp"
+#include "trainer/model/batch.hpp"
 #include "trainer/model/model_config.hpp"
 #include "trainer/model/parameters.hpp"
 
@@ -106,7 +106,8 @@ class Transformer {
   // Every stage gets the full micro-batch (its views must stay valid until backward_stage of
   // the slot). The first stage embeds batch.tokens; later stages take `input` [B, T, C], the
   // previous stage's output (copied into the slot). The last stage returns the loss (the same
-  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes.
+  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes. The batch
+  // comes checked and with its positions (MicroBatch, BatchInputs): only shapes are checked.
   StageForward forward_stage(int slot, const Batch& batch, Tensor input);
   // Last stage: grad_output undefined, grad_scale as in backward(). Other stages: grad_output
   // [B, T, C] from the next stage (grad_scale unused). Accumulates this stage's parameter
@@ -142,7 +143,8 @@ class Transformer {
 
   // Incremental decoding: appends `tokens` [B, Tn] at positions cache.length .. + Tn - 1 of
   // each row (a prompt prefill, then Tn = 1 per generated token) and returns their logits
-  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1).
+  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1). The ids are
+  // not read here: the caller checks them (generate_ids, with model::BatchInputs).
   KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
   Tensor forward_decode(KvCache& cache, Tensor tokens);
 
