@@ -56,10 +56,11 @@ int main(int argc, char** argv) {
   kiln::model::Batch inputs;
   inputs.tokens = kiln::Tensor::of(tokens.data(), {batch, seq});
   inputs.targets = kiln::Tensor::of(targets.data(), {batch, seq});
+  const kiln::model::BatchInputs checked(inputs, kiln::model::BatchLimits::of(model.config()), "bench");
 
   auto step = [&] {
     model.zero_grads();
-    model.forward(inputs);
+    model.forward(checked.batch());
     model.backward(1.0 / static_cast<double>(batch * seq));
     optimizer.step(model.parameters(), model.parameters().grads(), 1e-4, 1.0);
   };

@@ -55,7 +55,7 @@ ops::LossSum row_loss(model::Transformer& model, const std::vector<std::uint32_t
   batch.loss_mask = Tensor::of(target_mask.data(), {1, n});
   if (doc_ids) batch.doc_ids = Tensor::of(docs.data(), {1, n});
   if (positions) batch.positions = Tensor::of(pos.data(), {1, n});
-  return model.forward(batch);
+  return model.forward(model::BatchInputs(batch, model::BatchLimits::of(model.config()), "sft test row").batch());
 }
 
 TEST(SftLoss, PackedEqualsOneConversationAtATime) {

@@ -52,7 +52,7 @@ TEST(Recipe, MinimalRecipeResolvesDefaults) {
   EXPECT_EQ(recipe.model.vocab_size, 0);  // from the tokenizer, later
   EXPECT_EQ(recipe.train.seq_len, 64);
   EXPECT_EQ(recipe.train.micro_batch_size, 8);
-  EXPECT_EQ(recipe.optim.schedule, kiln::optim::LrScheduleKind::cosine);
+  EXPECT_EQ(recipe.optim.schedule, kiln::config::LrScheduleKind::cosine);
   EXPECT_EQ(recipe.optim.decay_steps, 100);
   EXPECT_DOUBLE_EQ(recipe.optim.beta2, 0.95);
   EXPECT_EQ(recipe.run.name, "mini");

@@ -345,7 +345,7 @@ TEST(MicroBatch, ASegmentOutsideItsRowIsAnErrorNotAWrite) {
   batch.positions.assign(4, 0);
   batch.segment_offsets = {0, 3};
   batch.segment_starts = {0, 3, 1};  // runs backwards: [3, 1)
-  EXPECT_NE(error_of([&] { kiln::train::slice_micro_batch(batch, 0, 1); }).find("segment [3, 1)"), std::string::npos);
+  EXPECT_NE(error_of([&] { kiln::train::slice_micro_batch(batch, 0, 1, {"test.bin", {.vocab_size = 8, .max_seq_len = 8}}); }).find("segment [3, 1)"), std::string::npos);
 }
 
 }  // namespace

@@ -107,7 +107,12 @@ class GoldenModel {
     batch_.tokens = fixture_.at("tokens");
     batch_.targets = fixture_.at("targets");
     batch_.loss_mask = fixture_.at("loss_mask");
-    if (fixture_.tensors.count("positions")) batch_.positions = fixture_.at("positions");
+    if (fixture_.tensors.count("positions")) {
+      batch_.positions = fixture_.at("positions");
+    } else {
+      positions_ = document_positions({}, batch_.tokens.size(0), batch_.tokens.size(1));
+      batch_.positions = Tensor::of(positions_.data(), batch_.tokens.shape);
+    }
   }
 
   // Every fixture parameter into kiln (its real rows; padding stays zero), and nothing left
@@ -200,6 +205,7 @@ class GoldenModel {
   Transformer model_;
   nlohmann::json adamw_;
   Batch batch_;
+  std::vector<std::int32_t> positions_;  // when the fixture gives none
 };
 
 TEST(ModelGolden, Gpt2MatchesTransformers) {

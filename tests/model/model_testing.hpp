@@ -62,9 +62,12 @@ inline std::vector<std::int32_t> random_ids(std::int64_t count, std::int64_t voc
   return ids;
 }
 
-// Owns the tensors of a [B, T] batch.
+// Owns the tensors of a [B, T] batch. Without explicit positions, view() gives the ones
+// model::document_positions builds from doc_ids (rewritten in place on every call, so views
+// handed out earlier stay valid while the shape is unchanged).
 struct OwnedBatch {
   OwnedTensor tokens, targets, loss_mask, doc_ids, positions;
+  mutable std::vector<std::int32_t> built_positions;
   Batch view() const {
     Batch b;
     b.tokens = tokens;
@@ -72,6 +75,14 @@ struct OwnedBatch {
     b.loss_mask = loss_mask;
     b.doc_ids = doc_ids;
     b.positions = positions;
+    if (!b.positions.defined() && tokens.tensor().rank() == 2) {
+      const auto built = model::document_positions(doc_ids, tokens.tensor().size(0), tokens.tensor().size(1));
+      if (built_positions.size() == built.size())
+        std::copy(built.begin(), built.end(), built_positions.begin());
+      else
+        built_positions = built;
+      b.positions = Tensor::of(built_positions.data(), tokens.tensor().shape);
+    }
     return b;
   }
 };

@@ -163,11 +163,21 @@ std::string forward_error(Transformer& model, const Batch& batch) {
   return "";
 }
 
+std::string inputs_error(const Transformer& model, const Batch& batch) {
+  try {
+    BatchInputs inputs(batch, BatchLimits::of(model.config()), "test batch");
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
 TEST(Transformer, BadBatchesFailClearly) {
   Transformer model(testing::tiny_gpt2());
   OwnedBatch batch = testing::packed_batch(37, 1);
   batch.tokens.data<std::int32_t>()[3] = 40;  // a padding row, not a token
-  EXPECT_NE(forward_error(model, batch.view()).find("token id 40 is outside the vocabulary of 37"),
+  // Ids are values: the shared batch builder checks them, once, before the model.
+  EXPECT_NE(inputs_error(model, batch.view()).find("token id 40 is outside the vocabulary of 37"),
             std::string::npos);
   OwnedBatch wide;
   wide.tokens = testing::index_tensor({1, 17}, testing::random_ids(17, 37, 2));
@@ -180,6 +190,23 @@ TEST(Transformer, BadBatchesFailClearly) {
   no_targets.tokens = testing::index_tensor({1, 4}, {1, 2, 3, 4});
   EXPECT_EQ(model.forward(no_targets.view()).count, 0);
   EXPECT_THROW(model.backward(1.0), Error);
+}
+
+// The model does not build positions (host work): a batch without them is refused, and the
+// shared builder supplies them.
+TEST(Transformer, BatchWithoutPositionsIsRefused) {
+  Transformer model(testing::tiny_gpt2());
+  model.init_weights(3);
+  const OwnedBatch owned = testing::packed_batch(37, 1);
+  Batch batch = owned.view();
+  const ops::LossSum built = model.forward(batch);
+  batch.positions = {};
+  EXPECT_NE(forward_error(model, batch).find("batch.positions is missing"), std::string::npos)
+      << forward_error(model, batch);
+  const BatchInputs inputs(batch, BatchLimits::of(model.config()), "test batch");
+  const ops::LossSum rebuilt = model.forward(inputs.batch());
+  EXPECT_EQ(rebuilt.sum, built.sum);
+  EXPECT_EQ(rebuilt.count, built.count);
 }
 
 }  // namespace

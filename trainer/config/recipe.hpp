@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "trainer/optim/lr_schedule.hpp"
+#include "trainer/config/lr_schedule_kind.hpp"
 
 namespace kiln::config {
 
@@ -90,7 +90,7 @@ struct OptimConfig {
   double eps = 1e-8;
   double weight_decay = 0.1;
   double grad_clip = 1.0;  // global gradient-norm clip; 0 = off
-  optim::LrScheduleKind schedule = optim::LrScheduleKind::cosine;
+  LrScheduleKind schedule = LrScheduleKind::cosine;
   std::int64_t warmup_steps = 0;
   // Steps of decay (resolved): cosine/linear decay over decay_steps after warmup (default:
   // steps - warmup_steps); wsd decays linearly over the last decay_steps (default: 20% of steps).

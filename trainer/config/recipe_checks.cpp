@@ -21,8 +21,8 @@ int default_d_ff(const ModelConfig& model) {
 
 std::int64_t default_decay_steps(const TrainConfig& train, const OptimConfig& optim) {
   switch (optim.schedule) {
-    case optim::LrScheduleKind::constant: return 0;
-    case optim::LrScheduleKind::wsd:
+    case LrScheduleKind::constant: return 0;
+    case LrScheduleKind::wsd:
       return std::max<std::int64_t>(1, std::llround(0.2 * static_cast<double>(train.steps)));
     default: return std::max<std::int64_t>(1, train.steps - optim.warmup_steps);
   }
@@ -100,7 +100,7 @@ void check_schedule(const Recipe& r, RecipeProblems& problems) {
     problems.add("optim.min_lr", fmt::format("{} is above optim.lr = {}", o.min_lr, o.lr),
                  "set min_lr <= lr (commonly lr / 10)");
   }
-  if (o.schedule == optim::LrScheduleKind::wsd && o.warmup_steps + o.decay_steps > r.train.steps) {
+  if (o.schedule == LrScheduleKind::wsd && o.warmup_steps + o.decay_steps > r.train.steps) {
     problems.add("optim.decay_steps",
                  fmt::format("warmup ({}) + decay ({}) exceed train.steps = {}", o.warmup_steps,
                              o.decay_steps, r.train.steps),

@@ -61,12 +61,8 @@ struct EnumNames<AttentionBackend> {
       {{AttentionBackend::flash, "flash"}, {AttentionBackend::cudnn, "cudnn"}}};
 };
 template <>
-struct EnumNames<optim::LrScheduleKind> {
-  static constexpr std::array<std::pair<optim::LrScheduleKind, std::string_view>, 4> values{
-      {{optim::LrScheduleKind::constant, "constant"},
-       {optim::LrScheduleKind::cosine, "cosine"},
-       {optim::LrScheduleKind::linear, "linear"},
-       {optim::LrScheduleKind::wsd, "wsd"}}};
+struct EnumNames<LrScheduleKind> {
+  static constexpr auto values = lr_schedule_kind_names;
 };
 
 template <class E>

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <string>
 
-#include "parallel/communicator.hpp"
+#include "parallel/tensor_parallel.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/model/init.hpp"
 
@@ -46,11 +46,6 @@ Tensor gate_half(const Tensor& fused) { return fused.narrow(-1, 0, fused.size(-1
 Tensor up_half(const Tensor& fused) {
   const std::int64_t F = fused.size(-1) / 2;
   return fused.narrow(-1, F, F);
-}
-
-std::vector<std::int64_t> read_indices(const Tensor& ids, const char* what) {
-  if (!ids.is_contiguous()) fail("model: batch.{} {} must be contiguous", what, ids.str());
-  return index_values(ids, fmt::format("model: batch.{}", what));
 }
 
 // ---- weight views ------------------------------------------------------------------------
@@ -121,9 +116,13 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlaceme
       placement_(placement),
       dims_(stage_dims(config_, placement)),
       params_(config_, dtype, placement) {
-  const std::int64_t vocab_rows = config_.padded_vocab() / placement_.tp_size;
-  vocab_first_ = placement_.tp_rank * vocab_rows;
-  vocab_valid_ = std::clamp<std::int64_t>(config_.vocab_size - vocab_first_, 0, vocab_rows);
+  parallel::Communicator* tp = tensor_parallel() ? placement_.tp : nullptr;
+  const auto vocab = parallel::VocabShard::of(config_.vocab_size, config_.padded_vocab(),
+                                              placement_.tp_rank, placement_.tp_size);
+  column_parallel_ = parallel::ColumnParallelLinear(tp);
+  row_parallel_ = parallel::RowParallelLinear(tp);
+  vocab_embedding_ = parallel::VocabParallelEmbedding(tp, vocab);
+  vocab_cross_entropy_ = parallel::VocabParallelCrossEntropy(tp, vocab);
   weights_ = gather(params_, config_, false);
   grads_ = gather(params_, config_, true);
   slots_.resize(1);
@@ -159,12 +158,6 @@ Transformer::Slot& Transformer::slot_at(int slot, const char* caller) {
 
 // ---- shared pieces -------------------------------------------------------------------------
 
-// In place over the tp group; a no-op without tensor parallelism.
-void Transformer::all_reduce_tp(Tensor x, bool max) const {
-  if (!tensor_parallel()) return;
-  placement_.tp->all_reduce(x, max ? parallel::ReduceOp::Max : parallel::ReduceOp::Sum);
-}
-
 void Transformer::norm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w,
                                Tensor b) const {
   if (config_.norm() == NormKind::layernorm)
@@ -181,32 +174,12 @@ void Transformer::norm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tens
     ops::rmsnorm_backward(dx, dw, dy, x, w, rstd, accumulate);
 }
 
-// out [B, T, C] = embed[tokens] (+ pos_embed[positions]). Vocab-parallel: this rank's rows,
-// zeros for the other ids, summed over tp before the (replicated) positions are added once.
+// out [B, T, C] = embed[tokens] (+ pos_embed[positions]). Vocab-parallel: summed over tp
+// before the (replicated) positions are added once.
 void Transformer::embed(Tensor out, Tensor tokens, Tensor positions) const {
-  if (tensor_parallel()) {
-    ops::embedding_forward_vocab_parallel(out, tokens, weights_.embed, vocab_first_);
-    all_reduce_tp(out);
-  } else {
-    ops::embedding_forward(out, tokens, weights_.embed);
-  }
+  vocab_embedding_.forward(out, tokens, weights_.embed);
   if (config_.learned_positions())
     ops::embedding_forward(out, positions, weights_.pos_embed, ops::Accumulate::Yes);
-}
-
-// RowParallelLinear: y [B, T, out] = x W^T + b where this rank holds the input columns of W
-// (x is its slice of the features). The partial products are summed over tp, then the
-// replicated bias is added once (as a lookup of row 0 of a [1, out] table for every token).
-void Transformer::row_parallel_forward(const Activations& acts, Tensor y, Tensor x, Tensor w,
-                                       Tensor b) const {
-  if (!tensor_parallel()) {
-    ops::linear_forward(y, x, w, b);
-    return;
-  }
-  ops::linear_forward(y, x, w);
-  all_reduce_tp(y);
-  if (b.defined())
-    ops::embedding_forward(y, acts.zero_ids, b.reshape({1, b.numel()}), ops::Accumulate::Yes);
 }
 
 // x [B, T, C] -> a.attn_norm, a.qkv (this rank's heads; q and k rotated in place when the
@@ -214,7 +187,7 @@ void Transformer::row_parallel_forward(const Activations& acts, Tensor y, Tensor
 void Transformer::attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
                                   Tensor positions) const {
   norm_forward(a.attn_norm, a.attn_mean, a.attn_rstd, x, w.attn_norm_w, w.attn_norm_b);
-  ops::linear_forward(a.qkv, a.attn_norm, w.qkv_w, w.qkv_b);
+  column_parallel_.forward(a.qkv, a.attn_norm, w.qkv_w, w.qkv_b);
   if (!config_.uses_rope()) return;
   const QkvViews qkv = split_qkv(a.qkv, dims_);
   ops::rope_forward(qkv.q, qkv.q, positions, config_.rope);
@@ -232,15 +205,15 @@ void Transformer::attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor
 // x, a.attn -> a.mid = x + attn proj; MLP; y = a.mid + MLP out. y may alias x (inference).
 void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                            LayerActivations& a, Tensor y) const {
-  row_parallel_forward(acts, a.mid, a.attn, w.out_w, w.out_b);
+  row_parallel_.forward(a.mid, a.attn, w.out_w, w.out_b, acts.zero_ids);
   ops::add(a.mid, a.mid, x);
   norm_forward(a.mlp_norm, a.mlp_mean, a.mlp_rstd, a.mid, w.mlp_norm_w, w.mlp_norm_b);
-  ops::linear_forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b);
+  column_parallel_.forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b);
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_forward(a.mlp_act, gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_forward(a.mlp_act, a.mlp_in);
-  row_parallel_forward(acts, y, a.mlp_act, w.down_w, w.down_b);
+  row_parallel_.forward(y, a.mlp_act, w.down_w, w.down_b, acts.zero_ids);
   ops::add(y, y, a.mid);
 }
 
@@ -248,84 +221,40 @@ void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, cons
 void Transformer::head_forward(Activations& acts, Tensor x) const {
   norm_forward(acts.final_norm, acts.final_mean, acts.final_rstd, x, weights_.final_norm_w,
                weights_.final_norm_b);
-  ops::linear_forward(acts.logits, acts.final_norm, weights_.lm_head);
+  column_parallel_.forward(acts.logits, acts.final_norm, weights_.lm_head);
 }
 
-// Cross-entropy over the real vocabulary. Vocab-parallel: each rank reduces its columns, the
-// row statistics are combined over tp (max, then the sums of exp and the target logits), so
-// every rank ends with the same lse and loss without gathering the logits.
+// Cross-entropy over the real vocabulary, identical on every tp rank.
 void Transformer::loss_forward(Activations& acts, Tensor loss_sum, const Batch& batch) const {
-  if (!tensor_parallel()) {
-    ops::cross_entropy_forward(acts.losses, acts.lse, loss_sum, acts.logits, batch.targets, batch.loss_mask,
-                               config_.vocab_size);
-    return;
-  }
-  const Tensor sum_exp = acts.exp_and_target.select(0);
-  const Tensor target_logit = acts.exp_and_target.select(1);
-  ops::cross_entropy_local_max(acts.row_max, acts.logits, vocab_valid_);
-  all_reduce_tp(acts.row_max, /*max=*/true);
-  ops::cross_entropy_local_sums(sum_exp, target_logit, acts.logits, batch.targets, acts.row_max,
-                                vocab_valid_, vocab_first_);
-  all_reduce_tp(acts.exp_and_target);
-  ops::cross_entropy_finish(acts.losses, acts.lse, loss_sum, acts.row_max, sum_exp, target_logit,
-                            batch.loss_mask);
+  vocab_cross_entropy_.forward(acts.losses, acts.lse, loss_sum, acts.logits, batch.targets,
+                               batch.loss_mask, {acts.row_max, acts.exp_and_target});
 }
 
 // ---- training forward ----------------------------------------------------------------------
 
-void Transformer::check_batch(const Batch& batch) const {
-  const Tensor& tokens = batch.tokens;
+// Shapes only: the values (ids inside the vocabulary, positions) were checked once, on the
+// host, when the batch was built (trainer/model/batch.hpp); the model never reads them here.
+void Transformer::check_tokens(const Tensor& tokens) const {
   if (!tokens.defined() || tokens.rank() != 2 || tokens.numel() == 0)
     fail("model: batch.tokens is {}; expected a non-empty [B, T]", tokens.str());
-  const std::int64_t T = tokens.size(1);
-  if (T > config_.max_seq_len)
-    fail("model: sequence length {} exceeds max_seq_len {}", T, config_.max_seq_len);
+  if (tokens.size(1) > config_.max_seq_len)
+    fail("model: sequence length {} exceeds max_seq_len {}", tokens.size(1), config_.max_seq_len);
+}
+
+void Transformer::check_batch(const Batch& batch) const {
+  check_tokens(batch.tokens);
   const auto check_same_shape = [&](const Tensor& t, const char* name) {
-    if (t.defined() && t.shape != tokens.shape)
+    if (t.defined() && t.shape != batch.tokens.shape)
       fail("model: batch.{} is {}; expected {} like batch.tokens", name, t.str(),
-           tokens.shape.str());
+           batch.tokens.shape.str());
   };
   check_same_shape(batch.targets, "targets");
   check_same_shape(batch.loss_mask, "loss_mask");
   check_same_shape(batch.doc_ids, "doc_ids");
   check_same_shape(batch.positions, "positions");
-  // Padded vocabulary rows are not tokens: an id there would read a zero embedding silently.
-  for (const std::int64_t id : read_indices(tokens, "tokens"))
-    if (id < 0 || id >= config_.vocab_size)
-      fail("model: token id {} is outside the vocabulary of {} tokens", id, config_.vocab_size);
-  // The vocab-parallel loss cannot see a target outside every shard: check it here.
-  if (!tensor_parallel() || !last_stage() || !batch.targets.defined()) return;
-  if (batch.loss_mask.defined() &&
-      (batch.loss_mask.dtype != DType::U8 || !batch.loss_mask.is_contiguous()))
-    fail("model: batch.loss_mask is {}; expected contiguous u8", batch.loss_mask.str());
-  const std::vector<std::int64_t> targets = read_indices(batch.targets, "targets");
-  const auto* keep = batch.loss_mask.defined() ? batch.loss_mask.data<std::uint8_t>() : nullptr;
-  for (std::size_t i = 0; i < targets.size(); ++i)
-    if ((keep == nullptr || keep[i] != 0) && (targets[i] < 0 || targets[i] >= config_.vocab_size))
-      fail("model: target {} at position {} is outside the vocabulary of {} tokens", targets[i], i,
-           config_.vocab_size);
-}
-
-// Positions 0..T-1 per row, restarting at every document boundary when packed.
-void Transformer::prepare_positions(Slot& slot, const Batch& batch) const {
-  if (batch.positions.defined()) {
-    slot.positions = batch.positions;
-    return;
-  }
-  slot.positions = slot.acts.positions;
-  auto* out = slot.positions.data<std::int32_t>();
-  const std::int64_t B = slot.positions.size(0), T = slot.positions.size(1);
-  const std::vector<std::int64_t> docs = batch.doc_ids.defined()
-                                             ? read_indices(batch.doc_ids, "doc_ids")
-                                             : std::vector<std::int64_t>{};
-  for (std::int64_t b = 0; b < B; ++b) {
-    std::int32_t position = 0;
-    for (std::int64_t t = 0; t < T; ++t) {
-      const std::size_t i = static_cast<std::size_t>(b * T + t);
-      if (t > 0 && !docs.empty() && docs[i] != docs[i - 1]) position = 0;
-      out[i] = position++;
-    }
-  }
+  if (!batch.positions.defined())
+    fail("model: batch.positions is missing; build the batch with model::BatchInputs or "
+         "train::MicroBatch, which check the ids and compute the positions once");
 }
 
 Tensor Transformer::block_input(const Activations& acts, std::size_t layer) {
@@ -348,15 +277,14 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
     plan_activations(slot.acts, dims_, dtype(), B, T, /*for_training=*/true);
   Activations& acts = slot.acts;
   slot.batch = batch;
-  prepare_positions(slot, batch);
 
   if (first_stage())
-    embed(acts.embedded, batch.tokens, slot.positions);
+    embed(acts.embedded, batch.tokens, batch.positions);
   else
     ops::copy(acts.embedded, input);
   for (std::size_t l = 0; l < acts.layers.size(); ++l) {
     LayerActivations& a = acts.layers[l];
-    attention_input(weights_.blocks[l], block_input(acts, l), a, slot.positions);
+    attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions);
     const QkvViews qkv = split_qkv(a.qkv, dims_);
     attention_core(a, qkv.k, qkv.v, batch.doc_ids);
     attention_output_and_mlp(weights_.blocks[l], block_input(acts, l), acts, a, a.out);
@@ -420,20 +348,12 @@ void Transformer::head_backward(Slot& slot, double grad_scale) {
   Activations& acts = slot.acts;
   const Batch& batch = slot.batch;
   // dlogits overwrite the logits in place: probabilities are formed once, from lse.
-  if (!tensor_parallel())
-    ops::cross_entropy_backward(acts.logits, acts.logits, batch.targets, acts.lse, batch.loss_mask,
-                                config_.vocab_size, grad_scale);
-  else if (vocab_valid_ > 0)
-    ops::cross_entropy_backward_vocab_parallel(acts.logits, acts.logits, batch.targets, acts.lse,
-                                               batch.loss_mask, vocab_valid_, vocab_first_,
-                                               grad_scale);
-  else
-    ops::zero(acts.logits);  // a shard of padding rows only: no gradient flows through it
+  vocab_cross_entropy_.backward(acts.logits, acts.logits, batch.targets, acts.lse, batch.loss_mask,
+                                grad_scale);
   slot.logits_valid = false;
-  // The head is column-parallel over the vocabulary: each rank's input gradient is partial.
-  ops::linear_backward(acts.d_norm, grads_.lm_head, {}, acts.logits, acts.final_norm,
-                       weights_.lm_head);
-  all_reduce_tp(acts.d_norm);
+  // The head is column-parallel over the vocabulary.
+  column_parallel_.backward(acts.d_norm, grads_.lm_head, {}, acts.logits, acts.final_norm,
+                            weights_.lm_head);
   norm_backward(acts.d_residual, grads_.final_norm_w, grads_.final_norm_b, acts.d_norm,
                 acts.layers.back().out, weights_.final_norm_w, acts.final_mean, acts.final_rstd,
                 ops::Accumulate::No);
@@ -473,13 +393,9 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
     report_final([] { return std::int64_t{0}; });
     return acts.d_residual;
   }
-  if (tensor_parallel())
-    ops::embedding_backward_vocab_parallel(grads_.embed, acts.d_residual, slot.batch.tokens,
-                                           vocab_first_);
-  else
-    ops::embedding_backward(grads_.embed, acts.d_residual, slot.batch.tokens);
+  vocab_embedding_.backward(grads_.embed, acts.d_residual, slot.batch.tokens);
   if (config_.learned_positions())
-    ops::embedding_backward(grads_.pos_embed, acts.d_residual, slot.positions);
+    ops::embedding_backward(grads_.pos_embed, acts.d_residual, slot.batch.positions);
   report_final([] { return std::int64_t{0}; });
   return {};
 }
@@ -488,16 +404,14 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
 // the gradient of the block's MLP-norm input (mid) added on top.
 void Transformer::mlp_backward(const BlockTensors& w, const BlockTensors& g,
                                const LayerActivations& a, Activations& acts) {
-  // Row-parallel down: the output gradient is replicated, so dx is local and exact.
-  ops::linear_backward(acts.d_mlp_act, g.down_w, g.down_b, acts.d_residual, a.mlp_act, w.down_w);
+  row_parallel_.backward(acts.d_mlp_act, g.down_w, g.down_b, acts.d_residual, a.mlp_act, w.down_w);
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_backward(gate_half(acts.d_mlp_in), up_half(acts.d_mlp_in), acts.d_mlp_act,
                          gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_backward(acts.d_mlp_in, acts.d_mlp_act, a.mlp_in);
-  // Column-parallel up / gate|up: each rank's input gradient covers its hidden units only.
-  ops::linear_backward(acts.d_norm, g.mlp_in_w, g.mlp_in_b, acts.d_mlp_in, a.mlp_norm, w.mlp_in_w);
-  all_reduce_tp(acts.d_norm);
+  column_parallel_.backward(acts.d_norm, g.mlp_in_w, g.mlp_in_b, acts.d_mlp_in, a.mlp_norm,
+                            w.mlp_in_w);
   norm_backward(acts.d_residual, g.mlp_norm_w, g.mlp_norm_b, acts.d_norm, a.mid, w.mlp_norm_w,
                 a.mlp_mean, a.mlp_rstd, ops::Accumulate::Yes);
 }
@@ -510,18 +424,17 @@ void Transformer::block_backward(Slot& slot, std::size_t layer) {
   const LayerActivations& a = acts.layers[layer];
   mlp_backward(w, g, a, acts);
 
-  ops::linear_backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w);
+  row_parallel_.backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w);
   const QkvViews qkv = split_qkv(a.qkv, dims_);
   const QkvViews d_qkv = split_qkv(acts.d_qkv, dims_);
   ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads),
                                 qkv.q, qkv.k, qkv.v, as_heads(a.attn, dims_.q_heads), a.attn_lse,
                                 slot.batch.doc_ids, {.causal = true, .softmax_scale = 0.0});
   if (config_.uses_rope()) {
-    ops::rope_backward(d_qkv.q, d_qkv.q, slot.positions, config_.rope);
-    ops::rope_backward(d_qkv.k, d_qkv.k, slot.positions, config_.rope);
+    ops::rope_backward(d_qkv.q, d_qkv.q, slot.batch.positions, config_.rope);
+    ops::rope_backward(d_qkv.k, d_qkv.k, slot.batch.positions, config_.rope);
   }
-  ops::linear_backward(acts.d_norm, g.qkv_w, g.qkv_b, acts.d_qkv, a.attn_norm, w.qkv_w);
-  all_reduce_tp(acts.d_norm);
+  column_parallel_.backward(acts.d_norm, g.qkv_w, g.qkv_b, acts.d_qkv, a.attn_norm, w.qkv_w);
   norm_backward(acts.d_residual, g.attn_norm_w, g.attn_norm_b, acts.d_norm,
                 block_input(acts, layer), w.attn_norm_w, a.attn_mean, a.attn_rstd,
                 ops::Accumulate::Yes);
@@ -558,9 +471,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   if (placement_.tp_size > 1 || placement_.pp_size > 1)
     fail("model: KV-cache decoding runs in a single process (tp = pp = 1), not tp = {}, pp = {}",
          placement_.tp_size, placement_.pp_size);
-  Batch prompt;
-  prompt.tokens = tokens;
-  check_batch(prompt);
+  check_tokens(tokens);  // the ids were checked by the caller (generate_ids)
   const std::int64_t B = tokens.size(0), Tn = tokens.size(1);
   if (B != cache.batch || static_cast<std::int64_t>(cache.keys.size()) != config_.n_layers)
     fail("model: decode batch {} does not match the KV cache (batch {}, {} layers)", B, cache.batch,

@@ -12,7 +12,8 @@
 // gradient checks (same code, runtime dtype).
 //
 // Parallelism (DESIGN.md §6; Megatron-style, no sequence parallelism). A Transformer built
-// with a ParallelPlacement is one rank's part of the model:
+// with a ParallelPlacement is one rank's part of the model (the layers that split and
+// all-reduce are in parallel/tensor_parallel.hpp):
 // - Tensor parallel (tp ranks): q|k|v and up / gate|up are column-parallel (this rank's heads
 //   and hidden units); the attention output and MLP down projections are row-parallel: their
 //   partial outputs are all-reduced (sum) over tp, then the replicated bias is added once.
@@ -31,22 +32,13 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
+#include "parallel/tensor_parallel.hpp"
 #include "trainer/model/activations.hpp"
+#include "trainer/model/batch.hpp"
 #include "trainer/model/model_config.hpp"
 #include "trainer/model/parameters.hpp"
 
 namespace kiln::model {
-
-// One micro-batch. Index tensors may be I32, U32, I64 or U16; all are [B, T] and contiguous.
-// The views must stay valid until backward() returns.
-struct Batch {
-  Tensor tokens;     // ids < vocab_size
-  Tensor targets;    // next-token ids; undefined = forward only (logits, no loss)
-  Tensor loss_mask;  // u8, non-zero = the token counts (SFT); undefined = every token counts
-  Tensor doc_ids;    // packed sequences: runs of equal ids are documents; attention never
-                     // crosses a run boundary. Undefined = one document per row.
-  Tensor positions;  // undefined = 0..T-1, or restarting at 0 at each document of doc_ids
-};
 
 // Keys (after RoPE) and values of every layer for incremental decoding (`kiln generate`).
 struct KvCache {
@@ -115,7 +107,8 @@ class Transformer {
   // Every stage gets the full micro-batch (its views must stay valid until backward_stage of
   // the slot). The first stage embeds batch.tokens; later stages take `input` [B, T, C], the
   // previous stage's output (copied into the slot). The last stage returns the loss (the same
-  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes.
+  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes. The batch
+  // comes checked and with its positions (MicroBatch, BatchInputs): only shapes are checked.
   StageForward forward_stage(int slot, const Batch& batch, Tensor input);
   // Last stage: grad_output undefined, grad_scale as in backward(). Other stages: grad_output
   // [B, T, C] from the next stage (grad_scale unused). Accumulates this stage's parameter
@@ -154,7 +147,8 @@ class Transformer {
 
   // Incremental decoding: appends `tokens` [B, Tn] at positions cache.length .. + Tn - 1 of
   // each row (a prompt prefill, then Tn = 1 per generated token) and returns their logits
-  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1).
+  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1). The ids are
+  // not read here: the caller checks them (generate_ids, with model::BatchInputs).
   KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
   Tensor forward_decode(KvCache& cache, Tensor tokens);
 
@@ -163,19 +157,16 @@ class Transformer {
   struct Slot {
     Activations acts;
     Batch batch;
-    Tensor positions;  // [B, T] positions of the forward (the batch's or the arena's)
     OwnedTensor loss_sum{DType::F64, {2}};  // (sum, count) of the slot's last loss forward
     bool logits_valid = false;
     bool backward_ready = false;
   };
 
   bool tensor_parallel() const { return placement_.tp_size > 1; }
-  void all_reduce_tp(Tensor x, bool max = false) const;
   Slot& slot_at(int slot, const char* caller);
+  void check_tokens(const Tensor& tokens) const;
   void check_batch(const Batch& batch) const;
-  void prepare_positions(Slot& slot, const Batch& batch) const;
   void embed(Tensor out, Tensor tokens, Tensor positions) const;
-  void row_parallel_forward(const Activations& acts, Tensor y, Tensor x, Tensor w, Tensor b) const;
   void attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
                        Tensor positions) const;
   void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids) const;
@@ -197,8 +188,11 @@ class Transformer {
   ModelConfig config_;
   ParallelPlacement placement_;
   StageDims dims_;                // this rank's widths and blocks
-  std::int64_t vocab_first_ = 0;  // first vocabulary row of this rank's embedding / head shard
-  std::int64_t vocab_valid_ = 0;  // real vocabulary rows in that shard
+  // Tensor-parallel layers (parallel/tensor_parallel.hpp); the serial ops when tp = 1.
+  parallel::ColumnParallelLinear column_parallel_;
+  parallel::RowParallelLinear row_parallel_;
+  parallel::VocabParallelEmbedding vocab_embedding_;
+  parallel::VocabParallelCrossEntropy vocab_cross_entropy_;
   ParameterStore params_;
   ModelTensors weights_;
   ModelTensors grads_;

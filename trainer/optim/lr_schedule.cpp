@@ -8,24 +8,6 @@
 
 namespace kiln::optim {
 
-std::string_view to_string(LrScheduleKind kind) {
-  switch (kind) {
-    case LrScheduleKind::constant: return "constant";
-    case LrScheduleKind::cosine: return "cosine";
-    case LrScheduleKind::linear: return "linear";
-    case LrScheduleKind::wsd: return "wsd";
-  }
-  return "unknown";
-}
-
-std::optional<LrScheduleKind> parse_lr_schedule_kind(std::string_view name) {
-  for (auto kind : {LrScheduleKind::constant, LrScheduleKind::cosine, LrScheduleKind::linear,
-                    LrScheduleKind::wsd}) {
-    if (name == to_string(kind)) return kind;
-  }
-  return std::nullopt;
-}
-
 namespace {
 
 void check_config(const LrScheduleConfig& c) {

@@ -18,12 +18,14 @@
 #include <optional>
 #include <string_view>
 
+#include "trainer/config/lr_schedule_kind.hpp"
+
 namespace kiln::optim {
 
-enum class LrScheduleKind { constant, cosine, linear, wsd };
-
-std::string_view to_string(LrScheduleKind kind);
-std::optional<LrScheduleKind> parse_lr_schedule_kind(std::string_view name);
+// The kind is the recipe's (trainer/config); the schedule takes it from there.
+using config::LrScheduleKind;
+using config::parse_lr_schedule_kind;
+using config::to_string;
 
 struct LrScheduleConfig {
   LrScheduleKind kind = LrScheduleKind::cosine;

@@ -32,7 +32,8 @@ double CheckpointDocumentScorer::perplexity(std::string_view text) {
   model::Batch batch;
   batch.tokens = Tensor::of(inputs.data(), {1, length});
   batch.targets = Tensor::of(targets.data(), {1, length});
-  const ops::LossSum loss = loaded_.model->forward(batch);
+  const model::BatchInputs checked(batch, model::BatchLimits::of(loaded_.model->config()), "document scoring");
+  const ops::LossSum loss = loaded_.model->forward(checked.batch());
   return std::exp(loss.mean());
 }
 

@@ -55,7 +55,7 @@ EvalResult evaluate(model::Transformer& model, std::shared_ptr<const data::Token
       break;
     }
     const data::Batch batch = loader.next_batch();
-    const MicroBatch micro = slice_micro_batch(batch, 0, batch.rows);
+    const MicroBatch micro = slice_micro_batch(batch, 0, batch.rows, {source, model::BatchLimits::of(model.config())});
     const ops::LossSum loss = model.forward(micro.view());
     loss_sum += loss.sum;
     result.tokens += loss.count;

@@ -30,6 +30,11 @@ Generation generate_ids(model::Transformer& model, const std::vector<std::uint32
   Generation generation;
 
   std::vector<std::uint32_t> feed = prompt_ids;
+  // The prompt's ids are checked once here (the model does not read them); sampled ids are
+  // inside the vocabulary by construction.
+  model::Batch prompt;
+  prompt.tokens = Tensor::of(feed.data(), {1, prompt_length});
+  const model::BatchInputs checked(prompt, model::BatchLimits::of(config), "generate: the prompt");
   while (true) {
     const Tensor logits = model.forward_decode(cache, Tensor::of(feed.data(), {1, static_cast<std::int64_t>(feed.size())}));
     const std::uint32_t next = sample_token(last_row(logits), config.vocab_size, options.sampling, rng);

@@ -1,5 +1,7 @@
 #include "trainer/train/micro_batch.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "trainer/core/error.hpp"
@@ -44,7 +46,8 @@ model::Batch MicroBatch::view() const {
   return batch;
 }
 
-MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows) {
+MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows,
+                             const MicroBatchSource& source) {
   MicroBatch micro;
   const std::uint64_t t = batch.seq_len;
   micro.rows = static_cast<std::int64_t>(rows);
@@ -69,13 +72,21 @@ MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, 
     }
     if (packed) fill_doc_ids(batch, first_row + r, micro.doc_ids.data() + r * t);
   }
+  if (!packed) {
+    const auto positions = model::document_positions({}, micro.rows, micro.seq_len);
+    micro.positions.assign(positions.begin(), positions.end());
+  }
+  model::check_batch_values(micro.view(), source.limits,
+                            fmt::format("{}: micro-batch of rows [{}, {})", source.dataset,
+                                        first_row, first_row + rows));
   return micro;
 }
 
-std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows) {
+std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows,
+                                            const MicroBatchSource& source) {
   std::vector<MicroBatch> micro_batches;
   for (std::uint64_t first = 0; first < batch.rows; first += micro_rows) {
-    micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first)));
+    micro_batches.push_back(slice_micro_batch(batch, first, std::min(micro_rows, batch.rows - first), source));
   }
   return micro_batches;
 }

@@ -5,8 +5,11 @@
 //   loss_mask [rows, T]  the target's mask (SFT datasets), empty when every token counts
 //   doc_ids   [rows, T]  packed mode: the segment index of each input inside its row, so
 //                        attention never crosses a document boundary
-//   positions [rows, T]  packed mode: positions restarting at every document
+//   positions [rows, T]  0..T-1 per row; packed mode: restarting at every document
+// Every micro-batch is checked once here, on the host (ids inside the model's vocabulary,
+// positions inside its context), so the model takes it as it is (trainer/model/batch.hpp).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "data/loader/token_loader.hpp"
@@ -29,10 +32,18 @@ struct MicroBatch {
   model::Batch view() const;
 };
 
-// Rows [first_row, first_row + rows) of the loader's batch.
-MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows);
+// Where the loader's batches come from (named in errors) and the model that takes them.
+struct MicroBatchSource {
+  std::string dataset;
+  model::BatchLimits limits;
+};
+
+// Rows [first_row, first_row + rows) of the loader's batch, checked against source.limits.
+MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows,
+                             const MicroBatchSource& source);
 
 // The whole batch cut into micro-batches of `micro_rows` rows (the last may be shorter).
-std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows);
+std::vector<MicroBatch> split_micro_batches(const data::Batch& batch, std::uint64_t micro_rows,
+                                            const MicroBatchSource& source);
 
 }  // namespace kiln::train

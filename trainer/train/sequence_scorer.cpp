@@ -33,7 +33,7 @@ SequenceScore SequenceScorer::score(std::span<const std::uint32_t> ids, bool kee
   std::vector<std::uint32_t> tokens(ids.begin(), ids.end());
   model::Batch batch;
   batch.tokens = Tensor::of(tokens.data(), {1, result.tokens});
-  model_.forward(batch);
+  model_.forward(model::BatchInputs(batch, model::BatchLimits::of(config), "sequence scoring").batch());
   const Tensor logits = model_.logits();  // [1, n, Vp]
   if (logits.dtype != DType::F32) fail("sequence scoring needs an f32 model, not {}", dtype_name(logits.dtype));
   const std::int64_t row_stride = logits.strides[1];

@@ -365,7 +365,8 @@ double Trainer::State::reduce_loss(ops::LossSum local) {
 }
 
 double Trainer::State::train_step() {
-  const auto micro_batches = split_micro_batches(loader->next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
+  const auto micro_batches = split_micro_batches(loader->next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size),
+                                                 {recipe.data.train, model::BatchLimits::of(model->config())});
   std::int64_t counted = 0;
   for (const auto& micro : micro_batches) counted += micro.counted_tokens();
   grid->control_dp().all_reduce(Tensor::of(&counted, {1}));
@@ -418,7 +419,8 @@ std::optional<double> Trainer::State::validation_loss() {
       return std::nullopt;
     }
     const auto micro_batches =
-        split_micro_batches(val_loader.next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size));
+        split_micro_batches(val_loader.next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size),
+                            {recipe.data.val, model::BatchLimits::of(model->config())});
     const auto loss = run_micro_batches(micro_batches, 0.0, false);
     local.sum += loss.sum;
     local.count += loss.count;
