@@ -34,6 +34,7 @@ TEST(StopSignal, InterruptIsHandledToo) {
   kiln::StopSignalHandler handler(false);
   std::raise(SIGINT);
   EXPECT_EQ(kiln::stop_signal_number(), SIGINT);
+  kiln::clear_stop_request();  // the flag is process-wide: later tests in this process train
 }
 
 TEST(StopSignal, OnlyOneHandlerAtATime) {
@@ -81,6 +82,7 @@ TEST(StopSignal, FirstSignalDuringADeferralOnlySetsTheFlag) {
   }
   EXPECT_TRUE(kiln::stop_requested());  // the process lives on and stops at the next poll
   EXPECT_TRUE(default_action(SIGINT));   // and a second signal now ends it at once
+  kiln::clear_stop_request();
 }
 
 TEST(StopSignal, DeferralWithoutAHandlerChangesNothing) {
