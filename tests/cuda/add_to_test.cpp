@@ -70,6 +70,16 @@ TEST(CudaAddTo, Bf16WithinOneRoundingOfTheFp32Sum) {
   }
 }
 
+// More packs than one grid of threads covers (2112 blocks x 256 = 540672): the loop wraps.
+TEST(CudaAddTo, MorePacksThanOneGrid) {
+  const std::int64_t n = 2112 * 256 * 4 + 4 * 1000 + 3;
+  const std::vector<float> y = random_values(static_cast<std::size_t>(n), 39), x = random_values(static_cast<std::size_t>(n), 40);
+  DeviceBuffer<float> dy(y), dx(x);
+  device::add_to(dy.data(), dx.data(), n, nullptr);
+  const Reference want = reference_add_to(y, x);
+  EXPECT_TRUE(close_to_scale(dy.download(), want.sum, want.scale, kF32Relative));
+}
+
 TEST(CudaAddTo, NanPropagates) {
   std::vector<float> y = random_values(13, 35), x = random_values(13, 36);
   x[2] = std::numeric_limits<float>::quiet_NaN();

@@ -77,6 +77,17 @@ TEST(CudaCast, Bf16ToF32IsExact) {
   }
 }
 
+// More groups of 8 than one grid of threads covers (2112 blocks x 256 = 540672), so every
+// thread's grid-stride loop wraps, then the scalar tail of 13.
+TEST(CudaCast, MoreGroupsThanOneGrid) {
+  const std::int64_t n = 2112 * 256 * 8 + 8 * 1000 + 13;
+  const std::vector<float> x = awkward_values(static_cast<std::size_t>(n), 25);
+  DeviceBuffer<float> dx(x);
+  DeviceBuffer<__nv_bfloat16> dy(x.size());
+  device::cast(dy.data(), dx.data(), n, nullptr);
+  EXPECT_EQ(bits(dy.download()), reference_bf16_bits(x));
+}
+
 TEST(CudaCast, NanStaysNanBothWays) {
   std::vector<float> x = random_values(19, 23);
   x[3] = std::numeric_limits<float>::quiet_NaN();

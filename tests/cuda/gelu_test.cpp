@@ -99,6 +99,15 @@ TEST(CudaGelu, Bf16WithinOneRoundingOfTheFp32Result) {
   }
 }
 
+// More packs than one grid of threads covers (2112 blocks x 256 = 540672): the loop wraps.
+TEST(CudaGelu, MorePacksThanOneGrid) {
+  const std::int64_t n = 2112 * 256 * 4 + 4 * 1000 + 3;
+  const std::vector<float> x = random_values(static_cast<std::size_t>(n), 51, -5.0f, 5.0f);
+  DeviceBuffer<float> dx(x), dy(x.size());
+  device::gelu_forward(dy.data(), dx.data(), n, nullptr);
+  EXPECT_TRUE(all_close(dy.download(), reference_forward(x), kF32Relative));
+}
+
 TEST(CudaGelu, InPlaceAndNanPropagates) {
   std::vector<float> x = random_values(21, 48);
   x[5] = std::numeric_limits<float>::quiet_NaN();

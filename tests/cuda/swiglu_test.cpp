@@ -102,6 +102,17 @@ TEST(CudaSwiglu, Bf16WithinOneRoundingOfTheFp32Result) {
   }
 }
 
+// More packs than one grid of threads covers (2112 blocks x 256 = 540672; here 34000 x 16), so
+// every thread's grid-stride loop wraps once across row boundaries. Forward only: the launch
+// costs ~540k emulated fibers.
+TEST(CudaSwiglu, F32MoreGroupsThanOneGrid) {
+  const Shape shape{34000, 64};
+  const std::vector<float> gate_up = random_values(count(shape, 128), 59);
+  DeviceBuffer<float> input(gate_up), out(count(shape, 64));
+  device::swiglu_forward(out.data(), input.data(), shape.rows, shape.hidden, nullptr);
+  EXPECT_TRUE(all_close(out.download(), reference_forward(gate_up, shape), kF32Relative));
+}
+
 TEST(CudaSwiglu, UnalignedBuffersTakeTheScalarPath) {
   const Shape shape{3, 64};
   const std::vector<float> gate_up = random_values(count(shape, 128) + 1, 55);
