@@ -6,6 +6,8 @@
 //   null (every row counts). Masked rows: loss 0, lse 0, gradient 0, target never read.
 //   Statistics (row_max, sum_exp, target_logit, lse, losses) are f32; loss_sum [2] f64 =
 //   (sum of the counted losses, their count), reduced in one block in a fixed order.
+// Targets of counted rows are not range-checked on the device (a kernel cannot raise): the
+// serial op needs them in [0, valid), as ops::cross_entropy_forward checks on the host.
 // Every row reduction is per-thread sequential, then a butterfly across the warp, then the
 // warps in index order: the bits do not depend on the schedule.
 #include <cstdint>
