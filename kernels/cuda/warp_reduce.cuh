@@ -19,3 +19,13 @@ __device__ __forceinline__ float warp_max(float value) {
 }
 
 }  // namespace kiln::KILN_CUDA_NS
+
+namespace kiln::KILN_CUDA_NS {
+
+// The f64 butterfly, for reductions kiln accumulates in double (the gradient norm).
+__device__ __forceinline__ double warp_sum(double value) {
+  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(kFullWarp, value, offset);
+  return value;
+}
+
+}  // namespace kiln::KILN_CUDA_NS
