@@ -148,12 +148,26 @@ void DataParallel::launch(std::size_t index) {
 
 void DataParallel::all_gather_parameters(Tensor values) {
   if (!zero_) return;
+  if (values.numel() != numel_) fail("data parallel: {} parameter values, expected {}", values.numel(), numel_);
+  // The parameters travel in their own (working) dtype: bf16 under mixed precision, while the
+  // gradients are reduced in f32; their staging is allocated on the first gather in that dtype.
+  if (values.dtype != padded_.dtype()) {
+    if (values.dtype != gather_padded_.dtype() || !gather_padded_.tensor().defined()) {
+      gather_padded_ = OwnedTensor(values.dtype, {shard_size_ * dp_.size()});
+      gather_shard_ = OwnedTensor(values.dtype, {shard_size_});
+    }
+    return gather_through(values, gather_padded_, gather_shard_);
+  }
+  gather_through(values, padded_, shard_);
+}
+
+void DataParallel::gather_through(Tensor values, const OwnedTensor& padded, const OwnedTensor& shard) {
   const std::size_t element = values.element_size();
   const auto owned = static_cast<std::size_t>(shard_end_ - shard_begin_);
-  std::memcpy(shard_.tensor().ptr, static_cast<std::byte*>(values.ptr) + static_cast<std::size_t>(shard_begin_) * element,
+  std::memcpy(shard.tensor().ptr, static_cast<std::byte*>(values.ptr) + static_cast<std::size_t>(shard_begin_) * element,
               owned * element);
-  dp_.all_gather(padded_, shard_);
-  std::memcpy(values.ptr, padded_.tensor().ptr, values.nbytes());
+  dp_.all_gather(padded, shard);
+  std::memcpy(values.ptr, padded.tensor().ptr, values.nbytes());
 }
 
 }  // namespace kiln::parallel

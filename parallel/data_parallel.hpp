@@ -80,13 +80,15 @@ class DataParallel {
   // With ZeRO: returns this rank's summed shard [shard_end - shard_begin] (a view of an
   // internal buffer, valid until the next call); `grads` is left as it was.
   Tensor reduce_gradients(Tensor grads);
-  // ZeRO only: every rank's updated shard of `values` [numel] into all of `values`.
+  // ZeRO only: every rank's updated shard of `values` [numel] into all of `values`. The values
+  // may have another dtype than the gradients (a bf16 working copy beside f32 gradients).
   void all_gather_parameters(Tensor values);
 
  private:
   void setup_shards(DType dtype);
   void launch(std::size_t bucket);
   std::vector<std::int64_t> shard_counts(const GradientBucket& bucket) const;
+  void gather_through(Tensor values, const OwnedTensor& padded, const OwnedTensor& shard);
 
   Communicator& dp_;
   std::int64_t numel_;
@@ -98,6 +100,8 @@ class DataParallel {
   std::int64_t shard_end_ = 0;
   OwnedTensor padded_;  // [shard_size * dp] staging for the all-gather (ZeRO)
   OwnedTensor shard_;   // [shard_size]
+  OwnedTensor gather_padded_;  // parameter staging when they differ in dtype from the gradients
+  OwnedTensor gather_shard_;
 
   // The step in flight.
   Tensor grads_;

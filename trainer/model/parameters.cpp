@@ -67,14 +67,20 @@ ParameterInfo vocab_table(std::string name, const ModelConfig& c) {
   return info;
 }
 
+DType gradient_dtype_for(DType values) {
+  if (values == DType::BF16) return DType::F32;
+  if (values != DType::F32 && values != DType::F64)
+    fail("ParameterStore: parameters are f32 (training), bf16 (mixed-precision training) or f64 "
+         "(gradient checks), not {}",
+         dtype_name(values));
+  return values;
+}
+
 }  // namespace
 
 ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
                                const ParallelPlacement& placement)
-    : dtype_(dtype), placement_(placement) {
-  if (dtype != DType::F32 && dtype != DType::F64)
-    fail("ParameterStore: parameters are f32 (training) or f64 (gradient checks), not {}",
-         dtype_name(dtype));
+    : dtype_(dtype), grad_dtype_(gradient_dtype_for(dtype)), placement_(placement) {
   const ModelConfig c = config.resolved();
   c.validate_placement(placement);
   layers_ = stage_layers(c.n_layers, placement.pp_size, placement.pp_rank);
@@ -95,9 +101,8 @@ ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
     }
   }
 
-  const std::size_t bytes = static_cast<std::size_t>(numel_) * dtype_size(dtype_);
-  values_ = HostBuffer(bytes);
-  grads_ = HostBuffer(bytes);
+  values_ = HostBuffer(static_cast<std::size_t>(numel_) * dtype_size(dtype_));
+  grads_ = HostBuffer(static_cast<std::size_t>(numel_) * dtype_size(grad_dtype_));
 }
 
 // This tp rank's part of a globally described entry (see the header for the rules).
@@ -192,17 +197,17 @@ std::size_t ParameterStore::index(std::string_view name) const {
        infos_.front().name, infos_.back().name);
 }
 
-Tensor ParameterStore::view(const HostBuffer& buffer, std::int64_t offset,
-                            const Shape& shape) const {
-  return buffer.view(dtype_, shape, static_cast<std::size_t>(offset) * dtype_size(dtype_));
+Tensor ParameterStore::view(const HostBuffer& buffer, DType dtype, std::int64_t offset,
+                            const Shape& shape) {
+  return buffer.view(dtype, shape, static_cast<std::size_t>(offset) * dtype_size(dtype));
 }
 
 Tensor ParameterStore::value(std::size_t i) const {
-  return view(values_, infos_.at(i).offset, infos_.at(i).shape);
+  return view(values_, dtype_, infos_.at(i).offset, infos_.at(i).shape);
 }
 
 Tensor ParameterStore::grad(std::size_t i) const {
-  return view(grads_, infos_.at(i).offset, infos_.at(i).shape);
+  return view(grads_, grad_dtype_, infos_.at(i).offset, infos_.at(i).shape);
 }
 
 const FusedInfo& ParameterStore::fused_info(std::string_view name) const {
@@ -213,16 +218,16 @@ const FusedInfo& ParameterStore::fused_info(std::string_view name) const {
 
 Tensor ParameterStore::fused_value(std::string_view name) const {
   const FusedInfo& fused = fused_info(name);
-  return view(values_, fused.offset, fused.shape);
+  return view(values_, dtype_, fused.offset, fused.shape);
 }
 
 Tensor ParameterStore::fused_grad(std::string_view name) const {
   const FusedInfo& fused = fused_info(name);
-  return view(grads_, fused.offset, fused.shape);
+  return view(grads_, grad_dtype_, fused.offset, fused.shape);
 }
 
-Tensor ParameterStore::values() const { return view(values_, 0, Shape{numel_}); }
-Tensor ParameterStore::grads() const { return view(grads_, 0, Shape{numel_}); }
+Tensor ParameterStore::values() const { return view(values_, dtype_, 0, Shape{numel_}); }
+Tensor ParameterStore::grads() const { return view(grads_, grad_dtype_, 0, Shape{numel_}); }
 void ParameterStore::zero_grads() const { ops::zero(grads()); }
 
 }  // namespace kiln::model

@@ -3,6 +3,11 @@
 // name, global shape, tensor-parallel split rule, weight-decay flag and initialisation rule,
 // stored (llm.c style) in one flat buffer of values and one flat buffer of gradients.
 //
+// Precision: values are f32 (training), f64 (gradient checks) or bf16 (mixed precision, the
+// working copy the model reads; the fp32 masters live in the optimizer). Gradients are f32
+// whenever values are bf16: they accumulate over micro-batches and are reduced over dp, which
+// bf16 would do without its small terms. Otherwise gradients share the values' dtype.
+//
 // Canonical names (i = block index, 0-based):
 //   embed.weight                 [Vp, C]      vocab     decay   token embedding
 //   pos_embed.weight             [S, C]       repl.     decay   gpt2 only (S = max_seq_len)
@@ -115,7 +120,8 @@ class ParameterStore {
   ParameterStore(ParameterStore&&) = default;
   ParameterStore& operator=(ParameterStore&&) = default;
 
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return dtype_; }            // of the values
+  DType grad_dtype() const { return grad_dtype_; }  // of the gradients
   const ParallelPlacement& placement() const { return placement_; }
   LayerRange layers() const { return layers_; }  // the blocks this store holds
   std::int64_t numel() const { return numel_; }  // flat buffer length, padding included
@@ -150,9 +156,10 @@ class ParameterStore {
   void add_fused(std::string name, std::size_t first, std::size_t count);
   void register_block(const ModelConfig& config, std::int64_t layer);
   ParameterInfo shard(ParameterInfo global) const;
-  Tensor view(const HostBuffer& buffer, std::int64_t offset, const Shape& shape) const;
+  static Tensor view(const HostBuffer& buffer, DType dtype, std::int64_t offset, const Shape& shape);
 
   DType dtype_;
+  DType grad_dtype_;
   ParallelPlacement placement_;
   LayerRange layers_;
   std::int64_t numel_ = 0;

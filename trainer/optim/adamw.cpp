@@ -30,8 +30,28 @@ AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64
     fail("AdamW: owned range [{}, {}) outside the {} parameters", begin_, end_, params.numel());
   }
   segments_ = segments_of(params, begin_, end_);
-  exp_avg_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
-  exp_avg_sq_ = OwnedTensor(params.dtype(), {std::max<std::int64_t>(end_ - begin_, 1)});
+  const std::int64_t length = std::max<std::int64_t>(end_ - begin_, 1);
+  const DType state_dtype = params.grad_dtype();  // f32 under bf16 values
+  if (params.dtype() != state_dtype) masters_ = OwnedTensor(state_dtype, {length});
+  exp_avg_ = OwnedTensor(state_dtype, {length});
+  exp_avg_sq_ = OwnedTensor(state_dtype, {length});
+}
+
+Tensor AdamW::masters(const model::ParameterStore& params) const {
+  if (separate_masters()) return masters_.tensor().narrow(0, 0, end_ - begin_);
+  return params.values().narrow(0, begin_, end_ - begin_);
+}
+
+Tensor AdamW::master(const model::ParameterStore& params, const Segment& segment) const {
+  return flat_slice(masters(params), segment.offset, segment.end - segment.begin);
+}
+
+void AdamW::masters_from_working_copy(const model::ParameterStore& params) {
+  if (separate_masters()) ops::copy(masters(params), params.values().narrow(0, begin_, end_ - begin_));
+}
+
+void AdamW::working_copy_from_masters(const model::ParameterStore& params) const {
+  if (separate_masters()) ops::copy(params.values().narrow(0, begin_, end_ - begin_), masters(params));
 }
 
 double AdamW::clip_factor(double norm, double max_norm) {
@@ -57,8 +77,14 @@ void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, d
     pieces.push_back({info.offset + segment.begin, segment.offset, segment.end - segment.begin, info.weight_decay});
   }
   if (pieces.empty()) return;
-  ops::adamw_step_segments(params.values(), grads, exp_avg_.tensor().narrow(0, 0, end_ - begin_),
+  // Separate masters are indexed like the moments (from the range's start), not like the store.
+  if (separate_masters())
+    for (auto& piece : pieces) piece.param_offset = piece.state_offset;
+  const Tensor updated = separate_masters() ? masters(params) : params.values();
+  ops::adamw_step_segments(updated, grads, exp_avg_.tensor().narrow(0, 0, end_ - begin_),
                            exp_avg_sq_.tensor().narrow(0, 0, end_ - begin_), pieces, update);
+  // TODO(bf16ops merge): the working copy is written by the update pass itself.
+  working_copy_from_masters(params);
 }
 
 Tensor AdamW::exp_avg(const Segment& segment) const {
