@@ -11,7 +11,9 @@
 // Conventions
 // - Outputs come first, then inputs, then options (llm.c order).
 // - All floating tensors of one op share one dtype (F32 or F64), including the statistics an
-//   op saves for its backward (mean, rstd, lse).
+//   op saves for its backward (mean, rstd, lse) -- or, for mixed-precision training, mix F32
+//   and BF16 storage (fp32 math, one rounding per bf16 output), with parameter gradients F32;
+//   the exact rule is in kernels/ops/bf16_staging.hpp.
 // - Index tensors (token ids, targets, positions, document ids) may be I32, U32, I64 or U16
 //   (the token dataset stores U16 when the vocabulary fits).
 //   Masks are U8 (non-zero = keep).

@@ -16,4 +16,9 @@ struct AdamWScalars {
 template <class T>
 void adamw_step(T* p, const T* g, T* m, T* v, std::int64_t n, const AdamWScalars& s);
 
+// The same step on fp32 masters, also writing each updated weight rounded to bf16 into
+// `working_copy` [n] in the same pass (mixed precision: the model reads the bf16 copy).
+void adamw_step_with_bf16_copy(float* p, const float* g, float* m, float* v, std::uint16_t* working_copy,
+                               std::int64_t n, const AdamWScalars& s);
+
 }  // namespace kiln::cpu

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/gelu.hpp"
 #include "kernels/cpu/swiglu.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -16,6 +17,11 @@ using namespace detail;
 
 void gelu_forward(Tensor y, Tensor x) {
   constexpr const char* op = "gelu_forward";
+  const Bf16Staging staged(op, {write("y", y), read("x", x)});
+  if (staged.active()) {
+    gelu_forward(y, x);
+    return staged.write_back();
+  }
   require_defined(op, {{"y", y}, {"x", x}});
   require_cpu(op, {{"y", y}, {"x", x}});
   const DType dtype = float_dtype(op, {{"y", y}, {"x", x}});
@@ -42,6 +48,11 @@ std::int64_t row_length(const char* op, const Arg& like, std::initializer_list<A
 
 void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
   constexpr const char* op = "gelu_backward";
+  const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), read("dy", dy), read("x", x)});
+  if (staged.active()) {
+    gelu_backward(dx, dy, x, accumulate_dx);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"dx", dx}, {"dy", dy}, {"x", x}};
   const DType dtype = checked_float_inputs(op, all);
   const std::int64_t C = row_length(op, {"x", x}, {{"dy", dy}, {"dx", dx}}, "[..., C]");
@@ -53,6 +64,11 @@ void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
 
 void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_forward";
+  const Bf16Staging staged(op, {write("out", out), read("gate", gate), read("up", up)});
+  if (staged.active()) {
+    swiglu_forward(out, gate, up);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"out", out}, {"gate", gate}, {"up", up}};
   const DType dtype = checked_float_inputs(op, all);
   const std::int64_t F = row_length(op, {"gate", gate}, {{"up", up}, {"out", out}}, "[..., F]");
@@ -64,6 +80,11 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
 
 void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_backward";
+  const Bf16Staging staged(op, {write("dgate", dgate), write("dup", dup), read("dout", dout), read("gate", gate), read("up", up)});
+  if (staged.active()) {
+    swiglu_backward(dgate, dup, dout, gate, up);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {
       {"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}};
   const DType dtype = checked_float_inputs(op, all);

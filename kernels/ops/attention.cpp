@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/flash_attention.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -55,6 +56,11 @@ std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids,
 void flash_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
                              const AttentionOptions& options) {
   constexpr const char* op = "flash_attention_forward";
+  const Bf16Staging staged(op, {write("out", out), write("lse", lse), read("q", q), read("k", k), read("v", v)});
+  if (staged.active()) {
+    flash_attention_forward(out, lse, q, k, v, doc_ids, options);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> required = {
       {"out", out}, {"lse", lse}, {"q", q}, {"k", k}, {"v", v}};
   require_defined(op, required);
@@ -76,6 +82,12 @@ void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
                               Tensor v, Tensor out, Tensor lse, Tensor doc_ids,
                               const AttentionOptions& options) {
   constexpr const char* op = "flash_attention_backward";
+  const Bf16Staging staged(op, {write("dq", dq), write("dk", dk), write("dv", dv), read("dout", dout), read("q", q),
+                                read("k", k), read("v", v), read("out", out), read("lse", lse)});
+  if (staged.active()) {
+    flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> required = {{"dq", dq},     {"dk", dk},   {"dv", dv},
                                                {"dout", dout}, {"q", q},     {"k", k},
                                                {"v", v},       {"out", out}, {"lse", lse}};

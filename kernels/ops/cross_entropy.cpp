@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/cross_entropy.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -72,6 +73,11 @@ LossSum read_loss_sum(Tensor loss_sum) {
 void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets,
                            Tensor mask, std::int64_t valid_vocab) {
   constexpr const char* op = "cross_entropy_forward";
+  const Bf16Staging staged(op, {write("losses", losses), write("lse", lse), read("logits", logits)});
+  if (staged.active()) {
+    cross_entropy_forward(losses, lse, loss_sum, logits, targets, mask, valid_vocab);
+    return staged.write_back();
+  }
   double* const total_out = loss_sum_slots(op, loss_sum);
   require_defined(op, {{"lse", lse}, {"logits", logits}, {"targets", targets}});
   require_cpu(
@@ -107,6 +113,11 @@ void cross_entropy_backward_impl(const char* op, Tensor dlogits, Tensor logits, 
                                  Tensor lse, Tensor mask, std::int64_t valid_local,
                                  std::int64_t first_id, std::int64_t target_limit,
                                  double grad_scale) {
+  const Bf16Staging staged(op, {write("dlogits", dlogits), read("logits", logits), read("lse", lse)});
+  if (staged.active()) {
+    cross_entropy_backward_impl(op, dlogits, logits, targets, lse, mask, valid_local, first_id, target_limit, grad_scale);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> required = {
       {"dlogits", dlogits}, {"logits", logits}, {"targets", targets}, {"lse", lse}};
   require_defined(op, required);
@@ -144,6 +155,11 @@ void cross_entropy_backward_vocab_parallel(Tensor dlogits, Tensor logits, Tensor
 
 void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid_local) {
   constexpr const char* op = "cross_entropy_local_max";
+  const Bf16Staging staged(op, {write("row_max", row_max), read("logits", logits)});
+  if (staged.active()) {
+    cross_entropy_local_max(row_max, logits, valid_local);
+    return staged.write_back();
+  }
   require_defined(op, {{"row_max", row_max}, {"logits", logits}});
   require_cpu(op, {{"row_max", row_max}, {"logits", logits}});
   const DType dtype = float_dtype(op, {{"row_max", row_max}, {"logits", logits}});
@@ -159,6 +175,12 @@ void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid_l
 void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits, Tensor targets,
                               Tensor row_max, std::int64_t valid_local, std::int64_t first_id) {
   constexpr const char* op = "cross_entropy_local_sums";
+  const Bf16Staging staged(op, {write("sum_exp", sum_exp), write("target_logit", target_logit), read("logits", logits),
+                                read("row_max", row_max)});
+  if (staged.active()) {
+    cross_entropy_local_sums(sum_exp, target_logit, logits, targets, row_max, valid_local, first_id);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"sum_exp", sum_exp},
                                           {"target_logit", target_logit},
                                           {"logits", logits},
@@ -186,6 +208,12 @@ void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits
 void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
                           Tensor target_logit, Tensor mask) {
   constexpr const char* op = "cross_entropy_finish";
+  const Bf16Staging staged(op, {write("losses", losses), write("lse", lse), read("row_max", row_max), read("sum_exp", sum_exp),
+                                read("target_logit", target_logit)});
+  if (staged.active()) {
+    cross_entropy_finish(losses, lse, loss_sum, row_max, sum_exp, target_logit, mask);
+    return staged.write_back();
+  }
   double* const total_out = loss_sum_slots(op, loss_sum);
   const std::initializer_list<Arg> required = {
       {"lse", lse}, {"row_max", row_max}, {"sum_exp", sum_exp}, {"target_logit", target_logit}};
@@ -222,6 +250,11 @@ void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row
 
 void softmax_forward(Tensor probs, Tensor logits, std::int64_t valid_vocab, double temperature) {
   constexpr const char* op = "softmax_forward";
+  const Bf16Staging staged(op, {write("probs", probs), read("logits", logits)});
+  if (staged.active()) {
+    softmax_forward(probs, logits, valid_vocab, temperature);
+    return staged.write_back();
+  }
   require_defined(op, {{"probs", probs}, {"logits", logits}});
   require_cpu(op, {{"probs", probs}, {"logits", logits}});
   const DType dtype = float_dtype(op, {{"probs", probs}, {"logits", logits}});

@@ -1,12 +1,15 @@
 #include "kernels/ops/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
 
+#include "kernels/cpu/bf16.hpp"
 #include "kernels/cpu/elementwise.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -98,9 +101,29 @@ void for_each_offset(const Shape& shape, const Shape& dst_strides, const Shape& 
   }
 }
 
+// Whether every tensor is bf16 and all share one contiguous shape: the element-wise ops then
+// run on the bf16 storage in one pass instead of staging through fp32.
+bool all_dense_bf16(std::initializer_list<Arg> args) {
+  const Tensor& first = args.begin()->tensor;
+  for (const Arg& arg : args)
+    if (!arg.tensor.defined() || arg.tensor.dtype != DType::BF16 || arg.tensor.device != Device::Cpu ||
+        arg.tensor.shape != first.shape || !arg.tensor.is_contiguous())
+      return false;
+  return true;
+}
+
+std::uint16_t* bf16_bits(const Tensor& tensor) { return static_cast<std::uint16_t*>(tensor.ptr); }
+
 }  // namespace
 
 void add(Tensor out, Tensor a, Tensor b) {
+  if (all_dense_bf16({{"out", out}, {"a", a}, {"b", b}}))
+    return cpu::add_bf16(bf16_bits(out), bf16_bits(a), bf16_bits(b), out.numel());
+  const Bf16Staging staged("add", {write("out", out), read("a", a), read("b", b)});
+  if (staged.active()) {
+    add(out, a, b);
+    return staged.write_back();
+  }
   const DType dtype = flat_dtype("add", {{"out", out}, {"a", a}, {"b", b}});
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::add<T>(pointer<T>(out), pointer<T>(a), pointer<T>(b), out.numel());
@@ -108,6 +131,12 @@ void add(Tensor out, Tensor a, Tensor b) {
 }
 
 void add_to(Tensor dst, Tensor src) {
+  if (all_dense_bf16({{"dst", dst}, {"src", src}})) return cpu::axpy_bf16(bf16_bits(dst), 1.0f, bf16_bits(src), dst.numel());
+  const Bf16Staging staged("add_to", {read_write("dst", dst), read("src", src)});
+  if (staged.active()) {
+    add_to(dst, src);
+    return staged.write_back();
+  }
   const DType dtype = flat_dtype("add_to", {{"dst", dst}, {"src", src}});
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::axpy<T>(pointer<T>(dst), T(1), pointer<T>(src), dst.numel());
@@ -115,6 +144,13 @@ void add_to(Tensor dst, Tensor src) {
 }
 
 void axpy(Tensor y, double alpha, Tensor x) {
+  if (all_dense_bf16({{"y", y}, {"x", x}}))
+    return cpu::axpy_bf16(bf16_bits(y), static_cast<float>(alpha), bf16_bits(x), y.numel());
+  const Bf16Staging staged("axpy", {read_write("y", y), read("x", x)});
+  if (staged.active()) {
+    axpy(y, alpha, x);
+    return staged.write_back();
+  }
   const DType dtype = flat_dtype("axpy", {{"y", y}, {"x", x}});
   dispatch_float(dtype, [&]<class T>(T) {
     cpu::axpy<T>(pointer<T>(y), static_cast<T>(alpha), pointer<T>(x), y.numel());
@@ -122,6 +158,12 @@ void axpy(Tensor y, double alpha, Tensor x) {
 }
 
 void scale(Tensor x, double factor) {
+  if (all_dense_bf16({{"x", x}})) return cpu::scale_bf16(bf16_bits(x), static_cast<float>(factor), x.numel());
+  const Bf16Staging staged("scale", {read_write("x", x)});
+  if (staged.active()) {
+    scale(x, factor);
+    return staged.write_back();
+  }
   const DType dtype = flat_dtype("scale", {{"x", x}});
   dispatch_float(
       dtype, [&]<class T>(T) { cpu::scale<T>(pointer<T>(x), static_cast<T>(factor), x.numel()); });
@@ -140,6 +182,11 @@ void copy(Tensor dst, Tensor src) {
     if (src.nbytes() > 0) std::memmove(dst.ptr, src.ptr, src.nbytes());
     return;
   }
+  // The conversions of bf16 training (working copies, checkpoints) take the vectorised loops.
+  if (src.dtype == DType::BF16 && dst.dtype == DType::F32 && dst.is_contiguous())
+    return widen_into(static_cast<float*>(dst.ptr), src);
+  if (src.dtype == DType::F32 && dst.dtype == DType::BF16 && src.is_contiguous())
+    return narrow_into(dst, static_cast<const float*>(src.ptr));
   auto* to = static_cast<std::byte*>(dst.ptr);
   const auto* from = static_cast<const std::byte*>(src.ptr);
   const auto to_size = static_cast<std::int64_t>(dst.element_size());
@@ -172,6 +219,11 @@ void fill(Tensor x, double value) {
   require_defined(op, {{"x", x}});
   require_cpu(op, {{"x", x}});
   if (!is_floating(x.dtype)) fail("ops::{}: `x` is {}; fill takes a floating dtype", op, x.str());
+  if (x.dtype == DType::BF16 && x.is_contiguous()) {
+    const BFloat16 bits = to_bfloat16(static_cast<float>(value));
+    std::fill_n(static_cast<BFloat16*>(x.ptr), x.numel(), bits);
+    return;
+  }
   if ((x.dtype == DType::F32 || x.dtype == DType::F64) && x.is_contiguous()) {
     dispatch_float(x.dtype, [&]<class T>(T) {
       cpu::fill<T>(pointer<T>(x), static_cast<T>(value), x.numel());
@@ -191,8 +243,15 @@ void nonfinite_flag(Tensor flag, Tensor x) {
   require_cpu(op, {{"flag", flag}});
   if (flag.dtype != DType::F64 || flag.numel() != 1)
     fail("ops::{}: `flag` is {}; expected one f64 element", op, flag.str());
-  const DType dtype = flat_dtype(op, {{"x", x}});
   bool finite = true;
+  if (x.defined() && x.dtype == DType::BF16) {
+    require_cpu(op, {{"x", x}});
+    check_contiguous(op, "x", x);
+    finite = cpu::all_finite_bf16(static_cast<const std::uint16_t*>(x.ptr), x.numel());
+    *flag.data<double>() = finite ? 0.0 : 1.0;
+    return;
+  }
+  const DType dtype = flat_dtype(op, {{"x", x}});
   dispatch_float(dtype, [&]<class T>(T) { finite = cpu::all_finite<T>(pointer<T>(x), x.numel()); });
   *flag.data<double>() = finite ? 0.0 : 1.0;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/embedding.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -24,6 +25,11 @@ std::pair<std::int64_t, std::int64_t> table_shape(const char* op, const char* na
 
 void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table, bool accumulate,
                             std::int64_t first_id, bool strict) {
+  const Bf16Staging staged(op, {accumulate ? read_write("out", out) : write("out", out), read("table", table)});
+  if (staged.active()) {
+    embedding_forward_impl(op, out, ids, table, accumulate, first_id, strict);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"out", out}, {"ids", ids}, {"table", table}};
   require_defined(op, all);
   require_cpu(op, all);
@@ -42,6 +48,11 @@ void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table
 
 void embedding_backward_impl(const char* op, Tensor dtable, Tensor dout, Tensor ids,
                              std::int64_t first_id) {
+  const Bf16Staging staged(op, {f32_gradient("dtable", dtable), read("dout", dout)});
+  if (staged.active()) {
+    embedding_backward_impl(op, dtable, dout, ids, first_id);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"dtable", dtable}, {"dout", dout}, {"ids", ids}};
   require_defined(op, all);
   require_cpu(op, all);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/matmul.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -15,6 +16,11 @@ using namespace detail;
 
 void linear_forward(Tensor y, Tensor x, Tensor w, Tensor b) {
   constexpr const char* op = "linear_forward";
+  const Bf16Staging staged(op, {write("y", y), read("x", x), read("w", w), read("b", b)});
+  if (staged.active()) {
+    linear_forward(y, x, w, b);
+    return staged.write_back();
+  }
   require_defined(op, {{"y", y}, {"x", x}, {"w", w}});
   require_cpu(op, {{"y", y}, {"x", x}, {"w", w}, {"b", b}});
   const DType dtype = float_dtype(op, {{"y", y}, {"x", x}, {"w", w}, {"b", b}});
@@ -32,6 +38,12 @@ void linear_forward(Tensor y, Tensor x, Tensor w, Tensor b) {
 void linear_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w,
                      Accumulate accumulate_dx) {
   constexpr const char* op = "linear_backward";
+  const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), f32_gradient("dw", dw),
+                                f32_gradient("db", db), read("dy", dy), read("x", x), read("w", w)});
+  if (staged.active()) {
+    linear_backward(dx, dw, db, dy, x, w, accumulate_dx);
+    return staged.write_back();
+  }
   require_defined(op, {{"dy", dy}, {"x", x}, {"w", w}});
   const std::initializer_list<Arg> all = {{"dx", dx}, {"dw", dw}, {"db", db},
                                           {"dy", dy}, {"x", x},   {"w", w}};
@@ -59,6 +71,11 @@ void linear_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tenso
 void matmul(Tensor c, Tensor a, Tensor b, bool transpose_a, bool transpose_b, double alpha,
             double beta) {
   constexpr const char* op = "matmul";
+  const Bf16Staging staged(op, {beta == 0.0 ? write("c", c) : read_write("c", c), read("a", a), read("b", b)});
+  if (staged.active()) {
+    matmul(c, a, b, transpose_a, transpose_b, alpha, beta);
+    return staged.write_back();
+  }
   require_defined(op, {{"c", c}, {"a", a}, {"b", b}});
   require_cpu(op, {{"c", c}, {"a", a}, {"b", b}});
   const DType dtype = float_dtype(op, {{"c", c}, {"a", a}, {"b", b}});

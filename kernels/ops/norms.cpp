@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/layernorm.hpp"
 #include "kernels/cpu/rmsnorm.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -38,6 +39,12 @@ NormBackwardRows<T> norm_backward_rows(const char* op, const Tensor& dx, const T
 void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b,
                        double eps) {
   constexpr const char* op = "layernorm_forward";
+  const Bf16Staging staged(op, {write("y", y), write("mean", mean), write("rstd", rstd), read("x", x),
+                                read("w", w), read("b", b)});
+  if (staged.active()) {
+    layernorm_forward(y, mean, rstd, x, w, b, eps);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"y", y}, {"mean", mean}, {"rstd", rstd},
                                           {"x", x}, {"w", w},       {"b", b}};
   const DType dtype = checked_float_inputs(op, all);
@@ -55,6 +62,13 @@ void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, T
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,
                         Tensor rstd, Accumulate accumulate_dx) {
   constexpr const char* op = "layernorm_backward";
+  const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), f32_gradient("dw", dw),
+                                f32_gradient("db", db), read("dy", dy), read("x", x), read("w", w),
+                                read("mean", mean), read("rstd", rstd)});
+  if (staged.active()) {
+    layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, accumulate_dx);
+    return staged.write_back();
+  }
   const DType dtype = checked_backward_args(
       op, {{"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}},
       {{"dx", dx}, {"dw", dw}, {"db", db}, {"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}});
@@ -70,6 +84,11 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Te
 
 void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
   constexpr const char* op = "rmsnorm_forward";
+  const Bf16Staging staged(op, {write("y", y), write("rstd", rstd), read("x", x), read("w", w)});
+  if (staged.active()) {
+    rmsnorm_forward(y, rstd, x, w, eps);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"y", y}, {"rstd", rstd}, {"x", x}, {"w", w}};
   const DType dtype = checked_float_inputs(op, all);
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;
@@ -85,6 +104,12 @@ void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
 void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
                       Accumulate accumulate_dx) {
   constexpr const char* op = "rmsnorm_backward";
+  const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), f32_gradient("dw", dw),
+                                read("dy", dy), read("x", x), read("w", w), read("rstd", rstd)});
+  if (staged.active()) {
+    rmsnorm_backward(dx, dw, dy, x, w, rstd, accumulate_dx);
+    return staged.write_back();
+  }
   const DType dtype = checked_backward_args(op, {{"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}},
                                             {{"dx", dx}, {"dw", dw}, {"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}});
   const std::int64_t C = x.rank() > 0 ? x.size(-1) : 0;

@@ -3,6 +3,13 @@
 // the offending argument in its error, and then dispatches on device and dtype to a kernel in
 // kernels/cpu/ (kernels/cuda/ as the CUDA backend grows). Views handed to the kernels
 // (rows, heads, vectors) are built here, so the kernels never see a Tensor.
+//
+// Dtypes: the kernels compute in f32 or f64. bf16 storage is accepted by every op that
+// computes on activations or weights: the op stages its bf16 tensors through fp32 scratch
+// (bf16_staging.hpp, which states the rule: f64 all-f64; f32 and bf16 mix freely, except
+// parameter gradients, which stay f32; results that are not storage stay f64). The optimizer
+// takes f32 (or f64) gradients, masters and moments and an optional bf16 working copy;
+// sum_of_squares and nonfinite_flag read bf16 directly.
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -39,7 +46,8 @@ inline DType float_dtype(const char* op, std::initializer_list<Arg> args) {
   for (const Arg& arg : args) {
     if (!arg.tensor.defined()) continue;
     if (arg.tensor.dtype != DType::F32 && arg.tensor.dtype != DType::F64)
-      fail("ops::{}: `{}` is {}; CPU kernels take f32 or f64", op, arg.name, arg.tensor.str());
+      fail("ops::{}: `{}` is {}; CPU kernels take f32 or f64{}", op, arg.name, arg.tensor.str(),
+           arg.tensor.dtype == DType::BF16 ? " (bf16 only as staged storage, see bf16_staging.hpp)" : "");
     if (first == nullptr) {
       first = &arg;
     } else if (arg.tensor.dtype != first->tensor.dtype) {

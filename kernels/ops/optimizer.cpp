@@ -4,9 +4,11 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cpu/adamw.hpp"
+#include "kernels/cpu/bf16.hpp"
 #include "kernels/cpu/elementwise.hpp"
 #include "kernels/ops/op_args.hpp"
 
@@ -40,43 +42,81 @@ void check_range(const char* op, const char* name, const Tensor& tensor, std::in
     fail("ops::{}: range {} [{}, {}) lies outside `{}` {}", op, index, offset, offset + length, name, tensor.str());
 }
 
+// The optimizer's tensors: f32 or f64, never bf16 (mixed precision keeps masters, moments and
+// the gradients they are updated from in f32; the bf16 weights are the working copy).
+DType optimizer_dtype(const char* op, std::initializer_list<Arg> state) {
+  require_defined(op, state);
+  require_cpu(op, state);
+  for (const Arg& arg : state)
+    if (arg.tensor.dtype == DType::BF16)
+      fail("ops::{}: `{}` is {}; AdamW keeps gradients, master weights and moments in f32 (pass the "
+           "bf16 weights as `working_copy`)",
+           op, arg.name, arg.tensor.str());
+  return float_dtype(op, state);
+}
+
+// The bf16 working copy of `params`, or nullptr when none is given.
+std::uint16_t* working_copy_of(const char* op, const Tensor& working_copy, const Tensor& params, DType dtype) {
+  if (!working_copy.defined()) return nullptr;
+  require_cpu(op, {{"working_copy", working_copy}});
+  if (working_copy.dtype != DType::BF16)
+    fail("ops::{}: `working_copy` is {}; expected bf16 (the working weights of the f32 masters)", op,
+         working_copy.str());
+  if (dtype != DType::F32)
+    fail("ops::{}: `working_copy` needs f32 master weights, but `params` is {}", op, params.str());
+  check_shape(op, "working_copy", working_copy, params.shape);
+  check_contiguous(op, "working_copy", working_copy);
+  return static_cast<std::uint16_t*>(working_copy.ptr);
+}
+
+// One contiguous run of elements, with or without the bf16 copy.
+template <class T>
+void adamw_run(T* p, const T* g, T* m, T* v, std::uint16_t* copy, std::int64_t n, const cpu::AdamWScalars& s) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (copy != nullptr) return cpu::adamw_step_with_bf16_copy(p, g, m, v, copy, n, s);
+  }
+  cpu::adamw_step<T>(p, g, m, v, n, s);
+}
+
 }  // namespace
 
 void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWStep& step,
-                bool apply_weight_decay) {
+                bool apply_weight_decay, Tensor working_copy) {
   constexpr const char* op = "adamw_step";
   const std::initializer_list<Arg> all = {{"param", param}, {"grad", grad}, {"m", m}, {"v", v}};
-  const DType dtype = checked_float_inputs(op, all);
+  const DType dtype = optimizer_dtype(op, all);
   for (const Arg& arg : all) {
     check_shape(op, arg.name, arg.tensor, param.shape);
     check_contiguous(op, arg.name, arg.tensor);
   }
+  std::uint16_t* const copy = working_copy_of(op, working_copy, param, dtype);
   const cpu::AdamWScalars scalars = adamw_scalars(op, step, apply_weight_decay);
   dispatch_float(dtype, [&]<class T>(T) {
-    cpu::adamw_step<T>(pointer<T>(param), pointer<T>(grad), pointer<T>(m), pointer<T>(v),
-                       param.numel(), scalars);
+    adamw_run<T>(pointer<T>(param), pointer<T>(grad), pointer<T>(m), pointer<T>(v), copy, param.numel(), scalars);
   });
 }
 
 
 void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, std::span<const AdamWSegment> segments,
-                         const AdamWStep& step) {
+                         const AdamWStep& step, Tensor working_copy) {
   constexpr const char* op = "adamw_step_segments";
   const std::initializer_list<Arg> all = {{"params", params}, {"grads", grads}, {"m", m}, {"v", v}};
-  const DType dtype = checked_float_inputs(op, all);
+  const DType dtype = optimizer_dtype(op, all);
   for (const Arg& arg : all) check_flat(op, arg.name, arg.tensor);
   for (const Arg& arg : {Arg{"m", m}, Arg{"v", v}}) check_shape(op, arg.name, arg.tensor, grads.shape);
   for (std::size_t k = 0; k < segments.size(); ++k) {
     check_range(op, "params", params, segments[k].param_offset, segments[k].length, k);
     check_range(op, "grads", grads, segments[k].state_offset, segments[k].length, k);
   }
+  std::uint16_t* const copy = working_copy_of(op, working_copy, params, dtype);
   const cpu::AdamWScalars with_decay = adamw_scalars(op, step, true);
   const cpu::AdamWScalars without_decay = adamw_scalars(op, step, false);
   dispatch_float(dtype, [&]<class T>(T) {
     for (const AdamWSegment& segment : segments) {
       const std::int64_t at = segment.state_offset;
-      cpu::adamw_step<T>(pointer<T>(params) + segment.param_offset, pointer<T>(grads) + at, pointer<T>(m) + at,
-                         pointer<T>(v) + at, segment.length, segment.weight_decay ? with_decay : without_decay);
+      adamw_run<T>(pointer<T>(params) + segment.param_offset, pointer<T>(grads) + at, pointer<T>(m) + at,
+                   pointer<T>(v) + at, copy ? copy + segment.param_offset : nullptr, segment.length,
+                   segment.weight_decay ? with_decay : without_decay);
     }
   });
 }
@@ -87,10 +127,17 @@ void sum_of_squares(Tensor total, Tensor x, std::span<const FlatRange> ranges) {
   require_cpu(op, {{"total", total}, {"x", x}});
   if (total.dtype != DType::F64 || total.numel() != 1)
     fail("ops::{}: `total` is {}; expected one f64 element", op, total.str());
-  const DType dtype = float_dtype(op, {{"x", x}});
+  const DType dtype = x.dtype == DType::BF16 ? DType::BF16 : float_dtype(op, {{"x", x}});
   check_contiguous(op, "x", x);
   for (std::size_t k = 0; k < ranges.size(); ++k) check_range(op, "x", x, ranges[k].offset, ranges[k].length, k);
   double sum = 0;
+  if (dtype == DType::BF16) {
+    const auto* bits = static_cast<const std::uint16_t*>(x.ptr);
+    if (ranges.empty()) sum = cpu::sum_of_squares_bf16(bits, x.numel());
+    for (const FlatRange& range : ranges) sum += cpu::sum_of_squares_bf16(bits + range.offset, range.length);
+    *total.data<double>() = sum;
+    return;
+  }
   dispatch_float(dtype, [&]<class T>(T) {
     if (ranges.empty()) {
       sum = cpu::sum_of_squares<T>(pointer<T>(x), x.numel());

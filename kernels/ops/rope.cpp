@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "kernels/cpu/rope.hpp"
+#include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -34,6 +35,11 @@ namespace {
 
 void rope_apply(const char* op, Tensor y, Tensor x, Tensor positions, const RopeConfig& config,
                 int direction) {
+  const Bf16Staging staged(op, {write("y", y), read("x", x)});
+  if (staged.active()) {
+    rope_apply(op, y, x, positions, config, direction);
+    return staged.write_back();
+  }
   const std::initializer_list<Arg> all = {{"y", y}, {"x", x}, {"positions", positions}};
   require_defined(op, all);
   require_cpu(op, all);
