@@ -10,10 +10,11 @@ set -uo pipefail
 kiln=$1
 source "$(dirname "$0")/testlib.sh"
 export OMP_NUM_THREADS=1
-# Largest relative per-step loss difference allowed between bf16 and fp32 runs (and between
-# bf16 runs that sum gradients in another order). Measured over 50 steps of these models, the
-# worst step differed by MEASURED (see the report in the commit); the bound leaves a 3x margin.
-LOSS_RTOL=${LOSS_RTOL:-3e-2}
+# Largest relative per-step loss difference allowed between a bf16 and an fp32 run (and
+# between bf16 runs on other layouts). Measured here (1 thread, these seeds) over the 50 steps:
+# at worst 2.5e-4 (gpt2) and 1.4e-4 (llama) bf16 vs fp32, 2.0e-4 after a cross-precision resume;
+# the bound is 4x the worst. Each check prints the worst difference it saw.
+LOSS_RTOL=${LOSS_RTOL:-1e-3}
 
 losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
 # within_rtol A B [FROM_STEP]: per-step losses of two runs agree within LOSS_RTOL; prints the worst.
@@ -23,6 +24,9 @@ within_rtol() {
     NR >= from { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) { worst = r; at = NR } }
     END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
 }
+# same_checkpoint A B TOLERANCE: every tensor of A is in B, within TOLERANCE (relative norm).
+same_checkpoint() { "$kiln" info "$1" --compare "$2" --tolerance "$3" >"$work/compare.out" 2>&1 || { tail -3 "$work/compare.out"; return 1; }; }
+identical_losses() { [[ -s $1/metrics.jsonl ]] && diff <(losses "$1") <(losses "$2"); }
 train() {  # train RUN_DIR RECIPE [--set ...]
   local dir=$1 recipe=$2; shift 2
   "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1 || { tail -5 "$dir.log"; return 1; }
@@ -60,23 +64,22 @@ for family in gpt2 llama; do
   check "$family: bf16 is not fp32 (losses differ)" bash -c "! diff -q <(grep -o '\"loss\":[^,]*' $bf16_run/metrics.jsonl) \
     <(grep -o '\"loss\":[^,]*' $fp32_run/metrics.jsonl) >/dev/null"
   first=$(losses "$bf16_run" | head -1); last=$(losses "$bf16_run" | tail -1)
-  check "$family: bf16 learns ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN {exit !(b < a - 0.5)}'
+  check "$family: bf16 learns ($first -> $last)" awk -v a="$first" -v b="$last" 'BEGIN {exit !(a != "" && b < a - 0.5)}'
   check "$family: banner names the precision" grep -q "train.precision bf16" "$bf16_run.log"
   check "$family: fp32 banner" grep -q "train.precision fp32 " "$fp32_run.log"
   check "$family: metrics.jsonl records bf16" grep -q '"precision":"bf16"' "$bf16_run/metrics.jsonl"
   check "$family: meta.json records bf16" grep -q '"precision": *"bf16"' "$bf16_run/checkpoints/step_00000050/meta.json"
   check "$family: validation ran in bf16" grep -q '"val_loss"' "$bf16_run/metrics.jsonl"
   # The checkpoint holds the fp32 masters: the same tensors (names, shapes, dtype) as fp32's.
-  "$kiln" info "$fp32_run/checkpoints/step_00000050" --compare "$bf16_run/checkpoints/step_00000050" \
-    --tolerance 1 >"$work/compare.out" 2>&1
-  check "$family: bf16 checkpoint has fp32's tensors" test $? -eq 0
+  check "$family: bf16 checkpoint has fp32's tensors" same_checkpoint "$fp32_run/checkpoints/step_00000050" \
+    "$bf16_run/checkpoints/step_00000050" 1
 
   # (c) bf16 resumed in bf16 continues bit for bit.
   roll_back "$bf16_run" "$work/$family-bf16-resumed" 25
   check "$family: bf16 resume" train "$work/$family-bf16-resumed" "$work/$family.yaml" "${bf16[@]}"
-  check "$family: bf16 -> bf16 resume identical to the last bit" diff <(losses "$bf16_run") <(losses "$work/$family-bf16-resumed")
-  check "$family: bf16 resumed checkpoint identical" "$kiln" info "$bf16_run/checkpoints/step_00000050" \
-    --compare "$work/$family-bf16-resumed/checkpoints/step_00000050" --tolerance 0
+  check "$family: bf16 -> bf16 resume identical to the last bit" identical_losses "$bf16_run" "$work/$family-bf16-resumed"
+  check "$family: bf16 resumed checkpoint identical" same_checkpoint "$bf16_run/checkpoints/step_00000050" \
+    "$work/$family-bf16-resumed/checkpoints/step_00000050" 0
 
   # (b) fp32 -> bf16 and bf16 -> fp32 from step 25's checkpoint.
   roll_back "$fp32_run" "$work/$family-fp32-to-bf16" 25

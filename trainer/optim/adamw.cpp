@@ -80,11 +80,12 @@ void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, d
   // Separate masters are indexed like the moments (from the range's start), not like the store.
   if (separate_masters())
     for (auto& piece : pieces) piece.param_offset = piece.state_offset;
+  // With separate masters the update pass also rounds each updated weight into the range's
+  // bf16 working copy, at the masters' offsets.
   const Tensor updated = separate_masters() ? masters(params) : params.values();
+  const Tensor working_copy = separate_masters() ? params.values().narrow(0, begin_, end_ - begin_) : Tensor{};
   ops::adamw_step_segments(updated, grads, exp_avg_.tensor().narrow(0, 0, end_ - begin_),
-                           exp_avg_sq_.tensor().narrow(0, 0, end_ - begin_), pieces, update);
-  // TODO(bf16ops merge): the working copy is written by the update pass itself.
-  working_copy_from_masters(params);
+                           exp_avg_sq_.tensor().narrow(0, 0, end_ - begin_), pieces, update, working_copy);
 }
 
 Tensor AdamW::exp_avg(const Segment& segment) const {
