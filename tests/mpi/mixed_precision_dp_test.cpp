@@ -70,9 +70,10 @@ TrainedRun train_bf16(bool data_parallel, bool zero) {
   optim::AdamW optimizer(params, {0.9, 0.95, 1e-8, 0.1}, dp.shard_begin(), dp.shard_end());
   optimizer.masters_from_working_copy(params);
   TrainedRun run;
-  for (std::uint64_t step = 0; step < 6; ++step) {
-    const auto tokens = model::testing::random_ids(global_rows * seq, config.vocab_size, 100 + step);
-    const auto targets = model::testing::random_ids(global_rows * seq, config.vocab_size, 200 + step);
+  // One global batch, every step: the model learns it, so the loss must fall.
+  const auto tokens = model::testing::random_ids(global_rows * seq, config.vocab_size, 100);
+  const auto targets = model::testing::random_ids(global_rows * seq, config.vocab_size, 200);
+  for (int step = 0; step < 6; ++step) {
     const std::int64_t first = data_parallel ? comm.rank() * rows_per_rank : 0;
     const std::int64_t rows = data_parallel ? rows_per_rank : global_rows;
     const auto token_tensor = model::testing::index_tensor({rows, seq}, rows_of(tokens, first, rows, seq));
@@ -96,10 +97,13 @@ TrainedRun train_bf16(bool data_parallel, bool zero) {
   return run;
 }
 
-// Relative tolerance of the bf16 runs against each other: the dp runs sum the same gradient
-// terms in another grouping (per-rank partial sums), which moves bf16-rounded weights by an ulp
-// here and there. Measured: well under 1e-3 on the loss; 1e-2 bounds single weights.
-constexpr double kLossRtol = 1e-3;
+// The dp runs sum the same gradient terms in another grouping (per-rank partial sums), which
+// can move a bf16-rounded weight by an ulp. Measured over these 6 steps: identical on 2 ranks;
+// on 4 ranks the losses agree to the printed digit and the weights differ by 2e-5 (relative
+// norm). The bounds leave a wide margin for other BLAS builds while staying far below what a
+// wrong gather or reduction would give (a rank's shard of garbage or of stale weights).
+constexpr double kLossRtol = 1e-4;
+constexpr double kWeightRtol = 1e-3;
 
 TEST(MixedPrecisionDataParallel, Bf16OverDpWithAndWithoutZeroFollowsSerialBf16) {
   const TrainedRun serial = train_bf16(false, false);
@@ -114,7 +118,7 @@ TEST(MixedPrecisionDataParallel, Bf16OverDpWithAndWithoutZeroFollowsSerialBf16) 
       diff += std::pow(parallel.weights[i] - serial.weights[i], 2);
       norm += std::pow(serial.weights[i], 2);
     }
-    EXPECT_LT(std::sqrt(diff / norm), 1e-2) << "zero " << zero;
+    EXPECT_LT(std::sqrt(diff / norm), kWeightRtol) << "zero " << zero;
   }
   // Learning happened (the loss moved), so the agreement is not that of untouched weights.
   EXPECT_LT(serial.losses.back(), serial.losses.front());
