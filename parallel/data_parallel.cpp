@@ -152,7 +152,7 @@ void DataParallel::all_gather_parameters(Tensor values) {
   // The parameters travel in their own (working) dtype: bf16 under mixed precision, while the
   // gradients are reduced in f32; their staging is allocated on the first gather in that dtype.
   if (values.dtype != padded_.dtype()) {
-    if (values.dtype != gather_padded_.dtype() || !gather_padded_.tensor().defined()) {
+    if (!gather_padded_.tensor().defined() || gather_padded_.dtype() != values.dtype) {
       gather_padded_ = OwnedTensor(values.dtype, {shard_size_ * dp_.size()});
       gather_shard_ = OwnedTensor(values.dtype, {shard_size_});
     }

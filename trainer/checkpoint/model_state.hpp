@@ -1,7 +1,8 @@
 #pragma once
 // The model's and the optimizer's tensors inside a checkpoint, by canonical global name
 // (DESIGN.md §9):
-//   /model/<parameter name>             the parameter, without vocabulary padding
+//   /model/<parameter name>             the parameter, without vocabulary padding; always fp32
+//                                       (a bf16 run stores the optimizer's fp32 masters)
 //   /optim/exp_avg/<parameter name>     AdamW first moment
 //   /optim/exp_avg_sq/<parameter name>  AdamW second moment
 // Each rank writes the pieces it owns as regions of the global (unpadded) tensors: a tensor-

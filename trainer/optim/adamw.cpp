@@ -50,9 +50,6 @@ void AdamW::masters_from_working_copy(const model::ParameterStore& params) {
   if (separate_masters()) ops::copy(masters(params), params.values().narrow(0, begin_, end_ - begin_));
 }
 
-void AdamW::working_copy_from_masters(const model::ParameterStore& params) const {
-  if (separate_masters()) ops::copy(params.values().narrow(0, begin_, end_ - begin_), masters(params));
-}
 
 double AdamW::clip_factor(double norm, double max_norm) {
   if (max_norm <= 0.0 || norm <= max_norm) return 1.0;

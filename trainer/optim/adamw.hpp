@@ -57,11 +57,9 @@ class AdamW {
   Tensor masters(const model::ParameterStore& params) const;
   // The masters of one segment, flat [end - begin].
   Tensor master(const model::ParameterStore& params, const Segment& segment) const;
-  // After the store's values were set (initialised): masters = those values (widened).
+  // After the store's values were initialised: masters = those values (widened). A no-op when
+  // the masters are the values. (Loading a checkpoint sets both: see checkpoint/model_state.)
   void masters_from_working_copy(const model::ParameterStore& params);
-  // After the masters were set (loaded from a checkpoint): the owned range of the working copy
-  // = the masters, rounded. A no-op when the masters are the values.
-  void working_copy_from_masters(const model::ParameterStore& params) const;
 
   std::int64_t begin() const { return begin_; }
   std::int64_t end() const { return end_; }
