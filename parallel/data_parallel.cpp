@@ -75,12 +75,16 @@ void DataParallel::setup_shards(DType dtype) {
   shard_size_ = (numel_ + dp_.size() - 1) / dp_.size();
   shard_begin_ = std::min(numel_, shard_size_ * dp_.rank());
   shard_end_ = std::min(numel_, shard_begin_ + shard_size_);
+  plan_staging(staging_, dtype);
+}
+
+void DataParallel::plan_staging(Staging& staging, DType dtype) const {
   memory::ArenaPlan plan;
   const memory::ArenaSlot padded = plan.reserve("all_gather", dtype, {shard_size_ * dp_.size()});
   const memory::ArenaSlot shard = plan.reserve("shard", dtype, {shard_size_});
-  staging_.allocate(std::move(plan));
-  padded_ = staging_.view(padded);
-  shard_ = staging_.view(shard);
+  staging.arena.allocate(std::move(plan));
+  staging.padded = staging.arena.view(padded);
+  staging.shard = staging.arena.view(shard);
 }
 
 void DataParallel::hold_back(std::int64_t begin, std::int64_t end) {
@@ -117,7 +121,7 @@ Tensor DataParallel::finish() {
   for (auto& handle : in_flight_) handle.wait();
   in_flight_.clear();
   if (!zero_) return grads;
-  return shard_.narrow(0, 0, shard_end_ - shard_begin_);
+  return staging_.shard.narrow(0, 0, shard_end_ - shard_begin_);
 }
 
 Tensor DataParallel::reduce_gradients(Tensor grads) {
@@ -147,17 +151,27 @@ void DataParallel::launch(std::size_t index) {
   const auto counts = shard_counts(bucket);
   const std::int64_t mine = counts[static_cast<std::size_t>(dp_.rank())];
   const std::int64_t at = mine > 0 ? std::max(bucket.begin, shard_begin_) - shard_begin_ : 0;
-  in_flight_.push_back(dp_.reduce_scatter_async(shard_.narrow(0, at, mine), values, counts));
+  in_flight_.push_back(dp_.reduce_scatter_async(staging_.shard.narrow(0, at, mine), values, counts));
 }
 
 void DataParallel::all_gather_parameters(Tensor values) {
   if (!zero_) return;
+  if (values.numel() != numel_) fail("data parallel: {} parameter values, expected {}", values.numel(), numel_);
+  // The parameters travel in their own (working) dtype: bf16 under mixed precision, while the
+  // gradients are reduced in f32; their staging is allocated on the first gather in that dtype.
+  if (values.dtype == staging_.padded.dtype) return gather_through(values, staging_);
+  if (gather_staging_.padded.dtype != values.dtype || !gather_staging_.padded.defined())
+    plan_staging(gather_staging_, values.dtype);
+  gather_through(values, gather_staging_);
+}
+
+void DataParallel::gather_through(Tensor values, const Staging& staging) {
   const std::size_t element = values.element_size();
   const auto owned = static_cast<std::size_t>(shard_end_ - shard_begin_);
-  std::memcpy(shard_.ptr, static_cast<std::byte*>(values.ptr) + static_cast<std::size_t>(shard_begin_) * element,
+  std::memcpy(staging.shard.ptr, static_cast<std::byte*>(values.ptr) + static_cast<std::size_t>(shard_begin_) * element,
               owned * element);
-  dp_.all_gather(padded_, shard_);
-  std::memcpy(values.ptr, padded_.ptr, values.nbytes());
+  dp_.all_gather(staging.padded, staging.shard);
+  std::memcpy(values.ptr, staging.padded.ptr, values.nbytes());
 }
 
 }  // namespace kiln::parallel

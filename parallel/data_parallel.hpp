@@ -81,13 +81,23 @@ class DataParallel {
   // With ZeRO: returns this rank's summed shard [shard_end - shard_begin] (a view of an
   // internal buffer, valid until the next call); `grads` is left as it was.
   Tensor reduce_gradients(Tensor grads);
-  // ZeRO only: every rank's updated shard of `values` [numel] into all of `values`.
+  // ZeRO only: every rank's updated shard of `values` [numel] into all of `values`. The values
+  // may have another dtype than the gradients (a bf16 working copy beside f32 gradients).
   void all_gather_parameters(Tensor values);
 
  private:
+  // ZeRO staging of one dtype, one communication arena: the all-gather's [shard_size * dp]
+  // and this rank's [shard_size] shard.
+  struct Staging {
+    memory::Arena arena{memory::MemoryCategory::communication};
+    Tensor padded;
+    Tensor shard;
+  };
   void setup_shards(DType dtype);
   void launch(std::size_t bucket);
   std::vector<std::int64_t> shard_counts(const GradientBucket& bucket) const;
+  void plan_staging(Staging& staging, DType dtype) const;
+  void gather_through(Tensor values, const Staging& staging);
 
   Communicator& dp_;
   std::int64_t numel_;
@@ -97,11 +107,8 @@ class DataParallel {
   std::int64_t shard_size_ = 0;
   std::int64_t shard_begin_ = 0;
   std::int64_t shard_end_ = 0;
-  // ZeRO staging, one communication arena: the all-gather's [shard_size * dp] and this rank's
-  // [shard_size] shard.
-  memory::Arena staging_{memory::MemoryCategory::communication};
-  Tensor padded_;
-  Tensor shard_;
+  Staging staging_;         // the gradients' dtype: reduce-scatter, and the gather when equal
+  Staging gather_staging_;  // the parameters' dtype when it differs (a bf16 working copy)
 
   // The step in flight.
   Tensor grads_;

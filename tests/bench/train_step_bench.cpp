@@ -2,7 +2,8 @@
 // the CPU, timed over a few steps after a warm-up. scripts/bench_train_cpu.sh runs it beside
 // the same step in PyTorch and prints the comparison.
 //
-//   kiln_train_step_bench FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS
+//   kiln_train_step_bench FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS [PRECISION]
+// PRECISION is fp32 (default) or bf16 (bf16 weights and activations, fp32 masters in AdamW).
 // prints one line: "kiln <tokens/s> <GFLOP/s> <seconds/step> <peak GFLOP/s> <parameters>".
 #include "kernels/cpu/blas_kernels.hpp"
 #include <fmt/format.h>
@@ -38,17 +39,19 @@ kiln::model::ModelConfig config_from(char** argv) {
 
 int main(int argc, char** argv) {
   kiln::kernels::select_blas_kernels(argv);
-  if (argc != 11) {
-    fmt::print(stderr, "usage: {} FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS\n", argv[0]);
+  const std::string precision = argc == 12 ? argv[11] : "fp32";
+  if ((argc != 11 && argc != 12) || (precision != "fp32" && precision != "bf16")) {
+    fmt::print(stderr, "usage: {} FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS [fp32|bf16]\n", argv[0]);
     return 2;
   }
   const auto config = config_from(argv);
   const std::int64_t seq = std::atoll(argv[8]), batch = std::atoll(argv[9]);
   const int steps = std::atoi(argv[10]);
 
-  kiln::model::Transformer model(config);
+  kiln::model::Transformer model(config, precision == "bf16" ? kiln::DType::BF16 : kiln::DType::F32);
   model.init_weights(1);
   kiln::optim::AdamW optimizer(model.parameters(), {});
+  optimizer.masters_from_working_copy(model.parameters());
   kiln::Rng rng(5);
   std::vector<std::uint32_t> tokens(static_cast<std::size_t>(batch * seq)), targets(tokens.size());
   for (auto& id : tokens) id = static_cast<std::uint32_t>(rng.below(static_cast<std::uint64_t>(config.vocab_size)));

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/ops.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::checkpoint {
@@ -99,6 +100,14 @@ Tensor flat_values(const model::ParameterStore& params, std::size_t index) {
   return params.values().narrow(0, params.infos()[index].offset, params.infos()[index].numel());
 }
 
+// Checkpoints hold fp32 values (DESIGN.md §9): a bf16 working copy is no checkpoint's source.
+void require_stored_dtype(const model::ParameterStore& params, const char* what) {
+  if (params.dtype() == DType::BF16)
+    fail("checkpoint: {} of a bf16 parameter store: checkpoints hold the fp32 masters, which the optimizer owns "
+         "(write_masters)",
+         what);
+}
+
 }  // namespace
 
 std::string model_tensor_name(std::string_view parameter) { return fmt::format("/model/{}", parameter); }
@@ -110,6 +119,7 @@ std::string exp_avg_sq_tensor_name(std::string_view parameter) {
 bool writes_everything(const model::ParameterInfo&) { return true; }
 
 void write_parameters(CheckpointWriter& writer, const model::ParameterStore& params, const WritesParameter& writes) {
+  require_stored_dtype(params, "write_parameters");
   for (std::size_t index = 0; index < params.size(); ++index) {
     const auto& info = params.infos()[index];
     if (!writes(info)) continue;
@@ -128,10 +138,37 @@ void write_optimizer(CheckpointWriter& writer, const model::ParameterStore& para
   }
 }
 
+void write_masters(CheckpointWriter& writer, const model::ParameterStore& params, const optim::AdamW& optimizer,
+                   const WritesParameter& writes) {
+  for (const auto& segment : optimizer.segments()) {
+    const auto& info = params.infos()[segment.parameter];
+    if (!writes(info)) continue;
+    write_boxes(writer, model_tensor_name(info.name), info, optimizer.master(params, segment), segment.begin,
+                boxes_of(info, segment.begin, segment.end));
+  }
+}
+
 void read_parameters(const CheckpointReader& reader, const model::ParameterStore& params) {
+  // A bf16 store reads each parameter's fp32 values through a scratch and keeps them rounded.
+  OwnedTensor scratch;
   for (std::size_t index = 0; index < params.size(); ++index) {
     const auto& info = params.infos()[index];
-    read_boxes(reader, model_tensor_name(info.name), info, flat_values(params, index), 0, boxes_of(info, 0, info.numel()));
+    Tensor target = flat_values(params, index);
+    if (params.dtype() == DType::BF16) {
+      scratch = OwnedTensor(DType::F32, {std::max<std::int64_t>(info.numel(), 1)});
+      target = scratch.tensor().narrow(0, 0, info.numel());
+      ops::copy(target, flat_values(params, index));  // keeps the padding rows (zero)
+    }
+    read_boxes(reader, model_tensor_name(info.name), info, target, 0, boxes_of(info, 0, info.numel()));
+    if (params.dtype() == DType::BF16) ops::copy(flat_values(params, index), target);
+  }
+}
+
+void read_masters(const CheckpointReader& reader, const model::ParameterStore& params, optim::AdamW& optimizer) {
+  for (const auto& segment : optimizer.segments()) {
+    const auto& info = params.infos()[segment.parameter];
+    read_boxes(reader, model_tensor_name(info.name), info, optimizer.master(params, segment), segment.begin,
+               boxes_of(info, segment.begin, segment.end));
   }
 }
 

@@ -28,6 +28,9 @@ enum class ModelFamily { gpt2, llama };
 enum class RopeScalingType { none, llama3 };
 enum class Device { auto_select, cpu, cuda };
 enum class AttentionBackend { flash, cudnn };
+// Storage of weights and activations (compute is fp32 either way): bf16 keeps fp32 master
+// weights and moments in the optimizer beside a bf16 working copy (DESIGN.md §8).
+enum class Precision { fp32, bf16 };
 
 // Llama 3.1 style frequency-dependent RoPE scaling (used when type == llama3).
 struct RopeScaling {
@@ -77,6 +80,7 @@ struct TrainConfig {
   int threads = 0;                    // CPU threads; 0 = OpenMP's default
   Device device = Device::auto_select;
   AttentionBackend attention = AttentionBackend::flash;
+  Precision precision = Precision::fp32;
 
   std::int64_t tokens_per_step() const { return batch_size * seq_len; }
   bool operator==(const TrainConfig&) const = default;
@@ -194,5 +198,6 @@ std::string_view to_string(ModelFamily family);
 std::string_view to_string(RopeScalingType type);
 std::string_view to_string(Device device);
 std::string_view to_string(AttentionBackend backend);
+std::string_view to_string(Precision precision);
 
 }  // namespace kiln::config

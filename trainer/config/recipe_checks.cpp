@@ -140,6 +140,21 @@ void check_device(const TrainConfig& t, RecipeProblems& problems) {
   }
 }
 
+// bf16 storage is wired for data parallelism (ZeRO included) only: the tensor-parallel
+// all-reduces and the pipeline links move fp32 activations, and bf16 cannot be reduced on the
+// host, so those layouts are refused instead of training with mismatched dtypes.
+void check_precision(const Recipe& r, RecipeProblems& problems) {
+  if (r.train.precision != Precision::bf16) return;
+  if (r.parallel.tp > 1) {
+    problems.add("train.precision", fmt::format("bf16 does not support tensor parallelism yet (parallel.tp = {})", r.parallel.tp),
+                 "set train.precision: fp32, or parallel.tp: 1");
+  }
+  if (r.parallel.pp > 1) {
+    problems.add("train.precision", fmt::format("bf16 does not support pipeline parallelism yet (parallel.pp = {})", r.parallel.pp),
+                 "set train.precision: fp32, or parallel.pp: 1");
+  }
+}
+
 void check_run(const Recipe& r, RecipeProblems& problems) {
   if (r.eval.every_steps > 0 && r.data.val.empty()) {
     problems.add("eval.every_steps", "evaluation is scheduled but data.val is empty",
@@ -166,6 +181,7 @@ void check_recipe(const Recipe& recipe, RecipeProblems& problems) {
   check_schedule(recipe, problems);
   check_parallel(recipe, problems);
   check_device(recipe.train, problems);
+  check_precision(recipe, problems);
   check_run(recipe, problems);
 }
 

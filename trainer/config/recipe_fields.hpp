@@ -61,6 +61,11 @@ struct EnumNames<AttentionBackend> {
       {{AttentionBackend::flash, "flash"}, {AttentionBackend::cudnn, "cudnn"}}};
 };
 template <>
+struct EnumNames<Precision> {
+  static constexpr std::array<std::pair<Precision, std::string_view>, 2> values{
+      {{Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}}};
+};
+template <>
 struct EnumNames<LrScheduleKind> {
   static constexpr auto values = lr_schedule_kind_names;
 };
@@ -131,6 +136,7 @@ void visit_recipe_fields(R& r, Field&& field) {
   field("train.threads", t.threads, at_least(0).or_auto());
   field("train.device", t.device, any_value());
   field("train.attention", t.attention, any_value());
+  field("train.precision", t.precision, any_value());
 
   auto& o = r.optim;
   field("optim.lr", o.lr, above(0).require());

@@ -55,6 +55,7 @@ nlohmann::json step_record(const StepMetrics& m) {
                            {"step_s", finite_or_null(m.step_seconds)}};
   if (m.mfu) record["mfu"] = finite_or_null(*m.mfu);
   if (m.memory_peak_bytes) record["memory_peak_bytes"] = *m.memory_peak_bytes;
+  if (m.precision) record["precision"] = *m.precision;
   return record;
 }
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 
 namespace kiln::metrics {
 
@@ -27,6 +28,8 @@ struct StepMetrics {
   std::optional<double> mfu;     // fraction of peak; absent when the peak is unknown
   // Peak bytes per memory category so far (see memory_report.hpp); absent when not given.
   std::optional<nlohmann::json> memory_peak_bytes;
+  // The storage precision that made these numbers ("fp32", "bf16"); absent when not given.
+  std::optional<std::string> precision;
 };
 
 nlohmann::json step_record(const StepMetrics& metrics);

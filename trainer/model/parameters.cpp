@@ -67,14 +67,20 @@ ParameterInfo vocab_table(std::string name, const ModelConfig& c) {
   return info;
 }
 
+DType gradient_dtype_for(DType values) {
+  if (values == DType::BF16) return DType::F32;
+  if (values != DType::F32 && values != DType::F64)
+    fail("ParameterStore: parameters are f32 (training), bf16 (mixed-precision training) or f64 "
+         "(gradient checks), not {}",
+         dtype_name(values));
+  return values;
+}
+
 }  // namespace
 
 ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
                                const ParallelPlacement& placement)
-    : dtype_(dtype), placement_(placement) {
-  if (dtype != DType::F32 && dtype != DType::F64)
-    fail("ParameterStore: parameters are f32 (training) or f64 (gradient checks), not {}",
-         dtype_name(dtype));
+    : dtype_(dtype), grad_dtype_(gradient_dtype_for(dtype)), placement_(placement) {
   const ModelConfig c = config.resolved();
   c.validate_placement(placement);
   layers_ = stage_layers(c.n_layers, placement.pp_size, placement.pp_rank);
@@ -101,7 +107,7 @@ ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
 void ParameterStore::allocate_storage() {
   memory::ArenaPlan values, grads;
   const memory::ArenaSlot value_slot = values.reserve("parameters", dtype_, Shape{numel_});
-  const memory::ArenaSlot grad_slot = grads.reserve("gradients", dtype_, Shape{numel_});
+  const memory::ArenaSlot grad_slot = grads.reserve("gradients", grad_dtype_, Shape{numel_});
   values_.allocate(std::move(values));
   grads_.allocate(std::move(grads));
   values_flat_ = values_.view(value_slot);

@@ -4,6 +4,11 @@
 // stored (llm.c style) in one flat buffer of values and one flat buffer of gradients, each
 // the single slot of a memory::Arena (categories parameters and gradients).
 //
+// Precision: values are f32 (training), f64 (gradient checks) or bf16 (mixed precision, the
+// working copy the model reads; the fp32 masters live in the optimizer). Gradients are f32
+// whenever values are bf16: they accumulate over micro-batches and are reduced over dp, which
+// bf16 would do without its small terms. Otherwise gradients share the values' dtype.
+//
 // Canonical names (i = block index, 0-based):
 //   embed.weight                 [Vp, C]      vocab     decay   token embedding
 //   pos_embed.weight             [S, C]       repl.     decay   gpt2 only (S = max_seq_len)
@@ -117,7 +122,8 @@ class ParameterStore {
   ParameterStore(ParameterStore&&) = default;
   ParameterStore& operator=(ParameterStore&&) = default;
 
-  DType dtype() const { return dtype_; }
+  DType dtype() const { return dtype_; }            // of the values
+  DType grad_dtype() const { return grad_dtype_; }  // of the gradients
   const ParallelPlacement& placement() const { return placement_; }
   LayerRange layers() const { return layers_; }  // the blocks this store holds
   std::int64_t numel() const { return numel_; }  // flat buffer length, padding included
@@ -156,6 +162,7 @@ class ParameterStore {
   static Tensor view(const Tensor& flat, std::int64_t offset, const Shape& shape);
 
   DType dtype_;
+  DType grad_dtype_;
   ParallelPlacement placement_;
   LayerRange layers_;
   std::int64_t numel_ = 0;

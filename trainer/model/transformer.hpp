@@ -8,8 +8,9 @@
 //   block: x -> norm -> q|k|v (one GEMM) -> RoPE -> flash attention -> out proj -> + x = mid
 //            mid -> norm -> up (GELU) or gate|up (SwiGLU, one GEMM) -> down -> + mid = x'
 //
-// All math goes through kiln::ops on this model's dtype: F32 to train, F64 for whole-model
-// gradient checks (same code, runtime dtype).
+// All math goes through kiln::ops on this model's dtype: F32 to train, BF16 to train in mixed
+// precision (bf16 weights and activations, f32 parameter gradients, fp32 compute inside the
+// ops), F64 for whole-model gradient checks (same code, runtime dtype).
 //
 // Parallelism (DESIGN.md §6; Megatron-style, no sequence parallelism). A Transformer built
 // with a ParallelPlacement is one rank's part of the model (the layers that split and

@@ -1,6 +1,7 @@
 #include "trainer/optim/adamw.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "trainer/core/error.hpp"
@@ -30,13 +31,32 @@ AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64
     fail("AdamW: owned range [{}, {}) outside the {} parameters", begin_, end_, params.numel());
   }
   segments_ = segments_of(params, begin_, end_);
+  // Moments (and, with bf16 values, the f32 masters) in one optimizer-state arena, indexed
+  // from the range's start.
+  const Shape range{end_ - begin_};
+  const DType state_dtype = params.grad_dtype();  // f32 under bf16 values
   memory::ArenaPlan plan;
-  const Shape moments{end_ - begin_};
-  const memory::ArenaSlot exp_avg = plan.reserve("exp_avg", params.dtype(), moments);
-  const memory::ArenaSlot exp_avg_sq = plan.reserve("exp_avg_sq", params.dtype(), moments);
-  moments_.allocate(std::move(plan));
-  exp_avg_ = moments_.view(exp_avg);
-  exp_avg_sq_ = moments_.view(exp_avg_sq);
+  const memory::ArenaSlot exp_avg = plan.reserve("exp_avg", state_dtype, range);
+  const memory::ArenaSlot exp_avg_sq = plan.reserve("exp_avg_sq", state_dtype, range);
+  std::optional<memory::ArenaSlot> masters;
+  if (params.dtype() != state_dtype) masters = plan.reserve("masters", state_dtype, range);
+  state_.allocate(std::move(plan));
+  exp_avg_ = state_.view(exp_avg);
+  exp_avg_sq_ = state_.view(exp_avg_sq);
+  if (masters) masters_ = state_.view(*masters);
+}
+
+Tensor AdamW::masters(const model::ParameterStore& params) const {
+  if (separate_masters()) return masters_;
+  return params.values().narrow(0, begin_, end_ - begin_);
+}
+
+Tensor AdamW::master(const model::ParameterStore& params, const Segment& segment) const {
+  return flat_slice(masters(params), segment.offset, segment.end - segment.begin);
+}
+
+void AdamW::masters_from_working_copy(const model::ParameterStore& params) {
+  if (separate_masters()) ops::copy(masters(params), params.values().narrow(0, begin_, end_ - begin_));
 }
 
 double AdamW::clip_factor(double norm, double max_norm) {
@@ -62,7 +82,14 @@ void AdamW::step(const model::ParameterStore& params, Tensor grads, double lr, d
     pieces.push_back({info.offset + segment.begin, segment.offset, segment.end - segment.begin, info.weight_decay});
   }
   if (pieces.empty()) return;
-  ops::adamw_step_segments(params.values(), grads, exp_avg_, exp_avg_sq_, pieces, update);
+  // Separate masters are indexed like the moments (from the range's start), not like the store.
+  if (separate_masters())
+    for (auto& piece : pieces) piece.param_offset = piece.state_offset;
+  // With separate masters the update pass also rounds each updated weight into the range's
+  // bf16 working copy, at the masters' offsets.
+  const Tensor updated = separate_masters() ? masters(params) : params.values();
+  const Tensor working_copy = separate_masters() ? params.values().narrow(0, begin_, end_ - begin_) : Tensor{};
+  ops::adamw_step_segments(updated, grads, exp_avg_, exp_avg_sq_, pieces, update, working_copy);
 }
 
 Tensor AdamW::exp_avg(const Segment& segment) const {

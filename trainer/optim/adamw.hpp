@@ -6,6 +6,13 @@
 // this rank's 1/dp share under ZeRO-1. The range cuts the registry's parameters into
 // segments (a parameter, and the element range of it that falls inside); the moments are
 // stored segment after segment, exactly as long as the range.
+//
+// Master weights: the optimizer updates fp32 masters of its owned range. With bf16 parameter
+// values (mixed precision) the masters are its own f32 buffer, and every step also rounds the
+// updated masters into the store's bf16 working copy of the range (under ZeRO, the data-
+// parallel all-gather then moves the working copy). With f32 (or f64) values the masters are
+// the store's values themselves: a second copy would hold the same numbers, so fp32 training
+// is exactly what it was and costs no extra memory.
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +51,17 @@ class AdamW {
   // scaled by grad_scale). The caller has checked that they are finite on every rank.
   void step(const model::ParameterStore& params, Tensor grads, double lr, double grad_scale);
 
+  // True when the masters are the optimizer's own f32 buffer (bf16 values), false when they
+  // are the parameter store's values.
+  bool separate_masters() const { return masters_.defined(); }
+  // The fp32 masters of the owned range, flat [end - begin].
+  Tensor masters(const model::ParameterStore& params) const;
+  // The masters of one segment, flat [end - begin].
+  Tensor master(const model::ParameterStore& params, const Segment& segment) const;
+  // After the store's values were initialised: masters = those values (widened). A no-op when
+  // the masters are the values. (Loading a checkpoint sets both: see checkpoint/model_state.)
+  void masters_from_working_copy(const model::ParameterStore& params);
+
   std::int64_t begin() const { return begin_; }
   std::int64_t end() const { return end_; }
   std::int64_t steps_taken() const { return steps_taken_; }
@@ -58,7 +76,8 @@ class AdamW {
   std::int64_t begin_ = 0;
   std::int64_t end_ = 0;
   std::vector<Segment> segments_;
-  memory::Arena moments_{memory::MemoryCategory::optimizer_state};
+  memory::Arena state_{memory::MemoryCategory::optimizer_state};
+  Tensor masters_;     // f32 [end - begin] with bf16 values, else undefined (the store's values)
   Tensor exp_avg_;     // [end - begin]
   Tensor exp_avg_sq_;  // [end - begin]
   std::int64_t steps_taken_ = 0;

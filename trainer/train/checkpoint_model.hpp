@@ -2,6 +2,10 @@
 // A trained model back from a checkpoint, for `kiln eval` and `kiln generate`: the model
 // shape comes from the recipe saved in the checkpoint, the weights from its tensors and the
 // tokenizer from the tokenizer.json it carries.
+//
+// Precision: a checkpoint holds fp32 values whatever train.precision made it (a bf16 run saves
+// its fp32 masters), and eval, generate and score always run this fp32 model: the most exact
+// weights the run has, one code path, and on the CPU bf16 storage only costs time.
 #include <filesystem>
 #include <memory>
 #include <optional>

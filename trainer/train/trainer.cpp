@@ -108,6 +108,16 @@ std::int64_t eval_batches_of(const config::Recipe& recipe, std::shared_ptr<const
   return held;
 }
 
+// Storage of weights and activations; compute is fp32 either way.
+DType storage_dtype(config::Precision precision) {
+  return precision == config::Precision::bf16 ? DType::BF16 : DType::F32;
+}
+
+std::string precision_banner(config::Precision precision) {
+  if (precision == config::Precision::bf16) return "bf16 (bf16 weights and activations, fp32 compute and masters)";
+  return "fp32";
+}
+
 // A stream that swallows what non-root ranks would otherwise print once per rank.
 std::ostream& quiet_stream() {
   static std::ostream null(nullptr);
@@ -146,6 +156,7 @@ struct Trainer::State {
   std::ostream& messages() const { return root() ? std::cerr : quiet_stream(); }
   void build_model();
   void resume_or_initialise();
+  void load_weights(const checkpoint::CheckpointReader& reader);
   double train_step();
   ops::LossSum run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale, bool backward);
   model::Transformer::GradientsFinal gradients_final_hook();
@@ -201,10 +212,10 @@ void Trainer::State::build_model() {
   placement.pp_rank = grid->pp_rank();
   placement.pp_size = grid->pp_size();
   const auto config = model::from_recipe(recipe.model, layout.tp);
-  model = std::make_unique<model::Transformer>(config, DType::F32, placement);
+  model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement);
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
   const auto& params = model->parameters();
-  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.dtype(), layout.zero == 1,
+  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.grad_dtype(), layout.zero == 1,
                                                            model->gradient_final_offsets());
   // The tied embedding's gradient is completed by the embedding group after the backward.
   if (grid->embedding() && config.tie_embeddings) {
@@ -246,7 +257,7 @@ void Trainer::State::resume_or_initialise() {
                                        : std::optional<checkpoint::FoundCheckpoint>{};
   if (found) {
     const checkpoint::CheckpointReader reader(found->dir);
-    checkpoint::read_parameters(reader, model->parameters());
+    load_weights(reader);
     checkpoint::read_optimizer(reader, model->parameters(), *optimizer);
     const auto& meta = reader.meta();
     step = meta.step;
@@ -262,11 +273,19 @@ void Trainer::State::resume_or_initialise() {
   }
   if (!recipe.model.init_from.empty()) {
     const auto source = checkpoint::resolve_checkpoint(recipe.model.init_from, messages());
-    checkpoint::read_parameters(checkpoint::CheckpointReader(source.dir), model->parameters());
+    load_weights(checkpoint::CheckpointReader(source.dir));
     if (root()) fmt::print("initialised weights from {}\n", source.dir.string());
   } else {
     model->init_weights(static_cast<std::uint64_t>(recipe.train.seed));
+    optimizer->masters_from_working_copy(model->parameters());
   }
+}
+
+// The stored fp32 values into the working copy (rounded under bf16) and, when the optimizer
+// keeps its own masters, into them exactly: a checkpoint of either precision resumes either.
+void Trainer::State::load_weights(const checkpoint::CheckpointReader& reader) {
+  checkpoint::read_parameters(reader, model->parameters());
+  if (optimizer->separate_masters()) checkpoint::read_masters(reader, model->parameters(), *optimizer);
 }
 
 // What this rank holds, gathered so rank 0 prints the whole grid in rank order.
@@ -290,10 +309,11 @@ void Trainer::State::print_banner() {
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("device cpu ({}) | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | {} tokens/step = "
-             "{} x {} | {} micro-batch(es) of {} per dp rank\n",
+  fmt::print("device cpu ({}) | train.precision {} | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | "
+             "{} tokens/step = {} x {} | {} micro-batch(es) of {} per dp rank\n",
              recipe.train.device == config::Device::auto_select ? "train.device auto: the CUDA backend is not built yet"
                                                                  : "train.device cpu",
+             precision_banner(recipe.train.precision),
              layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
              layout.micro_batch_size);
@@ -440,7 +460,12 @@ fs::path Trainer::State::save_checkpoint() {
   const auto writes_moments = [&](const model::ParameterInfo& info) {
     return (zero || dp_rank == 0) && counts_parameter(info, *grid);
   };
-  checkpoint::write_parameters(*writer, model->parameters(), writes_values);
+  // The fp32 values: the store's own, or (bf16 working copy) the optimizer's master shards.
+  if (optimizer->separate_masters()) {
+    checkpoint::write_masters(*writer, model->parameters(), *optimizer, writes_moments);
+  } else {
+    checkpoint::write_parameters(*writer, model->parameters(), writes_values);
+  }
   checkpoint::write_optimizer(*writer, model->parameters(), *optimizer, writes_moments);
   writer->finish_rank_file();
   world->barrier();
@@ -454,7 +479,9 @@ fs::path Trainer::State::save_checkpoint() {
     meta.loader = loader->state().to_json();
     meta.rng = {{"seed", recipe.train.seed}};
     meta.schedule = schedule.to_json();
-    meta.extra = {{"optimizer_steps", optimizer->steps_taken()}, {"skipped_steps", skipped_steps}};
+    meta.extra = {{"optimizer_steps", optimizer->steps_taken()},
+                  {"skipped_steps", skipped_steps},
+                  {"precision", config::to_string(recipe.train.precision)}};
     meta.created_by = fmt::format("kiln {}", kVersion);
     writer->set_meta(std::move(meta));
     // The checkpoint carries its tokenizer, so eval and generate need nothing else.
@@ -534,6 +561,7 @@ TrainOutcome Trainer::run() {
                                                       s.peak_flops * s.world->size());
       }
       record.memory_peak_bytes = metrics::memory_record(*memory);
+      record.precision = std::string(config::to_string(s.recipe.train.precision));
       log->write_step(record);
       metrics::ProgressLine line;
       line.step = s.step;
