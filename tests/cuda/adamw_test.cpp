@@ -49,7 +49,6 @@ OwnedTensor f64_flat(const std::vector<float>& values) {
   for (std::size_t i = 0; i < values.size(); ++i) t.data<double>()[i] = values[i];
   return t;
 }
-std::vector<double> values_of(const OwnedTensor& t) { return {t.data<double>(), t.data<double>() + t.numel()}; }
 
 struct Reference {
   std::vector<double> params, m, v;

@@ -63,7 +63,6 @@ OwnedTensor index_tensor(const std::vector<Index>& values, DType dtype) {
   std::memcpy(t.data<Index>(), values.data(), values.size() * sizeof(Index));
   return t;
 }
-std::vector<double> values_of(const OwnedTensor& t) { return {t.data<double>(), t.data<double>() + t.numel()}; }
 
 struct Forward {
   std::vector<double> losses, lse;

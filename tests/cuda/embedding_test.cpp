@@ -46,7 +46,6 @@ OwnedTensor id_tensor(const std::vector<std::int32_t>& ids) {
   std::memcpy(t.data<std::int32_t>(), ids.data(), ids.size() * sizeof(std::int32_t));
   return t;
 }
-std::vector<double> values_of(const OwnedTensor& t) { return {t.data<double>(), t.data<double>() + t.numel()}; }
 
 // ops in f64: the shard's rows (zeros outside), then learned positions added when given.
 std::vector<double> reference_forward(const Case& k, const std::vector<std::int32_t>& ids, const std::vector<float>& table,

@@ -22,9 +22,6 @@ OwnedTensor f64_tensor(const std::vector<float>& values) {
   for (std::size_t i = 0; i < values.size(); ++i) tensor.data<double>()[i] = values[i];
   return tensor;
 }
-std::vector<double> values_of(const OwnedTensor& tensor) {
-  return {tensor.data<double>(), tensor.data<double>() + tensor.numel()};
-}
 
 std::vector<double> reference_forward(const std::vector<float>& x) {
   OwnedTensor tx = f64_tensor(x), ty(DType::F64, {static_cast<std::int64_t>(x.size())});

@@ -22,6 +22,17 @@ inline constexpr double kF32Relative = 1e-5;
 // nearest even, which moves it by at most the bf16 unit roundoff 2^-8 of its magnitude.
 inline constexpr double kBF16Relative = 1.0 / 256.0 + kF32Relative;
 
+// Host f64 tensors for the kiln::ops reference: the (f32-exact) inputs widened, and the
+// reference's results read back.
+inline OwnedTensor f64_of(const std::vector<float>& values, kiln::Shape extents) {
+  OwnedTensor tensor(DType::F64, extents);
+  for (std::size_t i = 0; i < values.size(); ++i) tensor.data<double>()[i] = values[i];
+  return tensor;
+}
+inline std::vector<double> values_of(const OwnedTensor& tensor) {
+  return {tensor.data<double>(), tensor.data<double>() + tensor.numel()};
+}
+
 inline std::vector<float> random_values(std::size_t count, std::uint32_t seed, float low = -3.0f, float high = 3.0f) {
   std::mt19937 engine(seed);
   std::uniform_real_distribution<float> distribution(low, high);

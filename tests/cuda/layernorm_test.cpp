@@ -33,14 +33,6 @@ struct Shape {
 const Shape kShapes[] = {{1, 1}, {1, 37}, {3, 64}, {5, 100}, {2, 260}, {4, 1030}};
 constexpr Shape kBeyondOneGrid{8448 + 21, 8};
 
-OwnedTensor f64_of(const std::vector<float>& values, kiln::Shape extents) {
-  OwnedTensor tensor(DType::F64, extents);
-  for (std::size_t i = 0; i < values.size(); ++i) tensor.data<double>()[i] = values[i];
-  return tensor;
-}
-std::vector<double> values_of(const OwnedTensor& tensor) {
-  return {tensor.data<double>(), tensor.data<double>() + tensor.numel()};
-}
 std::vector<float> rounded_to_f32(const std::vector<double>& values) { return {values.begin(), values.end()}; }
 
 struct Inputs {

@@ -23,9 +23,6 @@ OwnedTensor f64_matrix(const std::vector<float>& values, std::int64_t rows, std:
   for (std::size_t i = 0; i < values.size(); ++i) tensor.data<double>()[i] = values[i];
   return tensor;
 }
-std::vector<double> values_of(const OwnedTensor& tensor) {
-  return {tensor.data<double>(), tensor.data<double>() + tensor.numel()};
-}
 
 struct Shape {
   std::int64_t rows, hidden;
