@@ -37,7 +37,7 @@ Tensor Arena::view(ArenaSlot slot) const {
   if (!allocated_) fail("{} arena: view of a slot before allocate()", memory_category_name(category_));
   const ArenaPlan::Entry& entry = plan_.entry(slot);
   // A plan of only zero-byte slots has no memory, yet its views must be defined (ops treat an
-  // undefined tensor as "argument not given"). They hold no element, so the placeholder
+  // undefined tensor as "argument not given"). They hold no element, so this stand-in
   // address is never read, whatever the device.
   if (entry.bytes == 0 && buffer_.data() == nullptr) {
     alignas(kDefaultAlignment) static std::byte empty[kDefaultAlignment];

@@ -11,6 +11,7 @@
 #include "kernels/cuda/adamw.hpp"
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_buffer.hpp"
+#include "tests/cuda/kernel_checks.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 
 #if KILN_CUDA_EMULATED
@@ -211,22 +212,6 @@ TEST(CudaSumOfSquares, BadArgumentsAreErrors) {
   EXPECT_THROW(device::sum_of_squares(total.data(), nullptr, x.data(), nullptr, 1, partials.data(), nullptr), kiln::Error);
   EXPECT_THROW(device::sum_of_squares(total.data(), nullptr, x.data(), nullptr, -1, partials.data(), nullptr), kiln::Error);
   EXPECT_THROW(device::sum_of_squares(total.data(), nullptr, x.data(), nullptr, 0, nullptr, nullptr), kiln::Error);
-}
-
-template <class Run>
-void expect_same_bits_under_two_schedules(Run run) {
-#if KILN_CUDA_EMULATED
-  const std::uint64_t saved = emu::schedule_seed();
-  emu::set_schedule_seed(11);
-  const auto first = run();
-  emu::set_schedule_seed(77777);
-  const auto second = run();
-  emu::set_schedule_seed(saved);
-#else
-  const auto first = run(), second = run();
-#endif
-  ASSERT_EQ(first.size(), second.size());
-  EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(first[0])), 0);
 }
 
 TEST(CudaSumOfSquares, SameBitsUnderAnotherSchedule) {

@@ -13,6 +13,7 @@
 #include "kernels/cuda/cross_entropy.hpp"
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_buffer.hpp"
+#include "tests/cuda/kernel_checks.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 
 #if KILN_CUDA_EMULATED
@@ -282,17 +283,7 @@ TEST(CudaCrossEntropy, SameBitsUnderAnotherSchedule) {
     for (int i = 0; i < 4; ++i) bits.push_back(static_cast<std::uint16_t>(sum_bits >> (16 * i)));
     return bits;
   };
-#if KILN_CUDA_EMULATED
-  const std::uint64_t saved = emu::schedule_seed();
-  emu::set_schedule_seed(3);
-  const auto first = run();
-  emu::set_schedule_seed(4242);
-  const auto second = run();
-  emu::set_schedule_seed(saved);
-#else
-  const auto first = run(), second = run();
-#endif
-  EXPECT_EQ(first, second);
+  expect_same_bits_under_two_schedules(run, 3, 4242);
 }
 
 }  // namespace

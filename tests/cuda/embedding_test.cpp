@@ -10,6 +10,7 @@
 #include "kernels/cuda/embedding.hpp"
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_buffer.hpp"
+#include "tests/cuda/kernel_checks.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 
 #if KILN_CUDA_EMULATED
@@ -165,24 +166,6 @@ TEST(CudaEmbedding, BadArgumentsAreErrors) {
   EXPECT_THROW(device::embedding_forward(dout.data(), nullptr, dtable.data(), 2, 0, 2, 4, {}, nullptr), kiln::Error);
   EXPECT_THROW(device::embedding_backward(dtable.data(), 2, dout.data(), did.data(), 0, 2, -4, nullptr), kiln::Error);
   EXPECT_THROW(device::embedding_backward(nullptr, 2, dout.data(), did.data(), 0, 2, 4, nullptr), kiln::Error);
-}
-
-// The same launch under two emulator schedules (block order and thread interleaving) gives the
-// same bits; on a GPU it runs twice under the hardware's own schedule.
-template <class Launch>
-void expect_same_bits_under_two_schedules(Launch launch) {
-#if KILN_CUDA_EMULATED
-  const std::uint64_t saved = emu::schedule_seed();
-  emu::set_schedule_seed(1);
-  const auto first = launch();
-  emu::set_schedule_seed(987654321);
-  const auto second = launch();
-  emu::set_schedule_seed(saved);
-#else
-  const auto first = launch(), second = launch();
-#endif
-  ASSERT_EQ(first.size(), second.size());
-  EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(first[0])), 0);
 }
 
 TEST(CudaEmbedding, BackwardIsBitwiseTheSameUnderAnotherSchedule) {

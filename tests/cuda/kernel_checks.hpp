@@ -4,6 +4,7 @@
 // comparison, and runs under a chosen emulator schedule for the determinism checks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -52,6 +53,25 @@ void with_schedule_seed(std::uint64_t seed, Work&& work) {
   (void)seed;
   work();
 #endif
+}
+
+// What `run` returns (a vector of what its launches wrote) is bitwise the same under two
+// schedules: a kernel whose bits depend on block order or thread interleaving fails, so a run
+// resumes bit for bit.
+template <class Run>
+void expect_same_bits_under_two_schedules(Run&& run, std::uint64_t first_seed = 11, std::uint64_t second_seed = 77777) {
+  decltype(run()) first, second;
+  with_schedule_seed(first_seed, [&] { first = run(); });
+  with_schedule_seed(second_seed, [&] { second = run(); });
+  EXPECT_TRUE(bitwise_equal(first, second));
+}
+
+// dw and db are sums over rows: per chunk of 32 rows, then the chunk sums in order. Recursive
+// fp32 summation of m terms is within (m - 1) 2^-24 of the sum of their magnitudes, plus a
+// few roundings per term: the tolerance is that bound where it exceeds kF32Relative.
+inline double weight_grad_tolerance(std::int64_t rows, double at_least) {
+  const double chunks = std::ceil(static_cast<double>(rows) / 32.0);
+  return std::max(at_least, (32.0 + chunks + 4.0) * std::ldexp(1.0, -24));
 }
 
 inline constexpr double kBF16Rounding = 1.0 / 256.0;  // unit roundoff of bf16's 8-bit significand

@@ -95,13 +95,6 @@ Reference reference_layernorm(const Inputs& in, Shape shape, bool accumulate) {
   return ref;
 }
 
-// dw and db are sums over rows: a chunk of 32 rows, then the chunk sums in order. Recursive
-// fp32 summation of m terms is within (m - 1) 2^-24 of the sum of their magnitudes, plus a
-// few roundings per term: the tolerance is that bound where it exceeds 1e-5.
-double weight_grad_tolerance(std::int64_t rows) {
-  const double chunks = std::ceil(static_cast<double>(rows) / 32.0);
-  return std::max(kF32Relative, (32.0 + chunks + 4.0) * std::ldexp(1.0, -24));
-}
 
 struct DeviceResults {
   std::vector<float> y, mean, rstd, dx, dw, db;
@@ -138,7 +131,7 @@ DeviceResults run_layernorm(Shape shape, bool accumulate, const Reference& ref,
 }
 
 void expect_matches(const DeviceResults& got, const Reference& want, Shape shape, double bf16_share) {
-  const double wg = weight_grad_tolerance(shape.rows);
+  const double wg = weight_grad_tolerance(shape.rows, kF32Relative);
   EXPECT_TRUE(close_to_scale(got.y, want.y, want.y_scale, kF32Relative, bf16_share)) << "y " << shape.rows << "x" << shape.channels;
   EXPECT_TRUE(close_to_scale(got.mean, want.mean, want.mean_scale, kF32Relative)) << "mean " << shape.rows << "x" << shape.channels;
   EXPECT_TRUE(all_close(got.rstd, want.rstd, kF32Relative)) << "rstd " << shape.rows << "x" << shape.channels;

@@ -83,13 +83,6 @@ Reference reference_rmsnorm_backward(const Inputs& in, Shape shape, bool accumul
   return ref;
 }
 
-// dw sums over rows: chunks of 32 rows, then the chunk sums in order. Recursive fp32 summation
-// of m terms is within (m - 1) 2^-24 of the sum of their magnitudes, plus a few roundings per
-// term: the tolerance is that bound where it exceeds 1e-5.
-double weight_grad_tolerance(std::int64_t rows) {
-  const double chunks = std::ceil(static_cast<double>(rows) / 32.0);
-  return std::max(kF32Relative, (32.0 + chunks + 4.0) * std::ldexp(1.0, -24));
-}
 
 struct DeviceResults {
   std::vector<float> dx, dw;
@@ -129,7 +122,7 @@ DeviceResults run_backward(const Inputs& in, Shape shape, bool accumulate, const
 void expect_matches(const DeviceResults& got, const Reference& want, Shape shape, double bf16_share) {
   EXPECT_TRUE(close_to_scale(got.dx, want.dx, want.dx_scale, kF32Relative, bf16_share))
       << "dx " << shape.rows << "x" << shape.channels;
-  EXPECT_TRUE(close_to_scale(got.dw, want.dw, want.dw_scale, weight_grad_tolerance(shape.rows)))
+  EXPECT_TRUE(close_to_scale(got.dw, want.dw, want.dw_scale, weight_grad_tolerance(shape.rows, kF32Relative)))
       << "dw " << shape.rows << "x" << shape.channels;
 }
 

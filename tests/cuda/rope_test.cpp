@@ -11,6 +11,7 @@
 #include "kernels/cuda/rope.hpp"
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_buffer.hpp"
+#include "tests/cuda/kernel_checks.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 
 #if KILN_CUDA_EMULATED
@@ -194,18 +195,7 @@ TEST(CudaRope, SameBitsUnderAnotherSchedule) {
     device::rope_forward(dqkv.data(), dqkv.data(), s.layout(), dpos.data(), dfreq.data(), nullptr);
     return dqkv.download();
   };
-#if KILN_CUDA_EMULATED
-  const std::uint64_t saved = emu::schedule_seed();
-  emu::set_schedule_seed(5);
-  const auto first = run();
-  emu::set_schedule_seed(123456789);
-  const auto second = run();
-  emu::set_schedule_seed(saved);
-#else
-  const auto first = run(), second = run();
-#endif
-  ASSERT_EQ(first.size(), second.size());
-  EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(first[0])), 0);
+  expect_same_bits_under_two_schedules(run, 5, 123456789);
 }
 
 }  // namespace
