@@ -35,6 +35,7 @@ __global__ void __launch_bounds__(kThreads) residual_add_kernel(T* y, const T* a
 template <class T>
 void launch_residual_add(T* y, const T* a, const T* b, std::int64_t n, cudaStream_t stream) {
   if (n < 0) cuda_launch::fail_kernel_argument("residual_add_kernel", "the element count is negative");
+  if (n > 0 && (!y || !a || !b)) cuda_launch::fail_kernel_argument("residual_add_kernel", "y, a and b must not be null");
   if (n == 0) return;
   const bool vectorised = aligned_16(y) && aligned_16(a) && aligned_16(b);
   const std::int64_t packs = vectorised ? n / Pack<T>::kWidth : 0;
