@@ -203,7 +203,20 @@ DatasetShape describe(hid_t dataset) {
   shape.type_size = H5Tget_size(type.get());
   shape.is_unsigned =
       shape.type_class == H5T_INTEGER && H5Tget_sign(type.get()) == H5T_SGN_NONE;
+  Handle create_list(H5Dget_create_plist(dataset), H5Pclose);
+  shape.layout = create_list.valid() ? H5Pget_layout(create_list.get()) : H5D_LAYOUT_ERROR;
+  if (shape.layout == H5D_LAYOUT_ERROR) H5Eclear2(H5E_DEFAULT);
   return shape;
+}
+
+const char* layout_name(H5D_layout_t layout) {
+  switch (layout) {
+    case H5D_COMPACT: return "compact";
+    case H5D_CONTIGUOUS: return "contiguous";
+    case H5D_CHUNKED: return "chunked";
+    case H5D_VIRTUAL: return "virtual";
+    default: return "with an unreadable layout";
+  }
 }
 
 std::string type_name(const DatasetShape& shape) {

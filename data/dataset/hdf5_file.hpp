@@ -79,10 +79,13 @@ struct DatasetShape {
   H5T_class_t type_class = H5T_NO_CLASS;
   std::size_t type_size = 0;
   bool is_unsigned = false;
+  H5D_layout_t layout = H5D_LAYOUT_ERROR;  // kiln writes H5D_CHUNKED
 };
 DatasetShape describe(hid_t dataset);
 // "uint16", "float32", "string", ...: for messages that say what was found.
 std::string type_name(const DatasetShape& shape);
+// "chunked", "contiguous", "compact", ...
+const char* layout_name(H5D_layout_t layout);
 
 // --- scalar attributes on an object -----------------------------------------------------
 void write_string_attribute(hid_t object, const char* name, std::string_view value);

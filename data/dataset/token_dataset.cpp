@@ -418,6 +418,14 @@ hdf5::Handle TokenDataset::Impl::open_checked(const char* name, std::size_t elem
     error("dataset /{} has {} elements but the attributes say {}", name, shape.length,
           expected_length);
   }
+  // kiln writes every dataset chunked. Another layout in a damaged file can crash libhdf5
+  // 1.10 inside H5Dread (a memcpy from a null buffer, found by the token_dataset fuzz target),
+  // so it is refused before anything is read.
+  if (shape.layout != H5D_CHUNKED) {
+    error("dataset /{} is stored {}, but kiln writes its datasets chunked (a damaged file, or not written by "
+          "kiln prepare)",
+          name, hdf5::layout_name(shape.layout));
+  }
   return dataset;
 }
 

@@ -30,7 +30,7 @@ expect_named "repeated key in a recipe" "dup_key.yaml:6:3: optim.lr: duplicate k
 expect_named "repeated section in a recipe" "dup_section.yaml:6:1: train: duplicate key (first written at 3:1)" \
   "$kiln" train "$work/dup_section.yaml"
 { cat "$work/base.yaml"; printf -- "---\noptim: {lr: 30.0}\n"; } >"$work/two_docs.yaml"
-expect_named "second document in a recipe" "two_docs.yaml:7:1: a second YAML document" \
+expect_named "second document in a recipe" "two_docs.yaml:6:1: a second YAML document" \
   "$kiln" train "$work/two_docs.yaml"
 expect_named "repeated --set" "--set optim.lr=2: \`optim.lr\` is already set by --set optim.lr=1" \
   "$kiln" train "$work/base.yaml" --set optim.lr=1 --set optim.lr=2
@@ -56,7 +56,7 @@ expect_named "repeated key in a curate recipe" "curate_dup.yaml:7:3: gopher_qual
 expect_named "repeated section in a curate recipe" "curate_section.yaml:7:1: output: duplicate key (first written at 3:1)" \
   "$kiln" curate "$work/curate_section.yaml" --quiet
 { cat "$work/curate.yaml"; printf -- "---\ninput: {paths: [x]}\n"; } >"$work/curate_docs.yaml"
-expect_named "second document in a curate recipe" "curate_docs.yaml:8:1: a second YAML document" \
+expect_named "second document in a curate recipe" "curate_docs.yaml:7:1: a second YAML document" \
   "$kiln" curate "$work/curate_docs.yaml" --quiet
 expect_named "repeated key inside a --set value" "--set input.paths={a: 1, a: 2}:1:8: a: duplicate key" \
   "$kiln" curate "$work/curate.yaml" --quiet --set "input.paths={a: 1, a: 2}"

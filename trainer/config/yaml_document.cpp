@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <map>
+#include <optional>
+#include <sstream>
 #include <string>
-#include <vector>
 
 #include "trainer/config/yaml_path.hpp"
 #include "trainer/core/error.hpp"
@@ -66,25 +69,60 @@ class DuplicateKeyFinder {
   std::size_t visited_ = 0;
 };
 
+// Where a second document starts, if the text has one. yaml-cpp's LoadAll cannot be used for
+// this: on some malformed text (a lone `,` line after a mapping) its parser reports an empty
+// document at the same place forever, so LoadAll never returns. Asking the parser for at most
+// two documents ends either way.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { last_start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark last_start;
+};
+
+std::optional<YAML::Mark> second_document_start(const std::string& text) {
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  DocumentStarts starts;
+  if (!parser.HandleNextDocument(starts)) return std::nullopt;
+  if (!parser.HandleNextDocument(starts)) return std::nullopt;
+  return starts.last_start;
+}
+
+[[noreturn]] void fail_malformed(std::string_view source_name, const YAML::Exception& error) {
+  fail("{}:{}:{}: malformed YAML: {}. Fix: correct the syntax there (indentation with spaces, "
+       "`key: value` pairs)",
+       source_name, error.mark.line + 1, error.mark.column + 1, error.msg);
+}
+
 }  // namespace
 
 YAML::Node load_yaml_document(std::string_view text, std::string_view source_name) {
-  std::vector<YAML::Node> documents;
+  const std::string owned(text);
+  YAML::Node document;
+  std::optional<YAML::Mark> second;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    document = YAML::Load(owned);
+    second = second_document_start(owned);
   } catch (const YAML::Exception& error) {
-    fail("{}:{}:{}: malformed YAML: {}. Fix: correct the syntax there (indentation with spaces, "
-         "`key: value` pairs)",
-         source_name, error.mark.line + 1, error.mark.column + 1, error.msg);
+    fail_malformed(source_name, error);
   }
-  if (documents.empty()) return YAML::Node(YAML::NodeType::Null);
-  if (documents.size() > 1) {
-    fail("{}: a second YAML document (after `---`); kiln reads exactly one. Fix: remove the `---` line and "
-         "merge or delete what follows",
-         at(source_name, documents[1]));
+  if (second) {
+    fail("{}:{}:{}: a second YAML document (after `---`, or text that cannot continue the first one); kiln "
+         "reads exactly one. Fix: remove the `---` line and merge or delete what follows, or correct the "
+         "syntax there",
+         source_name, second->line + 1, second->column + 1);
   }
-  DuplicateKeyFinder(source_name).check(documents.front(), "", 0);
-  return documents.front();
+  DuplicateKeyFinder(source_name).check(document, "", 0);
+  return document;
 }
 
 YAML::Node load_yaml_file(const std::filesystem::path& path, std::string_view role) {
