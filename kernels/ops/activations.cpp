@@ -17,6 +17,12 @@ using namespace detail;
 
 void gelu_forward(Tensor y, Tensor x) {
   constexpr const char* op = "gelu_forward";
+  if (on_cuda(op, {{"y", y}, {"x", x}})) {
+    require_defined(op, {{"y", y}, {"x", x}});
+    check_same_shapes(op, {{"y", y}, {"x", x}});
+    check_cuda_storage(op, {{"y", y}, {"x", x}});
+    return cuda_backend_for(op).gelu_forward(y, x);
+  }
   const Bf16Staging staged(op, {write("y", y), read("x", x)});
   if (staged.active()) {
     gelu_forward(y, x);
@@ -48,6 +54,12 @@ std::int64_t row_length(const char* op, const Arg& like, std::initializer_list<A
 
 void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
   constexpr const char* op = "gelu_backward";
+  if (on_cuda(op, {{"dx", dx}, {"dy", dy}, {"x", x}})) {
+    require_defined(op, {{"dx", dx}, {"dy", dy}, {"x", x}});
+    check_same_shapes(op, {{"x", x}, {"dy", dy}, {"dx", dx}});
+    check_cuda_storage(op, {{"dx", dx}, {"dy", dy}, {"x", x}});
+    return cuda_backend_for(op).gelu_backward(dx, dy, x, accumulate_dx == Accumulate::Yes);
+  }
   const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), read("dy", dy), read("x", x)});
   if (staged.active()) {
     gelu_backward(dx, dy, x, accumulate_dx);

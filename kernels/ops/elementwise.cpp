@@ -117,6 +117,11 @@ std::uint16_t* bf16_bits(const Tensor& tensor) { return static_cast<std::uint16_
 }  // namespace
 
 void add(Tensor out, Tensor a, Tensor b) {
+  if (on_cuda("add", {{"out", out}, {"a", a}, {"b", b}})) {
+    require_defined("add", {{"out", out}, {"a", a}, {"b", b}});
+    check_same_shapes("add", {{"out", out}, {"a", a}, {"b", b}});
+    return cuda_backend_for("add").add(out, a, b);
+  }
   if (all_dense_bf16({{"out", out}, {"a", a}, {"b", b}}))
     return cpu::add_bf16(bf16_bits(out), bf16_bits(a), bf16_bits(b), out.numel());
   const Bf16Staging staged("add", {write("out", out), read("a", a), read("b", b)});
@@ -131,6 +136,11 @@ void add(Tensor out, Tensor a, Tensor b) {
 }
 
 void add_to(Tensor dst, Tensor src) {
+  if (on_cuda("add_to", {{"dst", dst}, {"src", src}})) {
+    require_defined("add_to", {{"dst", dst}, {"src", src}});
+    check_same_shapes("add_to", {{"dst", dst}, {"src", src}});
+    return cuda_backend_for("add_to").add_to(dst, src);
+  }
   if (all_dense_bf16({{"dst", dst}, {"src", src}})) return cpu::axpy_bf16(bf16_bits(dst), 1.0f, bf16_bits(src), dst.numel());
   const Bf16Staging staged("add_to", {read_write("dst", dst), read("src", src)});
   if (staged.active()) {
@@ -169,15 +179,44 @@ void scale(Tensor x, double factor) {
       dtype, [&]<class T>(T) { cpu::scale<T>(pointer<T>(x), static_cast<T>(factor), x.numel()); });
 }
 
+namespace {
+
+// A copy with the CUDA device on one side or both. Across devices the bytes travel as one
+// contiguous block in the source's dtype (uploads: the destination's), so a strided or
+// converting copy is staged through a contiguous host tensor.
+void copy_with_device(Tensor dst, Tensor src) {
+  constexpr const char* op = "copy";
+  cuda_backend::CudaBackend& cuda = cuda_backend_for(op);
+  if (dst.device == Device::Cuda && src.device == Device::Cuda) {
+    check_contiguous(op, "dst", dst);
+    check_contiguous(op, "src", src);
+    return cuda.convert(dst, src);
+  }
+  if (dst.device == Device::Cuda) {  // upload
+    check_contiguous(op, "dst", dst);
+    if (src.dtype == dst.dtype && src.is_contiguous()) return cuda.copy_to_device(dst.ptr, src.ptr, src.nbytes());
+    const OwnedTensor staged(dst.dtype, src.shape);
+    copy(staged, src);
+    return cuda.copy_to_device(dst.ptr, staged.tensor().ptr, staged.tensor().nbytes());
+  }
+  check_contiguous(op, "src", src);  // download
+  if (src.dtype == dst.dtype && dst.is_contiguous()) return cuda.copy_to_host(dst.ptr, src.ptr, src.nbytes());
+  const OwnedTensor staged(src.dtype, src.shape);
+  cuda.copy_to_host(staged.tensor().ptr, src.ptr, src.nbytes());
+  copy(dst, staged);
+}
+
+}  // namespace
+
 void copy(Tensor dst, Tensor src) {
   constexpr const char* op = "copy";
   require_defined(op, {{"dst", dst}, {"src", src}});
-  require_cpu(op, {{"dst", dst}, {"src", src}});
   check_shape(op, "dst", dst, src.shape);
   const bool same_dtype = dst.dtype == src.dtype;
   if (!same_dtype && !(is_floating(dst.dtype) && is_floating(src.dtype)))
     fail("ops::{}: cannot convert {} to {}; only floating dtypes convert", op, src.str(),
          dst.str());
+  if (dst.device == Device::Cuda || src.device == Device::Cuda) return copy_with_device(dst, src);
   if (same_dtype && dst.is_contiguous() && src.is_contiguous()) {
     if (src.nbytes() > 0) std::memmove(dst.ptr, src.ptr, src.nbytes());
     return;
@@ -202,7 +241,10 @@ void copy(Tensor dst, Tensor src) {
 
 void zero(Tensor x) {
   require_defined("zero", {{"x", x}});
-  require_cpu("zero", {{"x", x}});
+  if (on_cuda("zero", {{"x", x}})) {
+    check_contiguous("zero", "x", x);
+    return cuda_backend_for("zero").zero(x.ptr, x.nbytes());
+  }
   if (x.is_contiguous()) {
     if (x.nbytes() > 0) std::memset(x.ptr, 0, x.nbytes());
     return;
@@ -217,8 +259,12 @@ void zero(Tensor x) {
 void fill(Tensor x, double value) {
   constexpr const char* op = "fill";
   require_defined(op, {{"x", x}});
-  require_cpu(op, {{"x", x}});
   if (!is_floating(x.dtype)) fail("ops::{}: `x` is {}; fill takes a floating dtype", op, x.str());
+  if (on_cuda(op, {{"x", x}})) {  // not on a hot path: filled on the host, then uploaded
+    const OwnedTensor filled(x.dtype, x.shape);
+    fill(filled, value);
+    return copy(x, filled);
+  }
   if (x.dtype == DType::BF16 && x.is_contiguous()) {
     const BFloat16 bits = to_bfloat16(static_cast<float>(value));
     std::fill_n(static_cast<BFloat16*>(x.ptr), x.numel(), bits);

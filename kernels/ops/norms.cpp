@@ -39,6 +39,15 @@ NormBackwardRows<T> norm_backward_rows(const char* op, const Tensor& dx, const T
 void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b,
                        double eps) {
   constexpr const char* op = "layernorm_forward";
+  if (on_cuda(op, {{"y", y}, {"mean", mean}, {"rstd", rstd}, {"x", x}, {"w", w}, {"b", b}})) {
+    require_defined(op, {{"y", y}, {"x", x}, {"w", w}});
+    check_same_shapes(op, {{"x", x}, {"y", y}});
+    check_cuda_storage(op, {{"y", y}, {"x", x}, {"w", w}, {"b", b}});
+    const std::int64_t C = x.size(-1), rows = x.numel() / std::max<std::int64_t>(C, 1);
+    for (const Arg& v : {Arg{"w", w}, Arg{"b", b}}) check_vector(op, v.name, v.tensor, C);
+    for (const Arg& v : {Arg{"mean", mean}, Arg{"rstd", rstd}}) check_vector(op, v.name, v.tensor, rows);
+    return cuda_backend_for(op).layernorm_forward(y, mean, rstd, x, w, b, eps);
+  }
   const Bf16Staging staged(op, {write("y", y), write("mean", mean), write("rstd", rstd), read("x", x),
                                 read("w", w), read("b", b)});
   if (staged.active()) {
@@ -62,6 +71,17 @@ void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, T
 void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,
                         Tensor rstd, Accumulate accumulate_dx) {
   constexpr const char* op = "layernorm_backward";
+  if (on_cuda(op, {{"dx", dx}, {"dw", dw}, {"db", db}, {"dy", dy}, {"x", x}, {"w", w}, {"mean", mean},
+                   {"rstd", rstd}})) {
+    require_defined(op, {{"dy", dy}, {"x", x}, {"w", w}, {"mean", mean}, {"rstd", rstd}});
+    check_same_shapes(op, {{"x", x}, {"dy", dy}, {"dx", dx}});
+    check_cuda_storage(op, {{"dx", dx}, {"dy", dy}, {"x", x}, {"w", w}});
+    const std::int64_t C = x.size(-1), rows = x.numel() / std::max<std::int64_t>(C, 1);
+    for (const Arg& v : {Arg{"w", w}, Arg{"dw", dw}, Arg{"db", db}}) check_vector(op, v.name, v.tensor, C);
+    for (const Arg& v : {Arg{"mean", mean}, Arg{"rstd", rstd}}) check_vector(op, v.name, v.tensor, rows);
+    return cuda_backend_for(op).layernorm_backward(dx, dw, db, dy, x, w, mean, rstd,
+                                                   accumulate_dx == Accumulate::Yes);
+  }
   const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), f32_gradient("dw", dw),
                                 f32_gradient("db", db), read("dy", dy), read("x", x), read("w", w),
                                 read("mean", mean), read("rstd", rstd)});
@@ -84,6 +104,15 @@ void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Te
 
 void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
   constexpr const char* op = "rmsnorm_forward";
+  if (on_cuda(op, {{"y", y}, {"rstd", rstd}, {"x", x}, {"w", w}})) {
+    require_defined(op, {{"y", y}, {"x", x}, {"w", w}});
+    check_same_shapes(op, {{"x", x}, {"y", y}});
+    check_cuda_storage(op, {{"y", y}, {"x", x}, {"w", w}});
+    const std::int64_t C = x.size(-1), rows = x.numel() / std::max<std::int64_t>(C, 1);
+    check_vector(op, "w", w, C);
+    check_vector(op, "rstd", rstd, rows);
+    return cuda_backend_for(op).rmsnorm_forward(y, rstd, x, w, eps);
+  }
   const Bf16Staging staged(op, {write("y", y), write("rstd", rstd), read("x", x), read("w", w)});
   if (staged.active()) {
     rmsnorm_forward(y, rstd, x, w, eps);
@@ -104,6 +133,16 @@ void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) {
 void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
                       Accumulate accumulate_dx) {
   constexpr const char* op = "rmsnorm_backward";
+  if (on_cuda(op, {{"dx", dx}, {"dw", dw}, {"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}})) {
+    require_defined(op, {{"dy", dy}, {"x", x}, {"w", w}, {"rstd", rstd}});
+    check_same_shapes(op, {{"x", x}, {"dy", dy}, {"dx", dx}});
+    check_cuda_storage(op, {{"dx", dx}, {"dy", dy}, {"x", x}, {"w", w}});
+    const std::int64_t C = x.size(-1), rows = x.numel() / std::max<std::int64_t>(C, 1);
+    check_vector(op, "w", w, C);
+    check_vector(op, "dw", dw, C);
+    check_vector(op, "rstd", rstd, rows);
+    return cuda_backend_for(op).rmsnorm_backward(dx, dw, dy, x, w, rstd, accumulate_dx == Accumulate::Yes);
+  }
   const Bf16Staging staged(op, {write_or_add("dx", dx, accumulate_dx), f32_gradient("dw", dw),
                                 read("dy", dy), read("x", x), read("w", w), read("rstd", rstd)});
   if (staged.active()) {

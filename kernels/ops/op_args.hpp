@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/views.hpp"
+#include "kernels/cuda/backend.hpp"
 #include "kernels/tensor.hpp"
 #include "trainer/core/error.hpp"
 
@@ -32,12 +33,62 @@ inline void require_defined(const char* op, std::initializer_list<Arg> args) {
     if (!arg.tensor.defined()) fail("ops::{}: required tensor `{}` is undefined", op, arg.name);
 }
 
-// Every op has a CPU kernel; the CUDA kernels slot in here, per op, as they are written.
+// Every op has a CPU kernel; ops with a CUDA implementation ask on_cuda first, the others
+// refuse device tensors here.
 inline void require_cpu(const char* op, std::initializer_list<Arg> args) {
   for (const Arg& arg : args)
     if (arg.tensor.defined() && arg.tensor.device != Device::Cpu)
       fail("ops::{}: `{}` is {}, but this op has no CUDA implementation yet; pass host tensors", op,
            arg.name, arg.tensor.str());
+}
+
+// Whether the op runs on the CUDA backend: true when its defined tensors are on the CUDA
+// device. Mixing devices in one op is an error (ops::copy moves tensors between them).
+inline bool on_cuda(const char* op, std::initializer_list<Arg> args) {
+  const Arg* on_device = nullptr;
+  const Arg* on_host = nullptr;
+  for (const Arg& arg : args) {
+    if (!arg.tensor.defined()) continue;
+    (arg.tensor.device == Device::Cuda ? on_device : on_host) = &arg;
+  }
+  if (on_device == nullptr) return false;
+  if (on_host != nullptr)
+    fail("ops::{}: `{}` is {} but `{}` is {}; an op's tensors must be on one device (ops::copy moves them)", op,
+         on_device->name, on_device->tensor.str(), on_host->name, on_host->tensor.str());
+  return true;
+}
+
+inline cuda_backend::CudaBackend& cuda_backend_for(const char* op) { return cuda_backend::active_backend(op); }
+
+// Every defined tensor of `args` has the shape of the first one.
+inline void check_same_shapes(const char* op, std::initializer_list<Arg> args) {
+  const Arg& first = *args.begin();
+  for (const Arg& arg : args)
+    if (arg.tensor.defined() && arg.tensor.shape != first.tensor.shape)
+      fail("ops::{}: `{}` is {}, expected the shape of `{}` {}", op, arg.name, arg.tensor.str(), first.name,
+           first.tensor.str());
+}
+
+// The CUDA kernels take their storage tensors (activations, weights, their input gradients) in
+// one dtype, f32 or bf16; statistics and parameter gradients are f32 (checked by the backend).
+inline void check_cuda_storage(const char* op, std::initializer_list<Arg> args) {
+  const Arg* first = nullptr;
+  for (const Arg& arg : args) {
+    if (!arg.tensor.defined()) continue;
+    if (arg.tensor.dtype != DType::F32 && arg.tensor.dtype != DType::BF16)
+      fail("ops::{}: `{}` is {}; the CUDA backend stores f32 or bf16", op, arg.name, arg.tensor.str());
+    if (first == nullptr) first = &arg;
+    if (arg.tensor.dtype != first->tensor.dtype)
+      fail("ops::{}: `{}` is {} but `{}` is {}; on the CUDA device they share one dtype", op, arg.name,
+           arg.tensor.str(), first->name, first->tensor.str());
+  }
+}
+
+// A norm's per-row vector (mean, rstd) or per-channel parameter (w, b, dw, db) on the CUDA
+// path: undefined, or exactly [n].
+inline void check_vector(const char* op, const char* name, const Tensor& tensor, std::int64_t n) {
+  if (tensor.defined() && (tensor.rank() != 1 || tensor.size(0) != n))
+    fail("ops::{}: `{}` is {}, expected [{}]", op, name, tensor.str(), n);
 }
 
 // The one floating dtype (F32 or F64) shared by every defined tensor in `args`.

@@ -124,9 +124,20 @@ void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, std::s
 void sum_of_squares(Tensor total, Tensor x, std::span<const FlatRange> ranges) {
   constexpr const char* op = "sum_of_squares";
   require_defined(op, {{"total", total}, {"x", x}});
-  require_cpu(op, {{"total", total}, {"x", x}});
+  const bool cuda = on_cuda(op, {{"total", total}, {"x", x}});
   if (total.dtype != DType::F64 || total.numel() != 1)
     fail("ops::{}: `total` is {}; expected one f64 element", op, total.str());
+  if (cuda) {
+    check_contiguous(op, "x", x);
+    std::vector<std::int64_t> offsets, lengths;
+    for (std::size_t k = 0; k < ranges.size(); ++k) {
+      check_range(op, "x", x, ranges[k].offset, ranges[k].length, k);
+      offsets.push_back(ranges[k].offset);
+      lengths.push_back(ranges[k].length);
+    }
+    return cuda_backend_for(op).sum_of_squares(total, x, offsets.data(), lengths.data(),
+                                               static_cast<int>(ranges.size()));
+  }
   const DType dtype = x.dtype == DType::BF16 ? DType::BF16 : float_dtype(op, {{"x", x}});
   check_contiguous(op, "x", x);
   for (std::size_t k = 0; k < ranges.size(); ++k) check_range(op, "x", x, ranges[k].offset, ranges[k].length, k);

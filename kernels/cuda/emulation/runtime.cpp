@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -39,6 +40,8 @@ struct Registry {
   std::set<Stream*> streams;
   std::set<Event*> events;
   std::map<const void*, std::size_t> shared_limits;
+  std::size_t capacity = std::size_t{16} << 30;  // bytes the emulated device holds
+  std::size_t device_bytes = 0;                   // held by live cudaMalloc allocations
 };
 
 Registry& registry() {
@@ -72,11 +75,20 @@ cudaError_t allocate(void** pointer, std::size_t bytes, Memory memory, const cha
   *pointer = nullptr;
   if (bytes == 0) return cudaSuccess;  // as CUDA: a null pointer, no error
   const std::size_t rounded = (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+  if (memory == Memory::Device) {
+    std::lock_guard lock(registry().mutex);
+    const Registry& r = registry();
+    if (rounded > r.capacity - std::min(r.device_bytes, r.capacity))
+      return record_error(cudaErrorMemoryAllocation,
+                          fmt::format("{}: {} bytes asked, {} of the emulated device's {} free", call, bytes,
+                                      r.capacity - std::min(r.device_bytes, r.capacity), r.capacity));
+  }
   void* memory_block = std::aligned_alloc(kAllocationAlignment, rounded);
   if (!memory_block)
     return record_error(cudaErrorMemoryAllocation, fmt::format("{}: cannot allocate {} bytes", call, bytes));
   std::lock_guard lock(registry().mutex);
   registry().allocations[reinterpret_cast<std::uintptr_t>(memory_block)] = {bytes, memory};
+  if (memory == Memory::Device) registry().device_bytes += rounded;
   *pointer = memory_block;
   return cudaSuccess;
 }
@@ -91,6 +103,8 @@ cudaError_t release(void* pointer, Memory memory, const char* call) {
                         fmt::format("{}({}): not the start of a live {} allocation (a host pointer, an offset "
                                     "into one, or freed already)",
                                     call, pointer, memory == Memory::Device ? "cudaMalloc" : "cudaMallocHost"));
+  if (memory == Memory::Device)
+    registry().device_bytes -= (found->second.bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
   allocations.erase(found);
   std::free(pointer);
   return cudaSuccess;
@@ -152,6 +166,23 @@ std::size_t live_device_allocations() {
   std::size_t count = 0;
   for (const auto& [start, allocation] : registry().allocations) count += allocation.memory == Memory::Device;
   return count;
+}
+
+std::size_t set_device_capacity(std::size_t bytes) {
+  std::lock_guard lock(registry().mutex);
+  const std::size_t previous = registry().capacity;
+  registry().capacity = bytes;
+  return previous;
+}
+
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes) {
+  if (!free_bytes || !total_bytes)
+    return record_error(cudaErrorInvalidValue, "cudaMemGetInfo: a pointer argument is null");
+  std::lock_guard lock(registry().mutex);
+  const Registry& r = registry();
+  *total_bytes = r.capacity;
+  *free_bytes = r.capacity - std::min(r.device_bytes, r.capacity);
+  return cudaSuccess;
 }
 
 cudaError_t cudaMalloc(void** pointer, std::size_t bytes) { return allocate(pointer, bytes, Memory::Device, "cudaMalloc"); }

@@ -78,6 +78,10 @@ cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetDeviceCount(int* count);
+// Free and total bytes of the emulated device: its capacity (set_device_capacity; 16 GiB by
+// default) minus what live cudaMalloc allocations hold. cudaMalloc beyond it fails with
+// cudaErrorMemoryAllocation, as on a full GPU, so out-of-memory handling can be tested.
+cudaError_t cudaMemGetInfo(std::size_t* free_bytes, std::size_t* total_bytes);
 cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute attribute, int value);
 template <class Kernel>
 cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attribute, int value) {
@@ -96,6 +100,8 @@ bool is_device_pointer(const void* pointer);
 // may read on the GPU too.
 bool is_kernel_accessible(const void* pointer);
 std::size_t live_device_allocations();
+// The emulated device's memory size (cudaMemGetInfo's total); returns the previous one.
+std::size_t set_device_capacity(std::size_t bytes);
 // What the last failed call found, in words (cudaGetErrorString gives only the code's text).
 std::string last_error_detail();
 // Records a failure as the CUDA runtime would (the sticky last error) and returns it.

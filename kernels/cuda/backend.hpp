@@ -1,0 +1,92 @@
+#pragma once
+// The CUDA backend as kiln::ops sees it (DESIGN.md §4, §7): plain C++, no CUDA headers.
+//
+// kiln::ops checks every argument once (op_args.hpp) and then, for tensors on Device::Cuda,
+// calls the active CudaBackend instead of a kernels/cpu/ kernel. Two implementations exist,
+// both built from the same host code (kernels/cuda/host/*.cpp, compiled twice like the .cu
+// kernels):
+//   - kiln::cuda     — the real GPU (CUDA runtime, the nvcc-built kernels, cuBLASLt), in
+//                      builds with the CUDA toolkit (KILN_WITH_CUDA);
+//   - kiln::cuda_emu — the emulated device (kernels/cuda/emulation), in builds with
+//                      KILN_CUDA_EMULATION; test infrastructure, chosen only on request.
+// One of them is installed per process (select_cuda_backend); Device::Cuda tensors live in
+// its memory. Every call is ordered on the backend's compute stream; only read-backs to the
+// host (copy_to_host) wait for it.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/memory/allocator.hpp"
+#include "kernels/tensor.hpp"
+
+namespace kiln::cuda_backend {
+
+// Which device `train.device: cuda` means in this process.
+enum class BackendKind { Gpu, Emulated };
+
+struct DeviceMemory {
+  std::size_t free_bytes = 0;
+  std::size_t total_bytes = 0;
+};
+
+class CudaBackend {
+ public:
+  virtual ~CudaBackend() = default;
+
+  virtual BackendKind kind() const = 0;
+  virtual std::string device_name() const = 0;  // "NVIDIA H200 (sm_90, 139.8 GiB)", "emulated device"
+
+  // ---- memory (what CudaAllocator builds on) ------------------------------------------------
+  // `bytes` of device memory, zero-filled; out of memory is a kiln::Error that says how much
+  // was asked and how much is free (the caller adds which recipe keys lower it).
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void free(void* memory) noexcept = 0;
+  virtual DeviceMemory memory() const = 0;
+
+  // ---- copies -------------------------------------------------------------------------------
+  // Byte copies between this device and the host (or within the device), ordered on the
+  // compute stream. copy_to_host returns when the bytes are on the host.
+  virtual void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) = 0;
+  virtual void copy_on_device(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void zero(void* device_dst, std::size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- ops (arguments already checked by kiln::ops; every tensor on this device) ----------
+  // dst = src for contiguous tensors of the same shape, converting f32 <-> bf16 or copying
+  // when the dtypes match.
+  virtual void convert(Tensor dst, Tensor src) = 0;
+  virtual void add(Tensor out, Tensor a, Tensor b) = 0;
+  virtual void add_to(Tensor dst, Tensor src) = 0;
+  virtual void gelu_forward(Tensor y, Tensor x) = 0;
+  virtual void gelu_backward(Tensor dx, Tensor dy, Tensor x, bool accumulate_dx) = 0;
+  virtual void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, double eps) = 0;
+  virtual void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean,
+                                  Tensor rstd, bool accumulate_dx) = 0;
+  virtual void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) = 0;
+  virtual void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
+                                bool accumulate_dx) = 0;
+  // flat [N] views; ranges as in ops::sum_of_squares; total f64 [1].
+  virtual void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets,
+                              const std::int64_t* range_lengths, int range_count) = 0;
+};
+
+// The backend Device::Cuda tensors use; throws kiln::Error naming `who` when none is installed
+// (the process has not selected a CUDA device).
+CudaBackend& active_backend(const char* who);
+bool has_active_backend();
+
+// Installs the backend of `kind`. Gpu: needs a build with CUDA and a device of compute
+// capability 8.0 or newer; Emulated: needs a build with KILN_CUDA_EMULATION. Otherwise a
+// kiln::Error that names `setting` (e.g. "train.device: cuda") and the fix. Selecting the
+// kind that is already active does nothing; switching kinds is refused while device memory
+// is allocated.
+void select_cuda_backend(BackendKind kind, const std::string& setting);
+// The kind `train.device: cuda` means: Emulated when the environment says
+// KILN_CUDA_DEVICE=emulated (test builds), else Gpu.
+BackendKind requested_backend_kind();
+
+// Device memory from the active backend, for DeviceBuffer and Arena (memory::Allocator).
+memory::Allocator& cuda_allocator();
+
+}  // namespace kiln::cuda_backend

@@ -1,0 +1,172 @@
+// The CUDA backend's memory, copies and stream (kernels/cuda/host/device_backend.hpp), and
+// how each build registers its device.
+#include "kernels/cuda/host/device_backend.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "kernels/cuda/backend_registry.hpp"
+#include "trainer/core/error.hpp"
+
+namespace kiln::KILN_CUDA_NS {
+
+namespace {
+
+double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+}  // namespace
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status == cudaSuccess) return;
+  (void)cudaGetLastError();  // a failed call also sets the sticky last error; kiln reports it here
+  fail("{}: {} ({})", what, cudaGetErrorName(status), cudaGetErrorString(status));
+}
+
+DeviceBackend::DeviceBackend(std::string device_name) : device_name_(std::move(device_name)) {
+  check_cuda(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking), "CUDA backend: creating the compute stream");
+}
+
+DeviceBackend::~DeviceBackend() {
+  if (workspace_) cudaFree(workspace_);
+  if (table_) cudaFree(table_);
+  if (compute_) cudaStreamDestroy(compute_);
+}
+
+cuda_backend::BackendKind DeviceBackend::kind() const {
+  return KILN_CUDA_EMULATED ? cuda_backend::BackendKind::Emulated : cuda_backend::BackendKind::Gpu;
+}
+
+void* DeviceBackend::allocate(std::size_t bytes) {
+  void* memory = nullptr;
+  const cudaError_t status = cudaMalloc(&memory, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();
+    const cuda_backend::DeviceMemory left = this->memory();
+    fail("out of GPU memory on {}: {:.1f} MiB asked, {:.1f} MiB of {:.1f} MiB free. Fix: lower "
+         "train.micro_batch_size (gradient accumulation keeps the batch) or train.seq_len",
+         device_name_, mib(bytes), mib(left.free_bytes), mib(left.total_bytes));
+  }
+  check_cuda(status, "CUDA backend: cudaMalloc");
+  // kiln's allocators hand out zero-filled memory; the memset is ordered before any kernel
+  // that uses the memory, since both go to the compute stream.
+  check_cuda(cudaMemsetAsync(memory, 0, bytes, compute_), "CUDA backend: zero-filling new memory");
+  return memory;
+}
+
+void DeviceBackend::free(void* memory) noexcept {
+  // cudaFree synchronises the device, so no kernel still queued can touch freed memory.
+  if (memory) (void)cudaFree(memory);
+}
+
+cuda_backend::DeviceMemory DeviceBackend::memory() const {
+  cuda_backend::DeviceMemory info;
+  if (cudaMemGetInfo(&info.free_bytes, &info.total_bytes) != cudaSuccess) (void)cudaGetLastError();
+  return info;
+}
+
+void DeviceBackend::copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_cuda(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, compute_),
+             "CUDA backend: copy to the device");
+  // The host buffer may be reused as soon as this returns (pageable memory): wait for the copy.
+  check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: copy to the device");
+}
+
+void DeviceBackend::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_cuda(cudaMemcpyAsync(host_dst, device_src, bytes, cudaMemcpyDeviceToHost, compute_),
+             "CUDA backend: copy to the host");
+  check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: copy to the host");
+}
+
+void DeviceBackend::copy_on_device(void* dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, compute_), "CUDA backend: device copy");
+}
+
+void DeviceBackend::zero(void* device_dst, std::size_t bytes) {
+  if (bytes == 0) return;
+  check_cuda(cudaMemsetAsync(device_dst, 0, bytes, compute_), "CUDA backend: zero");
+}
+
+void DeviceBackend::synchronize() { check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: synchronize"); }
+
+void* DeviceBackend::workspace(std::size_t bytes) {
+  if (bytes <= workspace_bytes_) return workspace_;
+  if (workspace_) check_cuda(cudaFree(workspace_), "CUDA backend: growing the workspace");
+  workspace_ = nullptr;
+  workspace_bytes_ = 0;
+  workspace_ = allocate(bytes);
+  workspace_bytes_ = bytes;
+  return workspace_;
+}
+
+void* DeviceBackend::stage_table(const void* host, std::size_t bytes) {
+  if (bytes > table_bytes_) {
+    if (table_) check_cuda(cudaFree(table_), "CUDA backend: growing the table buffer");
+    table_ = nullptr;
+    table_bytes_ = 0;
+    table_ = allocate(bytes);
+    table_bytes_ = bytes;
+  }
+  // Synchronous: the host table is often a temporary of the caller.
+  copy_to_device(table_, host, bytes);
+  return table_;
+}
+
+// ---- registration --------------------------------------------------------------------------
+
+#if KILN_CUDA_EMULATED
+
+namespace {
+
+cuda_backend::CudaBackend& emulated_backend(const std::string& /*setting*/) {
+  static DeviceBackend backend("emulated device (kernels/cuda/emulation: correct, not fast)");
+  return backend;
+}
+
+}  // namespace
+
+void register_emulated_backend() {
+  cuda_backend::register_cuda_backend(cuda_backend::BackendKind::Emulated, &emulated_backend);
+}
+
+#else
+
+namespace {
+
+// The first GPU, if it is one kiln's kernels were built for (bf16 tensor cores: sm_80 and up).
+std::string usable_gpu_name(const std::string& setting) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    const std::string why = status != cudaSuccess ? cudaGetErrorString(status) : "the driver reports no GPU";
+    (void)cudaGetLastError();
+    fail("{}: no usable CUDA device ({}). Fix: run on a machine with an NVIDIA GPU and its driver, or use "
+         "train.device: cpu",
+         setting, why);
+  }
+  cudaDeviceProp properties{};
+  check_cuda(cudaGetDeviceProperties(&properties, 0), "CUDA backend: reading the device properties");
+  if (properties.major < 8)
+    fail("{}: {} has compute capability {}.{}; kiln's CUDA kernels need 8.0 or newer (bf16 tensor cores: "
+         "A100, H100, H200). Fix: use a newer GPU or train.device: cpu",
+         setting, properties.name, properties.major, properties.minor);
+  check_cuda(cudaSetDevice(0), "CUDA backend: cudaSetDevice(0)");
+  return fmt::format("{} (sm_{}{}, {:.1f} GiB)", properties.name, properties.major, properties.minor,
+                     static_cast<double>(properties.totalGlobalMem) / (1 << 30));
+}
+
+cuda_backend::CudaBackend& gpu_backend(const std::string& setting) {
+  static DeviceBackend backend(usable_gpu_name(setting));
+  return backend;
+}
+
+}  // namespace
+
+void register_gpu_backend() { cuda_backend::register_cuda_backend(cuda_backend::BackendKind::Gpu, &gpu_backend); }
+
+#endif
+
+}  // namespace kiln::KILN_CUDA_NS

@@ -1,0 +1,69 @@
+#pragma once
+// The CUDA backend's host side (kernels/cuda/backend.hpp), compiled twice from this source:
+// against the CUDA runtime and the nvcc-built kernels (kiln::cuda, the GPU), and under the
+// emulated device (kiln::cuda_emu). Everything here runs on the host and only launches
+// kernels, library calls and copies on the compute stream.
+#include <cstddef>
+#include <string>
+
+#include "kernels/cuda/backend.hpp"
+#include "kernels/cuda/cuda_compat.cuh"
+
+namespace kiln::KILN_CUDA_NS {
+
+class DeviceBackend final : public cuda_backend::CudaBackend {
+ public:
+  explicit DeviceBackend(std::string device_name);
+  ~DeviceBackend() override;
+  DeviceBackend(const DeviceBackend&) = delete;
+  DeviceBackend& operator=(const DeviceBackend&) = delete;
+
+  cuda_backend::BackendKind kind() const override;
+  std::string device_name() const override { return device_name_; }
+
+  void* allocate(std::size_t bytes) override;
+  void free(void* memory) noexcept override;
+  cuda_backend::DeviceMemory memory() const override;
+
+  void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) override;
+  void copy_on_device(void* dst, const void* src, std::size_t bytes) override;
+  void zero(void* device_dst, std::size_t bytes) override;
+  void synchronize() override;
+
+  void convert(Tensor dst, Tensor src) override;
+  void add(Tensor out, Tensor a, Tensor b) override;
+  void add_to(Tensor dst, Tensor src) override;
+  void gelu_forward(Tensor y, Tensor x) override;
+  void gelu_backward(Tensor dx, Tensor dy, Tensor x, bool accumulate_dx) override;
+  void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, double eps) override;
+  void layernorm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tensor x, Tensor w, Tensor mean, Tensor rstd,
+                          bool accumulate_dx) override;
+  void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) override;
+  void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
+                        bool accumulate_dx) override;
+  void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
+                      int range_count) override;
+
+  cudaStream_t compute_stream() const { return compute_; }
+
+ private:
+  // Scratch for kernels that need it (norm weight-gradient partials, reduction partials):
+  // grows to the largest request and is then reused, so only the first steps allocate.
+  void* workspace(std::size_t bytes);
+  // Small host arrays a kernel reads from device memory (segment and range tables): copied
+  // into a reused device staging buffer on the compute stream.
+  void* stage_table(const void* host, std::size_t bytes);
+
+  std::string device_name_;
+  cudaStream_t compute_ = nullptr;
+  void* workspace_ = nullptr;
+  std::size_t workspace_bytes_ = 0;
+  void* table_ = nullptr;
+  std::size_t table_bytes_ = 0;
+};
+
+// Throws kiln::Error "<what>: <CUDA error name> (<text>)" unless status is cudaSuccess.
+void check_cuda(cudaError_t status, const char* what);
+
+}  // namespace kiln::KILN_CUDA_NS

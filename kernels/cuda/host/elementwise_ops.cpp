@@ -1,0 +1,56 @@
+// CUDA backend: dtype conversion, residual adds and GELU (kernels/cuda/{cast,residual_add,add_to,gelu}.cu).
+#include <algorithm>
+
+#include "kernels/cuda/add_to.hpp"
+#include "kernels/cuda/cast.hpp"
+#include "kernels/cuda/gelu.hpp"
+#include "kernels/cuda/host/device_backend.hpp"
+#include "kernels/cuda/host/tensor_pointers.hpp"
+#include "kernels/cuda/residual_add.hpp"
+
+namespace kiln::KILN_CUDA_NS {
+
+void DeviceBackend::convert(Tensor dst, Tensor src) {
+  require_contiguous("copy", "dst", dst);
+  require_contiguous("copy", "src", src);
+  if (dst.dtype == src.dtype) return copy_on_device(dst.ptr, src.ptr, src.nbytes());
+  if (dst.dtype == DType::BF16 && src.dtype == DType::F32)
+    return cast(device_pointer<__nv_bfloat16>(dst), device_pointer<const float>(src), src.numel(), compute_);
+  if (dst.dtype == DType::F32 && src.dtype == DType::BF16)
+    return cast(device_pointer<float>(dst), device_pointer<const __nv_bfloat16>(src), src.numel(), compute_);
+  fail("ops::copy: {} -> {} on the CUDA device: only f32 <-> bf16 convert there (or equal dtypes copy)", src.str(),
+       dst.str());
+}
+
+void DeviceBackend::add(Tensor out, Tensor a, Tensor b) {
+  for (const auto& [name, t] : {std::pair{"out", out}, {"a", a}, {"b", b}}) require_contiguous("add", name, t);
+  dispatch_storage("add", out, [&]<class T>(T) {
+    residual_add(device_pointer<T>(out), device_pointer<const T>(a), device_pointer<const T>(b), out.numel(), compute_);
+  });
+}
+
+void DeviceBackend::add_to(Tensor dst, Tensor src) {
+  require_contiguous("add_to", "dst", dst);
+  require_contiguous("add_to", "src", src);
+  dispatch_storage("add_to", dst, [&]<class T>(T) {
+    KILN_CUDA_NS::add_to(device_pointer<T>(dst), device_pointer<const T>(src), dst.numel(), compute_);
+  });
+}
+
+void DeviceBackend::gelu_forward(Tensor y, Tensor x) {
+  require_contiguous("gelu_forward", "y", y);
+  require_contiguous("gelu_forward", "x", x);
+  dispatch_storage("gelu_forward", y, [&]<class T>(T) {
+    KILN_CUDA_NS::gelu_forward(device_pointer<T>(y), device_pointer<const T>(x), y.numel(), compute_);
+  });
+}
+
+void DeviceBackend::gelu_backward(Tensor dx, Tensor dy, Tensor x, bool accumulate_dx) {
+  for (const auto& [name, t] : {std::pair{"dx", dx}, {"dy", dy}, {"x", x}}) require_contiguous("gelu_backward", name, t);
+  dispatch_storage("gelu_backward", dx, [&]<class T>(T) {
+    KILN_CUDA_NS::gelu_backward(device_pointer<T>(dx), device_pointer<const T>(dy), device_pointer<const T>(x),
+                                dx.numel(), accumulate_dx, compute_);
+  });
+}
+
+}  // namespace kiln::KILN_CUDA_NS

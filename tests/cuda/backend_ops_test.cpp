@@ -1,0 +1,247 @@
+// kiln::ops on Device::Cuda tensors, through the CUDA backend (kernels/cuda/backend.hpp):
+// memory from the CUDA allocator, copies both ways with conversion, and each op against the
+// same op on the CPU in f64. On the emulated device here; on the GPU in kiln_cuda_tests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/backend.hpp"
+#include "kernels/cuda/backend_registry.hpp"
+#include "kernels/memory/device_buffer.hpp"
+#include "kernels/ops.hpp"
+#include "tests/core/error_testing.hpp"
+#include "tests/cuda/kernel_reference.hpp"
+
+namespace kiln::cuda_test {
+namespace {
+
+using kiln::testing::error_of;
+
+void select_the_test_device() {
+#if KILN_CUDA_EMULATED
+  kiln::cuda_emu::register_emulated_backend();
+  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Emulated, "test");
+#else
+  kiln::cuda::register_gpu_backend();
+  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Gpu, "test");
+#endif
+}
+
+// A tensor on the CUDA device holding `values` (rounded once when dtype is bf16), uploaded
+// through ops::copy; owns its device memory.
+struct DeviceTensor {
+  memory::DeviceBuffer buffer;
+  Tensor tensor;
+
+  DeviceTensor(DType dtype, Shape shape)
+      : buffer(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype), memory::MemoryCategory::workspace,
+               cuda_backend::cuda_allocator()),
+        tensor(buffer.view(dtype, shape)) {}
+  DeviceTensor(const std::vector<float>& values, DType dtype, Shape shape) : DeviceTensor(dtype, shape) {
+    OwnedTensor host(DType::F32, shape);
+    std::copy(values.begin(), values.end(), host.data<float>());
+    ops::copy(tensor, host);
+  }
+  operator Tensor() const { return tensor; }  // NOLINT(google-explicit-constructor)
+
+  std::vector<float> download() const {
+    OwnedTensor host(DType::F32, tensor.shape);
+    ops::copy(host, tensor);
+    return {host.data<float>(), host.data<float>() + host.numel()};
+  }
+};
+
+// What the device sees of `values` in `dtype`: bf16 rounds them once.
+std::vector<float> as_stored(const std::vector<float>& values, DType dtype) {
+  return dtype == DType::BF16 ? to_f32(to_bf16(values)) : values;
+}
+
+OwnedTensor host_f64(const std::vector<float>& values, Shape shape) { return f64_of(values, shape); }
+
+// The tolerance of a result stored in `dtype` relative to an f64 reference over the same
+// (already rounded) inputs: a few fp32 ulp, plus one bf16 rounding of the output.
+double tolerance(DType dtype) { return dtype == DType::BF16 ? kBF16Relative : kF32Relative; }
+
+::testing::AssertionResult matches(const std::vector<float>& got, const OwnedTensor& want, DType dtype,
+                                   double absolute = 1e-6) {
+  return all_close(got, values_of(want), tolerance(dtype), absolute);
+}
+
+class CudaBackendOps : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override { select_the_test_device(); }
+};
+
+TEST_P(CudaBackendOps, CopyRoundTripsAndConverts) {
+  const DType dtype = GetParam();
+  const std::vector<float> values = random_values(37, 1);
+  const DeviceTensor x(values, dtype, {37});
+  EXPECT_EQ(x.tensor.device, Device::Cuda);
+  const std::vector<float> back = x.download();
+  EXPECT_EQ(back, as_stored(values, dtype));
+  // Device to device, converting: f32 <-> bf16 rounds exactly as the host conversion does.
+  const DType other = dtype == DType::F32 ? DType::BF16 : DType::F32;
+  const DeviceTensor y(other, {37});
+  ops::copy(y, x);
+  EXPECT_EQ(y.download(), as_stored(as_stored(values, dtype), other));
+  // A strided host view uploads through a contiguous staging copy.
+  OwnedTensor wide(DType::F32, {37, 2});
+  for (int i = 0; i < 37; ++i) wide.data<float>()[2 * i] = values[static_cast<std::size_t>(i)];
+  const Tensor strided(wide.tensor().ptr, DType::F32, Shape{37}, Shape{2}, Device::Cpu);
+  const DeviceTensor z(dtype, {37});
+  ops::copy(z, strided);
+  EXPECT_EQ(z.download(), as_stored(values, dtype));
+}
+
+TEST_P(CudaBackendOps, ZeroFillAndAdd) {
+  const DType dtype = GetParam();
+  const std::vector<float> a = random_values(1030, 2), b = random_values(1030, 3);
+  const DeviceTensor da(a, dtype, {10, 103}), db(b, dtype, {10, 103}), out(dtype, {10, 103});
+  ops::add(out, da, db);
+  const std::vector<float> sa = as_stored(a, dtype), sb = as_stored(b, dtype);
+  std::vector<double> want(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) want[i] = static_cast<double>(sa[i]) + sb[i];
+  EXPECT_TRUE(all_close(out.download(), want, tolerance(dtype)));
+  ops::add_to(out, da);  // out = a + b + a
+  for (std::size_t i = 0; i < a.size(); ++i) want[i] = static_cast<double>(as_stored({static_cast<float>(want[i])}, dtype)[0]) + sa[i];
+  EXPECT_TRUE(all_close(out.download(), want, tolerance(dtype)));
+  ops::zero(out);
+  EXPECT_EQ(out.download(), std::vector<float>(a.size(), 0.0f));
+  ops::fill(out, 1.5);
+  EXPECT_EQ(out.download(), std::vector<float>(a.size(), 1.5f));
+}
+
+TEST_P(CudaBackendOps, GeluForwardAndBackwardMatchTheCpuOp) {
+  const DType dtype = GetParam();
+  const Shape shape{7, 37};
+  const auto n = static_cast<std::size_t>(shape.numel());
+  const std::vector<float> x = as_stored(random_values(n, 4), dtype), dy = as_stored(random_values(n, 5), dtype);
+  const DeviceTensor dx_(x, dtype, shape), ddy(dy, dtype, shape), y(dtype, shape), dx(dtype, shape);
+  ops::gelu_forward(y, dx_);
+  ops::gelu_backward(dx, ddy, dx_);
+  const OwnedTensor hx = host_f64(x, shape), hdy = host_f64(dy, shape), hy(DType::F64, shape), hdx(DType::F64, shape);
+  ops::gelu_forward(hy, hx);
+  ops::gelu_backward(hdx, hdy, hx);
+  EXPECT_TRUE(matches(y.download(), hy, dtype));
+  EXPECT_TRUE(matches(dx.download(), hdx, dtype));
+}
+
+TEST_P(CudaBackendOps, LayernormForwardAndBackwardMatchTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t rows = 9, C = 100;
+  const Shape shape{3, 3, C};
+  const auto n = static_cast<std::size_t>(rows * C);
+  const std::vector<float> x = as_stored(random_values(n, 6), dtype), dy = as_stored(random_values(n, 7), dtype);
+  const std::vector<float> w = as_stored(random_values(C, 8, 0.5f, 1.5f), dtype), b = as_stored(random_values(C, 9), dtype);
+  const DeviceTensor gx(x, dtype, shape), gdy(dy, dtype, shape), gw(w, dtype, {C}), gb(b, dtype, {C});
+  const DeviceTensor y(dtype, shape), mean(DType::F32, {rows}), rstd(DType::F32, {rows}), dx(dtype, shape);
+  const DeviceTensor dw(DType::F32, {C}), db(DType::F32, {C});
+  ops::layernorm_forward(y, mean, rstd, gx, gw, gb);
+  ops::layernorm_backward(dx, dw, db, gdy, gx, gw, mean, rstd);
+
+  const OwnedTensor hx = host_f64(x, shape), hdy = host_f64(dy, shape), hw = host_f64(w, {C}), hb = host_f64(b, {C});
+  const OwnedTensor hy(DType::F64, shape), hmean(DType::F64, {rows}), hrstd(DType::F64, {rows}), hdx(DType::F64, shape);
+  const OwnedTensor hdw(DType::F64, {C}), hdb(DType::F64, {C});
+  ops::layernorm_forward(hy, hmean, hrstd, hx, hw, hb);
+  ops::layernorm_backward(hdx, hdw, hdb, hdy, hx, hw, hmean, hrstd);
+  EXPECT_TRUE(matches(y.download(), hy, dtype, 1e-5));
+  EXPECT_TRUE(matches(rstd.download(), hrstd, DType::F32));
+  EXPECT_TRUE(matches(dx.download(), hdx, dtype, 1e-5));
+  // Weight gradients sum `rows` terms in fp32: scale the tolerance by their count.
+  EXPECT_TRUE(all_close(dw.download(), values_of(hdw), kF32Relative * rows, 1e-5));
+  EXPECT_TRUE(all_close(db.download(), values_of(hdb), kF32Relative * rows, 1e-5));
+}
+
+TEST_P(CudaBackendOps, RmsnormForwardAndBackwardMatchTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t rows = 5, C = 64;
+  const Shape shape{rows, C};
+  const auto n = static_cast<std::size_t>(rows * C);
+  const std::vector<float> x = as_stored(random_values(n, 10), dtype), dy = as_stored(random_values(n, 11), dtype);
+  const std::vector<float> w = as_stored(random_values(C, 12, 0.5f, 1.5f), dtype);
+  const DeviceTensor gx(x, dtype, shape), gdy(dy, dtype, shape), gw(w, dtype, {C});
+  const DeviceTensor y(dtype, shape), rstd(DType::F32, {rows}), dx(dtype, shape), dw(DType::F32, {C});
+  ops::rmsnorm_forward(y, rstd, gx, gw);
+  ops::rmsnorm_backward(dx, dw, gdy, gx, gw, rstd);
+  const OwnedTensor hx = host_f64(x, shape), hdy = host_f64(dy, shape), hw = host_f64(w, {C});
+  const OwnedTensor hy(DType::F64, shape), hrstd(DType::F64, {rows}), hdx(DType::F64, shape), hdw(DType::F64, {C});
+  ops::rmsnorm_forward(hy, hrstd, hx, hw);
+  ops::rmsnorm_backward(hdx, hdw, hdy, hx, hw, hrstd);
+  EXPECT_TRUE(matches(y.download(), hy, dtype, 1e-5));
+  EXPECT_TRUE(matches(dx.download(), hdx, dtype, 1e-5));
+  EXPECT_TRUE(all_close(dw.download(), values_of(hdw), kF32Relative * rows, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
+                         [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
+
+TEST(CudaBackend, SumOfSquaresOverRangesIsOneDeviceResult) {
+  select_the_test_device();
+  const std::vector<float> x = random_values(2000, 13);
+  const DeviceTensor gx(x, DType::F32, {2000}), total(DType::F64, {1});
+  const std::vector<ops::FlatRange> ranges = {{0, 100}, {500, 1499}, {1999, 1}};
+  ops::sum_of_squares(total, gx, ranges);
+  OwnedTensor host_total(DType::F64, {1});
+  ops::copy(host_total, total);
+  double want = 0, scale = 0;
+  for (const auto& range : ranges)
+    for (std::int64_t i = range.offset; i < range.offset + range.length; ++i) want += double(x[i]) * x[i];
+  scale = want;
+  EXPECT_NEAR(*host_total.data<double>(), want, 1e-12 * scale);
+}
+
+TEST(CudaBackend, MixingDevicesInOneOpIsAnErrorNamingBoth) {
+  select_the_test_device();
+  const DeviceTensor a(random_values(8, 14), DType::F32, {8});
+  const OwnedTensor b(DType::F32, {8});
+  const std::string message = error_of([&] { ops::add(a, a, b); });
+  EXPECT_NE(message.find("ops::add"), std::string::npos) << message;
+  EXPECT_NE(message.find("one device"), std::string::npos) << message;
+}
+
+TEST(CudaBackend, OpsWithoutACudaKernelYetRefuseDeviceTensors) {
+  select_the_test_device();
+  const DeviceTensor x(random_values(8, 15), DType::F32, {2, 4}), y(DType::F32, {2, 4});
+  const std::string message = error_of([&] { ops::softmax_forward(y, x, 4); });
+  EXPECT_NE(message.find("no CUDA implementation yet"), std::string::npos) << message;
+}
+
+TEST(CudaBackend, MixedStorageDtypesAreRefused) {
+  select_the_test_device();
+  const DeviceTensor x(random_values(8, 16), DType::BF16, {2, 4}), w(random_values(4, 17), DType::F32, {4});
+  const DeviceTensor y(DType::BF16, {2, 4});
+  const std::string message = error_of([&] { ops::rmsnorm_forward(y, Tensor{}, x, w); });
+  EXPECT_NE(message.find("share one dtype"), std::string::npos) << message;
+}
+
+#if KILN_CUDA_EMULATED
+TEST(CudaBackend, OutOfMemorySaysWhatWasAskedWhatIsFreeAndWhichKeysLowerIt) {
+  select_the_test_device();
+  const std::size_t previous = kiln::emu::set_device_capacity(std::size_t{64} << 20);
+  const std::string message = error_of([] {
+    memory::DeviceBuffer huge(std::size_t{100} << 20, memory::MemoryCategory::activations, cuda_backend::cuda_allocator());
+  });
+  kiln::emu::set_device_capacity(previous);
+  EXPECT_NE(message.find("out of GPU memory"), std::string::npos) << message;
+  EXPECT_NE(message.find("100.0 MiB asked"), std::string::npos) << message;
+  EXPECT_NE(message.find("of 64.0 MiB free"), std::string::npos) << message;
+  EXPECT_NE(message.find("train.micro_batch_size"), std::string::npos) << message;
+}
+
+TEST(CudaBackend, DeviceMemoryIsCountedInTheLedgerAndReallyOnTheDevice) {
+  select_the_test_device();
+  const std::size_t live = kiln::emu::live_device_allocations();
+  {
+    const DeviceTensor x(random_values(300, 18), DType::F32, {300});
+    EXPECT_TRUE(kiln::emu::is_device_pointer(x.tensor.ptr));
+    EXPECT_EQ(kiln::emu::live_device_allocations(), live + 1);
+  }
+  EXPECT_EQ(kiln::emu::live_device_allocations(), live);
+}
+#endif
+
+}  // namespace
+}  // namespace kiln::cuda_test
