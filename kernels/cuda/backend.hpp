@@ -66,6 +66,13 @@ class CudaBackend {
   virtual void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) = 0;
   virtual void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
                                 bool accumulate_dx) = 0;
+  // gate_up [rows, 2F] (gate = columns [0, F), up = [F, 2F), the fused GEMM output); out,
+  // dout [rows, F]; dgate_up [rows, 2F].
+  virtual void swiglu_forward(Tensor out, Tensor gate_up) = 0;
+  virtual void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) = 0;
+  // y, x [B, T, H, Dh] strided (unit inner stride), positions i32 [B * T], inv_freq [Dh / 2]
+  // host f64 (ops::rope_inv_freq); direction +1 rotates (forward), -1 undoes it (backward).
+  virtual void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) = 0;
   // flat [N] views; ranges as in ops::sum_of_squares; total f64 [1].
   virtual void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets,
                               const std::int64_t* range_lengths, int range_count) = 0;

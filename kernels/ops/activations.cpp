@@ -1,6 +1,8 @@
 #include "kernels/ops/activations.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -14,6 +16,29 @@
 namespace kiln::ops {
 
 using namespace detail;
+
+namespace {
+
+// The CUDA SwiGLU kernels read gate and up as the two halves of one [rows, 2F] buffer (the
+// fused gate|up GEMM output, as the model lays it out): `first` must be columns [0, F) and
+// `second` columns [F, 2F) of the same rows, and `out` [rows, F] contiguous.
+Tensor fused_halves(const char* op, const char* first_name, const Tensor& first, const char* second_name,
+                    const Tensor& second, const Tensor& out) {
+  const std::int64_t F = out.size(-1), rows = out.numel() / std::max<std::int64_t>(F, 1);
+  const auto* first_bytes = static_cast<const std::byte*>(first.ptr);
+  const bool fused = first.shape == out.shape && second.shape == out.shape && out.is_contiguous() &&
+                     first.stride(-1) == 1 && second.stride(-1) == 1 &&
+                     (rows <= 1 || (first.rank() >= 2 && first.stride(-2) == 2 * F && second.stride(-2) == 2 * F)) &&
+                     static_cast<const std::byte*>(second.ptr) ==
+                         first_bytes + static_cast<std::size_t>(F) * first.element_size();
+  if (!fused)
+    fail("ops::{}: on the CUDA device `{}` {} and `{}` {} must be the two halves of one [rows, 2F] buffer "
+         "(narrow(-1, 0, F) and narrow(-1, F, F)) and the output contiguous",
+         op, first_name, first.str(), second_name, second.str());
+  return Tensor(first.ptr, first.dtype, Shape{rows, 2 * F}, Device::Cuda);
+}
+
+}  // namespace
 
 void gelu_forward(Tensor y, Tensor x) {
   constexpr const char* op = "gelu_forward";
@@ -76,6 +101,11 @@ void gelu_backward(Tensor dx, Tensor dy, Tensor x, Accumulate accumulate_dx) {
 
 void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_forward";
+  if (on_cuda(op, {{"out", out}, {"gate", gate}, {"up", up}})) {
+    require_defined(op, {{"out", out}, {"gate", gate}, {"up", up}});
+    check_cuda_storage(op, {{"out", out}, {"gate", gate}, {"up", up}});
+    return cuda_backend_for(op).swiglu_forward(out, fused_halves(op, "gate", gate, "up", up, out));
+  }
   const Bf16Staging staged(op, {write("out", out), read("gate", gate), read("up", up)});
   if (staged.active()) {
     swiglu_forward(out, gate, up);
@@ -92,6 +122,12 @@ void swiglu_forward(Tensor out, Tensor gate, Tensor up) {
 
 void swiglu_backward(Tensor dgate, Tensor dup, Tensor dout, Tensor gate, Tensor up) {
   constexpr const char* op = "swiglu_backward";
+  if (on_cuda(op, {{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}})) {
+    require_defined(op, {{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}});
+    check_cuda_storage(op, {{"dgate", dgate}, {"dup", dup}, {"dout", dout}, {"gate", gate}, {"up", up}});
+    const Tensor gate_up = fused_halves(op, "gate", gate, "up", up, dout);
+    return cuda_backend_for(op).swiglu_backward(fused_halves(op, "dgate", dgate, "dup", dup, dout), dout, gate_up);
+  }
   const Bf16Staging staged(op, {write("dgate", dgate), write("dup", dup), read("dout", dout), read("gate", gate), read("up", up)});
   if (staged.active()) {
     swiglu_backward(dgate, dup, dout, gate, up);

@@ -35,6 +35,17 @@ namespace {
 
 void rope_apply(const char* op, Tensor y, Tensor x, Tensor positions, const RopeConfig& config,
                 int direction) {
+  if (on_cuda(op, {{"y", y}, {"x", x}, {"positions", positions}})) {
+    require_defined(op, {{"y", y}, {"x", x}, {"positions", positions}});
+    if (x.rank() != 4) fail("ops::{}: `x` is {}; expected [B, T, H, Dh]", op, x.str());
+    check_shape(op, "y", y, x.shape);
+    check_cuda_storage(op, {{"y", y}, {"x", x}});
+    if (x.size(3) > 1 && x.stride(3) != 1) fail("ops::{}: `x` is {}; the head dim must have unit stride", op, x.str());
+    if (positions.numel() != x.size(0) * x.size(1))
+      fail("ops::{}: `positions` is {}; expected {} elements", op, positions.str(), x.size(0) * x.size(1));
+    const std::vector<double> inv_freq = rope_inv_freq(x.size(3), config);
+    return cuda_backend_for(op).rope(y, x, positions, inv_freq.data(), direction);
+  }
   const Bf16Staging staged(op, {write("y", y), read("x", x)});
   if (staged.active()) {
     rope_apply(op, y, x, positions, config, direction);

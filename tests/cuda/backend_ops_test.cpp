@@ -175,6 +175,57 @@ TEST_P(CudaBackendOps, RmsnormForwardAndBackwardMatchTheCpuOp) {
   EXPECT_TRUE(all_close(dw.download(), values_of(hdw), kF32Relative * rows, 1e-5));
 }
 
+TEST_P(CudaBackendOps, SwigluOnTheFusedGateUpBufferMatchesTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t rows = 6, F = 37;
+  const auto n = static_cast<std::size_t>(rows * F);
+  const std::vector<float> gu = as_stored(random_values(2 * n, 19), dtype), dout = as_stored(random_values(n, 20), dtype);
+  const DeviceTensor ggu(gu, dtype, {rows, 2 * F}), gdout(dout, dtype, {rows, F}), out(dtype, {rows, F});
+  const DeviceTensor dgu(dtype, {rows, 2 * F});
+  const Tensor gate = ggu.tensor.narrow(1, 0, F), up = ggu.tensor.narrow(1, F, F);
+  ops::swiglu_forward(out, gate, up);
+  ops::swiglu_backward(dgu.tensor.narrow(1, 0, F), dgu.tensor.narrow(1, F, F), gdout, gate, up);
+  const OwnedTensor hgu = host_f64(gu, {rows, 2 * F}), hdout = host_f64(dout, {rows, F});
+  const OwnedTensor hout(DType::F64, {rows, F}), hdgu(DType::F64, {rows, 2 * F});
+  const Tensor hgate = hgu.tensor().narrow(1, 0, F), hup = hgu.tensor().narrow(1, F, F);
+  ops::swiglu_forward(hout, hgate, hup);
+  ops::swiglu_backward(hdgu.tensor().narrow(1, 0, F), hdgu.tensor().narrow(1, F, F), hdout, hgate, hup);
+  EXPECT_TRUE(matches(out.download(), hout, dtype, 1e-5));
+  EXPECT_TRUE(matches(dgu.download(), hdgu, dtype, 1e-5));
+  // Gate and up from two separate buffers are not what the kernel reads: refused, not misread.
+  const DeviceTensor other(dtype, {rows, F});
+  const std::string message = error_of([&] { ops::swiglu_forward(out, gate, other); });
+  EXPECT_NE(message.find("two halves of one"), std::string::npos) << message;
+}
+
+TEST_P(CudaBackendOps, RopeOnQkvSlicesMatchesTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t B = 2, T = 5, H = 3, D = 8, row = 5 * D;  // 3 rotated heads of a 5-head row
+  const auto n = static_cast<std::size_t>(B * T * row);
+  const std::vector<float> qkv = as_stored(random_values(n, 21), dtype);
+  const DeviceTensor g(qkv, dtype, {B, T, 5, D});
+  OwnedTensor positions(DType::I32, {B * T});
+  for (std::int64_t i = 0; i < B * T; ++i) positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(i % 4);  // restarts
+  const DeviceTensor gpos(DType::I32, {B * T});
+  ops::copy(gpos, positions);
+  ops::RopeConfig config;
+  config.theta = 500000.0;
+  config.llama3_scaling = true;
+  const Tensor heads = g.tensor.narrow(2, 0, H);
+  ops::rope_forward(heads, heads, gpos, config);
+  const OwnedTensor h = host_f64(qkv, {B, T, 5, D});
+  OwnedTensor hpos(DType::I64, {B * T});
+  for (std::int64_t i = 0; i < B * T; ++i) hpos.data<std::int64_t>()[i] = i % 4;
+  const Tensor hheads = h.tensor().narrow(2, 0, H);
+  ops::rope_forward(hheads, hheads, hpos, config);
+  EXPECT_TRUE(matches(g.download(), h, dtype, 1e-5));
+  // The backward undoes the rotation. In bf16 each of the two passes rounds an element once,
+  // by 2^-8 of its value, and a rotated element mixes both of its pair (|x| <= 3 here), so the
+  // round trip is exact to 2 * 2^-8 * 3 absolute.
+  ops::rope_backward(heads, heads, gpos, config);
+  EXPECT_TRUE(all_close(g.download(), to_f64(qkv), 1e-5, dtype == DType::BF16 ? 2.0 * 3.0 / 256.0 : 1e-5));
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
                          [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
 

@@ -42,6 +42,9 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void rmsnorm_forward(Tensor y, Tensor rstd, Tensor x, Tensor w, double eps) override;
   void rmsnorm_backward(Tensor dx, Tensor dw, Tensor dy, Tensor x, Tensor w, Tensor rstd,
                         bool accumulate_dx) override;
+  void swiglu_forward(Tensor out, Tensor gate_up) override;
+  void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) override;
+  void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) override;
   void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
                       int range_count) override;
 

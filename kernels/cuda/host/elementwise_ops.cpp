@@ -1,4 +1,5 @@
-// CUDA backend: dtype conversion, residual adds and GELU (kernels/cuda/{cast,residual_add,add_to,gelu}.cu).
+// CUDA backend: dtype conversion, residual adds, GELU and SwiGLU
+// (kernels/cuda/{cast,residual_add,add_to,gelu,swiglu}.cu).
 #include <algorithm>
 
 #include "kernels/cuda/add_to.hpp"
@@ -7,6 +8,7 @@
 #include "kernels/cuda/host/device_backend.hpp"
 #include "kernels/cuda/host/tensor_pointers.hpp"
 #include "kernels/cuda/residual_add.hpp"
+#include "kernels/cuda/swiglu.hpp"
 
 namespace kiln::KILN_CUDA_NS {
 
@@ -50,6 +52,22 @@ void DeviceBackend::gelu_backward(Tensor dx, Tensor dy, Tensor x, bool accumulat
   dispatch_storage("gelu_backward", dx, [&]<class T>(T) {
     KILN_CUDA_NS::gelu_backward(device_pointer<T>(dx), device_pointer<const T>(dy), device_pointer<const T>(x),
                                 dx.numel(), accumulate_dx, compute_);
+  });
+}
+
+void DeviceBackend::swiglu_forward(Tensor out, Tensor gate_up) {
+  require_contiguous("swiglu_forward", "out", out);
+  dispatch_storage("swiglu_forward", out, [&]<class T>(T) {
+    KILN_CUDA_NS::swiglu_forward(device_pointer<T>(out), device_pointer<const T>(gate_up), row_count(out),
+                                 out.size(-1), compute_);
+  });
+}
+
+void DeviceBackend::swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) {
+  require_contiguous("swiglu_backward", "dout", dout);
+  dispatch_storage("swiglu_backward", dout, [&]<class T>(T) {
+    KILN_CUDA_NS::swiglu_backward(device_pointer<T>(dgate_up), device_pointer<const T>(dout),
+                                  device_pointer<const T>(gate_up), row_count(dout), dout.size(-1), compute_);
   });
 }
 
