@@ -73,6 +73,13 @@ class CudaBackend {
   // y, x [B, T, H, Dh] strided (unit inner stride), positions i32 [B * T], inv_freq [Dh / 2]
   // host f64 (ops::rope_inv_freq); direction +1 rotates (forward), -1 undoes it (backward).
   virtual void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) = 0;
+  // logits [rows, V] (f32 or bf16), targets i32 [rows], mask u8 [rows] or undefined, lse and
+  // losses f32 [rows] (losses may be undefined), loss_sum f64 [2]. The targets of counted rows
+  // must already be in [0, valid) (MicroBatch checks them on the host; a kernel cannot raise).
+  virtual void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets,
+                                     Tensor mask, std::int64_t valid) = 0;
+  virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
+                                      std::int64_t valid, std::int64_t first_id, double grad_scale) = 0;
   // flat [N] views; ranges as in ops::sum_of_squares; total f64 [1].
   virtual void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets,
                               const std::int64_t* range_lengths, int range_count) = 0;

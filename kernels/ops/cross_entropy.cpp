@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cross_entropy.hpp"
 #include "kernels/ops/bf16_staging.hpp"
+#include "kernels/ops/elementwise.hpp"
 #include "kernels/ops/op_args.hpp"
 
 namespace kiln::ops {
@@ -66,6 +67,11 @@ void store_loss_sum(double* slots, const LossSum& total) {
 }  // namespace
 
 LossSum read_loss_sum(Tensor loss_sum) {
+  if (loss_sum.defined() && loss_sum.device == Device::Cuda) {  // the one read-back of a step's loss
+    OwnedTensor host(DType::F64, {2});
+    copy(host, loss_sum);
+    return read_loss_sum(host);
+  }
   const double* slots = loss_sum_slots("read_loss_sum", loss_sum);
   return {slots[0], static_cast<std::int64_t>(slots[1])};
 }
@@ -73,6 +79,17 @@ LossSum read_loss_sum(Tensor loss_sum) {
 void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets,
                            Tensor mask, std::int64_t valid_vocab) {
   constexpr const char* op = "cross_entropy_forward";
+  if (on_cuda(op, {{"losses", losses}, {"lse", lse}, {"loss_sum", loss_sum}, {"logits", logits},
+                   {"targets", targets}, {"mask", mask}})) {
+    require_defined(op, {{"lse", lse}, {"loss_sum", loss_sum}, {"logits", logits}, {"targets", targets}});
+    check_cuda_storage(op, {{"logits", logits}});
+    logits_vocab(op, logits, valid_vocab);
+    if (loss_sum.dtype != DType::F64 || loss_sum.shape != Shape{2})
+      fail("ops::{}: `loss_sum` is {}; expected a contiguous f64 [2] (sum, count)", op, loss_sum.str());
+    check_vector(op, "lse", lse, logits.size(0));
+    check_vector(op, "losses", losses, logits.size(0));
+    return cuda_backend_for(op).cross_entropy_forward(losses, lse, loss_sum, logits, targets, mask, valid_vocab);
+  }
   const Bf16Staging staged(op, {write("losses", losses), write("lse", lse), read("logits", logits)});
   if (staged.active()) {
     cross_entropy_forward(losses, lse, loss_sum, logits, targets, mask, valid_vocab);
@@ -113,6 +130,15 @@ void cross_entropy_backward_impl(const char* op, Tensor dlogits, Tensor logits, 
                                  Tensor lse, Tensor mask, std::int64_t valid_local,
                                  std::int64_t first_id, std::int64_t target_limit,
                                  double grad_scale) {
+  if (on_cuda(op, {{"dlogits", dlogits}, {"logits", logits}, {"targets", targets}, {"lse", lse}, {"mask", mask}})) {
+    require_defined(op, {{"dlogits", dlogits}, {"logits", logits}, {"targets", targets}, {"lse", lse}});
+    check_cuda_storage(op, {{"dlogits", dlogits}, {"logits", logits}});
+    logits_vocab(op, logits, valid_local);
+    check_shape(op, "dlogits", dlogits, logits.shape);
+    check_vector(op, "lse", lse, logits.size(0));
+    return cuda_backend_for(op).cross_entropy_backward(dlogits, logits, targets, lse, mask, valid_local, first_id,
+                                                       grad_scale);
+  }
   const Bf16Staging staged(op, {write("dlogits", dlogits), read("logits", logits), read("lse", lse)});
   if (staged.active()) {
     cross_entropy_backward_impl(op, dlogits, logits, targets, lse, mask, valid_local, first_id, target_limit, grad_scale);

@@ -226,6 +226,39 @@ TEST_P(CudaBackendOps, RopeOnQkvSlicesMatchesTheCpuOp) {
   EXPECT_TRUE(all_close(g.download(), to_f64(qkv), 1e-5, dtype == DType::BF16 ? 2.0 * 3.0 / 256.0 : 1e-5));
 }
 
+TEST_P(CudaBackendOps, CrossEntropyWithPaddingAndMaskMatchesTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t rows = 7, V = 40, valid = 37;  // three padding columns
+  const std::vector<float> logits = as_stored(random_values(static_cast<std::size_t>(rows * V), 22), dtype);
+  std::vector<std::int32_t> targets(rows);
+  std::vector<std::uint8_t> keep(rows);
+  for (std::int64_t r = 0; r < rows; ++r) {
+    targets[r] = static_cast<std::int32_t>((r * 11) % valid);
+    keep[r] = r % 3 != 1;
+  }
+  OwnedTensor host_targets(DType::I32, {rows}), host_mask(DType::U8, {rows});
+  std::copy(targets.begin(), targets.end(), host_targets.data<std::int32_t>());
+  std::copy(keep.begin(), keep.end(), host_mask.data<std::uint8_t>());
+  const DeviceTensor glogits(logits, dtype, {rows, V}), gtargets(DType::I32, {rows}), gmask(DType::U8, {rows});
+  ops::copy(gtargets, host_targets);
+  ops::copy(gmask, host_mask);
+  const DeviceTensor lse(DType::F32, {rows}), losses(DType::F32, {rows}), loss_sum(DType::F64, {2});
+  const DeviceTensor dlogits(dtype, {rows, V});
+  ops::cross_entropy_forward(losses, lse, loss_sum, glogits, gtargets, gmask, valid);
+  ops::cross_entropy_backward(dlogits, glogits, gtargets, lse, gmask, valid, 0.25);
+
+  const OwnedTensor hlogits = host_f64(logits, {rows, V}), hlse(DType::F64, {rows}), hlosses(DType::F64, {rows});
+  const OwnedTensor hsum(DType::F64, {2}), hdlogits(DType::F64, {rows, V});
+  ops::cross_entropy_forward(hlosses, hlse, hsum, hlogits, host_targets, host_mask, valid);
+  ops::cross_entropy_backward(hdlogits, hlogits, host_targets, hlse, host_mask, valid, 0.25);
+  EXPECT_TRUE(matches(lse.download(), hlse, DType::F32, 1e-6));
+  EXPECT_TRUE(matches(losses.download(), hlosses, DType::F32, 1e-6));
+  EXPECT_TRUE(matches(dlogits.download(), hdlogits, dtype, 1e-7));
+  const ops::LossSum got = ops::read_loss_sum(loss_sum), want = ops::read_loss_sum(hsum);
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_NEAR(got.sum, want.sum, 1e-5 * std::abs(want.sum));
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
                          [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
 

@@ -45,6 +45,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void swiglu_forward(Tensor out, Tensor gate_up) override;
   void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) override;
   void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) override;
+  void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets, Tensor mask,
+                             std::int64_t valid) override;
+  void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
+                              std::int64_t valid, std::int64_t first_id, double grad_scale) override;
   void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
                       int range_count) override;
 
