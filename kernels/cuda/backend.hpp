@@ -80,6 +80,19 @@ class CudaBackend {
                                      Tensor mask, std::int64_t valid) = 0;
   virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                                       std::int64_t valid, std::int64_t first_id, double grad_scale) = 0;
+  // One multi-tensor AdamW launch (ops::adamw_step_segments): params f32 masters [P],
+  // grads/m/v f32 [S], working_copy bf16 [P] or undefined; segments already range-checked.
+  struct AdamWSegmentView {
+    std::int64_t param_offset, state_offset, length;
+    bool weight_decay;
+  };
+  struct AdamWHyperView {
+    double lr, beta1, beta2, eps, weight_decay;
+    std::int64_t step;
+    double grad_scale;
+  };
+  virtual void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
+                                   int count, const AdamWHyperView& hyper, Tensor working_copy) = 0;
   // flat [N] views; ranges as in ops::sum_of_squares; total f64 [1].
   virtual void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets,
                               const std::int64_t* range_lengths, int range_count) = 0;

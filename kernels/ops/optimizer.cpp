@@ -97,10 +97,47 @@ void adamw_step(Tensor param, Tensor grad, Tensor m, Tensor v, const AdamWStep& 
 }
 
 
+namespace {
+
+// The CUDA side of adamw_step_segments: the same checks (f32 state, flat buffers, segments
+// inside them), then one launch over every segment.
+void adamw_segments_on_cuda(Tensor params, Tensor grads, Tensor m, Tensor v, std::span<const AdamWSegment> segments,
+                            const AdamWStep& step, Tensor working_copy) {
+  constexpr const char* op = "adamw_step_segments";
+  const std::initializer_list<Arg> all = {{"params", params}, {"grads", grads}, {"m", m}, {"v", v}};
+  require_defined(op, all);
+  for (const Arg& arg : all) {
+    if (arg.tensor.dtype != DType::F32)
+      fail("ops::{}: `{}` is {}; on the CUDA device AdamW keeps f32 state (bf16 weights go in `working_copy`)", op,
+           arg.name, arg.tensor.str());
+    check_flat(op, arg.name, arg.tensor);
+  }
+  for (const Arg& arg : {Arg{"m", m}, Arg{"v", v}}) check_shape(op, arg.name, arg.tensor, grads.shape);
+  if (working_copy.defined()) {
+    check_shape(op, "working_copy", working_copy, params.shape);
+    check_contiguous(op, "working_copy", working_copy);
+  }
+  std::vector<cuda_backend::CudaBackend::AdamWSegmentView> views;
+  for (std::size_t k = 0; k < segments.size(); ++k) {
+    check_range(op, "params", params, segments[k].param_offset, segments[k].length, k);
+    check_range(op, "grads", grads, segments[k].state_offset, segments[k].length, k);
+    views.push_back({segments[k].param_offset, segments[k].state_offset, segments[k].length, segments[k].weight_decay});
+  }
+  adamw_scalars(op, step, true);  // the hyper-parameter checks of the CPU path
+  const cuda_backend::CudaBackend::AdamWHyperView hyper{step.lr,  step.beta1, step.beta2,     step.eps,
+                                                        step.weight_decay, step.step, step.grad_scale};
+  cuda_backend_for(op).adamw_step_segments(params, grads, m, v, views.data(), static_cast<int>(views.size()), hyper,
+                                           working_copy);
+}
+
+}  // namespace
+
 void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, std::span<const AdamWSegment> segments,
                          const AdamWStep& step, Tensor working_copy) {
   constexpr const char* op = "adamw_step_segments";
   const std::initializer_list<Arg> all = {{"params", params}, {"grads", grads}, {"m", m}, {"v", v}};
+  if (on_cuda(op, {{"params", params}, {"grads", grads}, {"m", m}, {"v", v}, {"working_copy", working_copy}}))
+    return adamw_segments_on_cuda(params, grads, m, v, segments, step, working_copy);
   const DType dtype = optimizer_dtype(op, all);
   for (const Arg& arg : all) check_flat(op, arg.name, arg.tensor);
   for (const Arg& arg : {Arg{"m", m}, Arg{"v", v}}) check_shape(op, arg.name, arg.tensor, grads.shape);

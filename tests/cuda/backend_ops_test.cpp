@@ -277,6 +277,40 @@ TEST(CudaBackend, SumOfSquaresOverRangesIsOneDeviceResult) {
   EXPECT_NEAR(*host_total.data<double>(), want, 1e-12 * scale);
 }
 
+TEST(CudaBackend, MultiTensorAdamWMatchesTheCpuOpAndRefreshesTheBf16Copy) {
+  select_the_test_device();
+  const std::int64_t P = 300, S = 280;
+  const std::vector<float> params = random_values(P, 23), grads = random_values(S, 24);
+  const std::vector<float> m = random_values(S, 25, -0.1f, 0.1f), v = random_values(S, 26, 0.0f, 0.2f);
+  const std::vector<ops::AdamWSegment> segments = {{0, 0, 100, true}, {120, 100, 150, false}, {290, 250, 10, true}};
+  ops::AdamWStep step;
+  step.lr = 3e-3;
+  step.weight_decay = 0.1;
+  step.step = 7;
+  step.grad_scale = 0.5;
+  const DeviceTensor gp(params, DType::F32, {P}), gg(grads, DType::F32, {S}), gm(m, DType::F32, {S}),
+      gv(v, DType::F32, {S}), gcopy(DType::BF16, {P});
+  ops::adamw_step_segments(gp, gg, gm, gv, segments, step, gcopy);
+  OwnedTensor hp(DType::F32, {P}), hg(DType::F32, {S}), hm(DType::F32, {S}), hv(DType::F32, {S}), hcopy(DType::BF16, {P});
+  std::copy(params.begin(), params.end(), hp.data<float>());
+  std::copy(grads.begin(), grads.end(), hg.data<float>());
+  std::copy(m.begin(), m.end(), hm.data<float>());
+  std::copy(v.begin(), v.end(), hv.data<float>());
+  ops::adamw_step_segments(hp, hg, hm, hv, segments, step, hcopy);
+  const auto host_values = [](const OwnedTensor& t) {
+    OwnedTensor f(DType::F32, t.shape());
+    ops::copy(f, t);
+    return std::vector<double>(f.data<float>(), f.data<float>() + f.numel());
+  };
+  // The kernel does the CPU op's f32 arithmetic; only the order of the fused operations may
+  // differ, so a few f32 ulp.
+  EXPECT_TRUE(all_close(gp.download(), host_values(hp), kF32Relative, 1e-7));
+  EXPECT_TRUE(all_close(gm.download(), host_values(hm), kF32Relative, 1e-9));
+  EXPECT_TRUE(all_close(gv.download(), host_values(hv), kF32Relative, 1e-9));
+  // The working copy holds the rounded new masters inside the segments, zero outside them.
+  EXPECT_TRUE(all_close(gcopy.download(), host_values(hcopy), kBF16Relative, 1e-7));
+}
+
 TEST(CudaBackend, MixingDevicesInOneOpIsAnErrorNamingBoth) {
   select_the_test_device();
   const DeviceTensor a(random_values(8, 14), DType::F32, {8});

@@ -49,6 +49,8 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
                              std::int64_t valid) override;
   void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                               std::int64_t valid, std::int64_t first_id, double grad_scale) override;
+  void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
+                           int count, const AdamWHyperView& hyper, Tensor working_copy) override;
   void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
                       int range_count) override;
 
