@@ -73,6 +73,11 @@ class CudaBackend {
   // y, x [B, T, H, Dh] strided (unit inner stride), positions i32 [B * T], inv_freq [Dh / 2]
   // host f64 (ops::rope_inv_freq); direction +1 rotates (forward), -1 undoes it (backward).
   virtual void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) = 0;
+  // ids i32 [rows], table [V, C] (rows first_id .. first_id + V - 1), out [rows, C]; ids
+  // outside the table give zero rows (the strict range check is the host's, in MicroBatch).
+  // accumulate: out += the rows. Backward: dtable f32 [V, C] += the rows of dout, deterministic.
+  virtual void embedding_forward(Tensor out, Tensor ids, Tensor table, std::int64_t first_id, bool accumulate) = 0;
+  virtual void embedding_backward(Tensor dtable, Tensor dout, Tensor ids, std::int64_t first_id) = 0;
   // logits [rows, V] (f32 or bf16), targets i32 [rows], mask u8 [rows] or undefined, lse and
   // losses f32 [rows] (losses may be undefined), loss_sum f64 [2]. The targets of counted rows
   // must already be in [0, valid) (MicroBatch checks them on the host; a kernel cannot raise).

@@ -25,6 +25,14 @@ std::pair<std::int64_t, std::int64_t> table_shape(const char* op, const char* na
 
 void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table, bool accumulate,
                             std::int64_t first_id, bool strict) {
+  if (on_cuda(op, {{"out", out}, {"ids", ids}, {"table", table}})) {
+    require_defined(op, {{"out", out}, {"ids", ids}, {"table", table}});
+    check_cuda_storage(op, {{"out", out}, {"table", table}});
+    const auto [V, C] = table_shape(op, "table", table);
+    if (out.size(-1) != C) fail("ops::{}: `out` is {}; expected last dim {}", op, out.str(), C);
+    (void)V;  // ids are range-checked on the host, in MicroBatch: a kernel cannot raise
+    return cuda_backend_for(op).embedding_forward(out, ids, table, first_id, accumulate);
+  }
   const Bf16Staging staged(op, {accumulate ? read_write("out", out) : write("out", out), read("table", table)});
   if (staged.active()) {
     embedding_forward_impl(op, out, ids, table, accumulate, first_id, strict);
@@ -48,6 +56,14 @@ void embedding_forward_impl(const char* op, Tensor out, Tensor ids, Tensor table
 
 void embedding_backward_impl(const char* op, Tensor dtable, Tensor dout, Tensor ids,
                              std::int64_t first_id) {
+  if (on_cuda(op, {{"dtable", dtable}, {"dout", dout}, {"ids", ids}})) {
+    require_defined(op, {{"dtable", dtable}, {"dout", dout}, {"ids", ids}});
+    check_cuda_storage(op, {{"dout", dout}});
+    const auto [V, C] = table_shape(op, "dtable", dtable);
+    if (dout.size(-1) != C) fail("ops::{}: `dout` is {}; expected last dim {}", op, dout.str(), C);
+    (void)V;
+    return cuda_backend_for(op).embedding_backward(dtable, dout, ids, first_id);
+  }
   const Bf16Staging staged(op, {f32_gradient("dtable", dtable), read("dout", dout)});
   if (staged.active()) {
     embedding_backward_impl(op, dtable, dout, ids, first_id);

@@ -259,6 +259,28 @@ TEST_P(CudaBackendOps, CrossEntropyWithPaddingAndMaskMatchesTheCpuOp) {
   EXPECT_NEAR(got.sum, want.sum, 1e-5 * std::abs(want.sum));
 }
 
+TEST_P(CudaBackendOps, EmbeddingForwardAccumulateAndBackwardMatchTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t V = 11, C = 20, rows = 9;
+  const std::vector<float> table = as_stored(random_values(static_cast<std::size_t>(V * C), 27), dtype);
+  const std::vector<float> dout = as_stored(random_values(static_cast<std::size_t>(rows * C), 28), dtype);
+  OwnedTensor ids(DType::I32, {rows});
+  for (std::int64_t r = 0; r < rows; ++r) ids.data<std::int32_t>()[r] = static_cast<std::int32_t>((r * 4) % V);  // repeats
+  const DeviceTensor gtable(table, dtype, {V, C}), gdout(dout, dtype, {rows, C}), gids(DType::I32, {rows});
+  ops::copy(gids, ids);
+  const DeviceTensor out(dtype, {rows, C}), dtable(DType::F32, {V, C});
+  ops::embedding_forward(out, gids, gtable);
+  ops::embedding_forward(out, gids, gtable, ops::Accumulate::Yes);  // twice the rows
+  ops::embedding_backward(dtable, gdout, gids);
+  const OwnedTensor htable = host_f64(table, {V, C}), hdout = host_f64(dout, {rows, C});
+  const OwnedTensor hout(DType::F64, {rows, C}), hdtable(DType::F64, {V, C});
+  ops::embedding_forward(hout, ids, htable);
+  ops::embedding_forward(hout, ids, htable, ops::Accumulate::Yes);
+  ops::embedding_backward(hdtable, hdout, ids);
+  EXPECT_TRUE(matches(out.download(), hout, dtype, 0.0));
+  EXPECT_TRUE(matches(dtable.download(), hdtable, DType::F32, 1e-6));
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
                          [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
 

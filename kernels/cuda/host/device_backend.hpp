@@ -45,6 +45,8 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void swiglu_forward(Tensor out, Tensor gate_up) override;
   void swiglu_backward(Tensor dgate_up, Tensor dout, Tensor gate_up) override;
   void rope(Tensor y, Tensor x, Tensor positions, const double* inv_freq, int direction) override;
+  void embedding_forward(Tensor out, Tensor ids, Tensor table, std::int64_t first_id, bool accumulate) override;
+  void embedding_backward(Tensor dtable, Tensor dout, Tensor ids, std::int64_t first_id) override;
   void cross_entropy_forward(Tensor losses, Tensor lse, Tensor loss_sum, Tensor logits, Tensor targets, Tensor mask,
                              std::int64_t valid) override;
   void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
