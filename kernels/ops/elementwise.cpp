@@ -286,6 +286,20 @@ void fill(Tensor x, double value) {
 void nonfinite_flag(Tensor flag, Tensor x) {
   constexpr const char* op = "nonfinite_flag";
   require_defined(op, {{"flag", flag}});
+  if (on_cuda(op, {{"flag", flag}, {"x", x}})) {
+    // x is finite exactly when its f64 sum of squares is (f32 squares cannot overflow f64):
+    // the multi-tensor reduction kernel serves, and one read-back turns it into the flag.
+    if (flag.dtype != DType::F64 || flag.numel() != 1)
+      fail("ops::{}: `flag` is {}; expected one f64 element", op, flag.str());
+    if (x.dtype != DType::F32) fail("ops::{}: `x` is {}; on the CUDA device it must be f32", op, x.str());
+    check_contiguous(op, "x", x);
+    cuda_backend::CudaBackend& cuda = cuda_backend_for(op);
+    cuda.sum_of_squares(flag, x, nullptr, nullptr, 0);
+    double sum = 0;
+    cuda.copy_to_host(&sum, flag.ptr, sizeof sum);
+    const double broken = std::isfinite(sum) ? 0.0 : 1.0;
+    return cuda.copy_to_device(flag.ptr, &broken, sizeof broken);
+  }
   require_cpu(op, {{"flag", flag}});
   if (flag.dtype != DType::F64 || flag.numel() != 1)
     fail("ops::{}: `flag` is {}; expected one f64 element", op, flag.str());

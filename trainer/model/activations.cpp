@@ -89,11 +89,13 @@ void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtyp
 
 void fill_zeros_and_positions(const Activations& acts) {
   ops::zero(acts.zero_ids);
-  const Tensor& positions = acts.positions;
+  // Built on the host and copied in: the arena may be device memory.
+  const std::int64_t B = acts.positions.size(0), T = acts.positions.size(1);
+  OwnedTensor positions(DType::I32, {B, T});
   auto* data = positions.data<std::int32_t>();
-  const std::int64_t B = positions.size(0), T = positions.size(1);
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t t = 0; t < T; ++t) data[b * T + t] = static_cast<std::int32_t>(t);
+  ops::copy(acts.positions, positions);
 }
 
 }  // namespace

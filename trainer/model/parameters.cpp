@@ -78,9 +78,14 @@ DType gradient_dtype_for(DType values) {
 
 }  // namespace
 
-ParameterStore::ParameterStore(const ModelConfig& config, DType dtype,
-                               const ParallelPlacement& placement)
-    : dtype_(dtype), grad_dtype_(gradient_dtype_for(dtype)), placement_(placement) {
+ParameterStore::ParameterStore(const ModelConfig& config, DType dtype, const ParallelPlacement& placement,
+                               memory::Allocator& allocator)
+    : dtype_(dtype),
+      grad_dtype_(gradient_dtype_for(dtype)),
+      placement_(placement),
+      allocator_(&allocator),
+      values_(memory::MemoryCategory::parameters, allocator),
+      grads_(memory::MemoryCategory::gradients, allocator) {
   const ModelConfig c = config.resolved();
   c.validate_placement(placement);
   layers_ = stage_layers(c.n_layers, placement.pp_size, placement.pp_rank);

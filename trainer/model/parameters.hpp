@@ -115,7 +115,9 @@ class ParameterStore {
  public:
   // Values and gradients zero. Registers what `placement` owns (all of it by default); a
   // placement with tp_size > 1 and no communicator is fine here (shapes only).
-  ParameterStore(const ModelConfig& config, DType dtype, const ParallelPlacement& placement = {});
+  // Values and gradients live in memory from `allocator` (host, or the CUDA device).
+  ParameterStore(const ModelConfig& config, DType dtype, const ParallelPlacement& placement = {},
+                 memory::Allocator& allocator = memory::host_allocator());
 
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
@@ -123,6 +125,8 @@ class ParameterStore {
   ParameterStore& operator=(ParameterStore&&) = default;
 
   DType dtype() const { return dtype_; }            // of the values
+  Device device() const { return values_.device(); }
+  memory::Allocator& allocator() const { return *allocator_; }
   DType grad_dtype() const { return grad_dtype_; }  // of the gradients
   const ParallelPlacement& placement() const { return placement_; }
   LayerRange layers() const { return layers_; }  // the blocks this store holds
@@ -171,8 +175,9 @@ class ParameterStore {
   std::map<std::string, std::size_t, std::less<>> by_name_;
   // One flat [numel] slot each: parameter memory and gradient memory are separate arenas so
   // the memory report tells them apart (and a device backend may place them differently).
-  memory::Arena values_{memory::MemoryCategory::parameters};
-  memory::Arena grads_{memory::MemoryCategory::gradients};
+  memory::Allocator* allocator_;
+  memory::Arena values_;
+  memory::Arena grads_;
   Tensor values_flat_;
   Tensor grads_flat_;
 };

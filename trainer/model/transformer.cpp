@@ -111,11 +111,19 @@ void check_activation(const Tensor& t, const Shape& shape, DType dtype, const ch
 
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlacement placement)
+Transformer::Slot::Slot(memory::Allocator& allocator)
+    : loss_sum_memory(2 * sizeof(double), memory::MemoryCategory::activations, allocator),
+      loss_sum(loss_sum_memory.view(DType::F64, {2})) {
+  acts.arena = memory::Arena(memory::MemoryCategory::activations, allocator);
+}
+
+Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlacement placement,
+                         memory::Allocator& allocator)
     : config_(config.resolved()),
       placement_(placement),
       dims_(stage_dims(config_, placement)),
-      params_(config_, dtype, placement) {
+      params_(config_, dtype, placement, allocator) {
+  decode_.arena = memory::Arena(memory::MemoryCategory::activations, allocator);
   parallel::Communicator* tp = tensor_parallel() ? placement_.tp : nullptr;
   const auto vocab = parallel::VocabShard::of(config_.vocab_size, config_.padded_vocab(),
                                               placement_.tp_rank, placement_.tp_size);
@@ -125,7 +133,7 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlaceme
   vocab_cross_entropy_ = parallel::VocabParallelCrossEntropy(tp, vocab);
   weights_ = gather(params_, config_, false);
   grads_ = gather(params_, config_, true);
-  slots_.resize(1);
+  slots_.emplace_back(allocator);
 }
 
 void Transformer::init_weights(std::uint64_t run_seed) {
@@ -134,7 +142,8 @@ void Transformer::init_weights(std::uint64_t run_seed) {
 
 void Transformer::set_pipeline_slots(int slots) {
   if (slots < 1) fail("model: set_pipeline_slots({}): a stage needs at least one slot", slots);
-  slots_.resize(static_cast<std::size_t>(slots));
+  while (pipeline_slots() > slots) slots_.pop_back();
+  while (pipeline_slots() < slots) slots_.emplace_back(params_.allocator());
 }
 
 void Transformer::reserve_activations(std::int64_t batch, std::int64_t seq) {
@@ -296,9 +305,9 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
   head_forward(acts, acts.layers.back().out);
   slot.logits_valid = true;
   if (!batch.targets.defined()) return {};
-  loss_forward(acts, slot.loss_sum.tensor(), batch);
+  loss_forward(acts, slot.loss_sum, batch);
   slot.backward_ready = true;
-  return {slot.loss_sum.tensor(), {}};
+  return {slot.loss_sum, {}};
 }
 
 ops::LossSum Transformer::forward(const Batch& batch) {
@@ -450,6 +459,7 @@ KvCache Transformer::make_kv_cache(std::int64_t batch, std::int64_t capacity) co
     fail("model: KV cache of batch {} and capacity {} (capacity must be in [1, max_seq_len {}])",
          batch, capacity, config_.max_seq_len);
   KvCache cache;
+  cache.arena = memory::Arena(memory::MemoryCategory::kv_cache, params_.allocator());
   cache.batch = batch;
   cache.capacity = capacity;
   const Shape shape{batch, capacity, config_.n_kv_heads, config_.head_dim};
@@ -482,9 +492,10 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   if (decode_.batch != B || decode_.seq != Tn)
     plan_activations(decode_, dims_, dtype(), B, Tn, /*for_training=*/false);
 
-  auto* positions = decode_.positions.data<std::int32_t>();
+  OwnedTensor positions(DType::I32, {B, Tn});  // built here, copied to where the model lives
   for (std::int64_t i = 0; i < B * Tn; ++i)
-    positions[i] = static_cast<std::int32_t>(cache.length + i % Tn);
+    positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(cache.length + i % Tn);
+  ops::copy(decode_.positions, positions);
   embed(decode_.embedded, tokens, decode_.positions);
   LayerActivations& a = decode_.layers.front();
   const std::int64_t filled = cache.length + Tn;

@@ -76,8 +76,11 @@ class Transformer {
  public:
   // Parameters start at zero; call init_weights() or load values into parameters(). With
   // tp_size > 1 the placement needs a tp communicator before the first forward.
+  // Parameters, gradients, activations, the loss sums and KV caches live in memory from
+  // `allocator`: the host's, or the CUDA device's (cuda_backend::cuda_allocator()).
   explicit Transformer(const ModelConfig& config, DType dtype = DType::F32,
-                       ParallelPlacement placement = {});
+                       ParallelPlacement placement = {},
+                       memory::Allocator& allocator = memory::host_allocator());
 
   const ModelConfig& config() const { return config_; }  // the global model
   const ParallelPlacement& placement() const { return placement_; }
@@ -156,9 +159,11 @@ class Transformer {
  private:
   // One micro-batch in flight: its activations and what backward needs of its batch.
   struct Slot {
+    explicit Slot(memory::Allocator& allocator);
     Activations acts;
     Batch batch;
-    OwnedTensor loss_sum{DType::F64, {2}};  // (sum, count) of the slot's last loss forward
+    memory::DeviceBuffer loss_sum_memory;
+    Tensor loss_sum;  // [2] f64 (sum, count) of the slot's last loss forward
     bool logits_valid = false;
     bool backward_ready = false;
   };

@@ -26,7 +26,10 @@ Tensor flat_slice(Tensor flat, std::int64_t offset, std::int64_t length) { retur
 }  // namespace
 
 AdamW::AdamW(const model::ParameterStore& params, AdamWConfig config, std::int64_t begin, std::int64_t end)
-    : config_(config), begin_(begin), end_(end < 0 ? params.numel() : end) {
+    : config_(config),
+      begin_(begin),
+      end_(end < 0 ? params.numel() : end),
+      state_(memory::MemoryCategory::optimizer_state, params.allocator()) {
   if (begin_ < 0 || begin_ > end_ || end_ > params.numel()) {
     fail("AdamW: owned range [{}, {}) outside the {} parameters", begin_, end_, params.numel());
   }

@@ -76,7 +76,7 @@ class AdamW {
   std::int64_t begin_ = 0;
   std::int64_t end_ = 0;
   std::vector<Segment> segments_;
-  memory::Arena state_{memory::MemoryCategory::optimizer_state};
+  memory::Arena state_;  // on the parameters' device
   Tensor masters_;     // f32 [end - begin] with bf16 values, else undefined (the store's values)
   Tensor exp_avg_;     // [end - begin]
   Tensor exp_avg_sq_;  // [end - begin]

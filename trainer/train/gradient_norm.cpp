@@ -3,9 +3,26 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cuda/backend.hpp"
 #include "kernels/ops.hpp"
 
 namespace kiln::train {
+
+namespace {
+
+// Runs `compute` (which writes one f64) where `grads` live and leaves the value in `host`:
+// on the CUDA device into a device scalar that is read back once, for the host collective.
+template <class Compute>
+void scalar_beside(const Tensor& grads, const OwnedTensor& host, Compute&& compute) {
+  if (grads.device == Device::Cpu) return compute(host.tensor());
+  const memory::DeviceBuffer scalar(sizeof(double), memory::MemoryCategory::workspace,
+                                    cuda_backend::cuda_allocator());
+  const Tensor on_device = scalar.view(DType::F64, {1});
+  compute(on_device);
+  ops::copy(host, on_device);
+}
+
+}  // namespace
 
 bool counts_parameter(const model::ParameterInfo& info, const parallel::ProcessGrid& grid) {
   return !info.tied_copy && (grid.tp_rank() == 0 || info.is_sharded());
@@ -22,14 +39,14 @@ double global_gradient_norm(const model::ParameterStore& params, const optim::Ad
   }
   OwnedTensor sum(DType::F64, {1});
   // An empty range list would mean "all of grads": a rank that counts nothing adds 0.
-  if (!counted.empty()) ops::sum_of_squares(sum.tensor(), grads, counted);
+  if (!counted.empty()) scalar_beside(grads, sum, [&](Tensor total) { ops::sum_of_squares(total, grads, counted); });
   grid.world().all_reduce(sum.tensor());
   return std::sqrt(*sum.tensor().data<double>());
 }
 
 bool finite_everywhere(Tensor grads, parallel::ProcessGrid& grid) {
   OwnedTensor broken(DType::F64, {1});
-  ops::nonfinite_flag(broken.tensor(), grads);
+  scalar_beside(grads, broken, [&](Tensor flag) { ops::nonfinite_flag(flag, grads); });
   grid.world().all_reduce(broken.tensor(), parallel::ReduceOp::Max);
   return *broken.tensor().data<double>() == 0.0;
 }

@@ -1,0 +1,118 @@
+// The model's state on the CUDA device: a Transformer built with the CUDA allocator keeps its
+// parameters, gradients, activations and optimizer state in device memory, initialises them
+// to the same bits as on the host, and AdamW with the global gradient norm and finite check
+// updates them as on the host. (The forward and backward need the GEMM and attention
+// interfaces, which land separately.) Emulated device here; the GPU in kiln_cuda_tests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/backend.hpp"
+#include "kernels/cuda/backend_registry.hpp"
+#include "kernels/ops.hpp"
+#include "parallel/communicator.hpp"
+#include "parallel/process_grid.hpp"
+#include "tests/cuda/kernel_reference.hpp"
+#include "tests/model/model_testing.hpp"
+#include "trainer/optim/adamw.hpp"
+#include "trainer/train/gradient_norm.hpp"
+
+namespace kiln::cuda_test {
+namespace {
+
+void select_the_test_device() {
+#if KILN_CUDA_EMULATED
+  kiln::cuda_emu::register_emulated_backend();
+  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Emulated, "test");
+#else
+  kiln::cuda::register_gpu_backend();
+  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Gpu, "test");
+#endif
+}
+
+// A flat tensor's values as f32 on the host, wherever it lives.
+std::vector<float> host_f32(const Tensor& flat) {
+  OwnedTensor host(DType::F32, flat.shape);
+  ops::copy(host, flat);
+  return {host.data<float>(), host.data<float>() + host.numel()};
+}
+
+struct Case {
+  const char* name;
+  model::ModelConfig config;
+  DType dtype;
+};
+
+std::vector<Case> cases() {
+  return {{"gpt2_f32", model::testing::tiny_gpt2(), DType::F32},
+          {"llama_f32", model::testing::tiny_llama(), DType::F32},
+          {"llama_bf16", model::testing::tiny_llama(), DType::BF16}};
+}
+
+TEST(ModelOnDevice, ParametersLiveOnTheDeviceAndInitialiseToTheHostBits) {
+  select_the_test_device();
+  for (const Case& c : cases()) {
+    model::Transformer on_host(c.config, c.dtype);
+    model::Transformer on_device(c.config, c.dtype, {}, cuda_backend::cuda_allocator());
+    on_host.init_weights(42);
+    on_device.init_weights(42);
+    const Tensor values = on_device.parameters().values();
+    EXPECT_EQ(values.device, Device::Cuda) << c.name;
+    EXPECT_EQ(on_device.parameters().grads().device, Device::Cuda) << c.name;
+#if KILN_CUDA_EMULATED
+    EXPECT_TRUE(kiln::emu::is_device_pointer(values.ptr)) << c.name;
+#endif
+    EXPECT_EQ(host_f32(values), host_f32(on_host.parameters().values())) << c.name;
+  }
+}
+
+TEST(ModelOnDevice, AdamWStepWithTheGlobalNormMatchesTheHost) {
+  select_the_test_device();
+  for (const Case& c : cases()) {
+    model::Transformer on_host(c.config, c.dtype);
+    model::Transformer on_device(c.config, c.dtype, {}, cuda_backend::cuda_allocator());
+    on_host.init_weights(7);
+    on_device.init_weights(7);
+    const std::int64_t n = on_host.parameters().numel();
+    const std::vector<float> grads = random_values(static_cast<std::size_t>(n), 8, -0.5f, 0.5f);
+    ops::copy(on_host.parameters().grads(), Tensor::of(grads.data(), {n}));
+    ops::copy(on_device.parameters().grads(), Tensor::of(grads.data(), {n}));
+
+    optim::AdamW host_adam(on_host.parameters(), {}), device_adam(on_device.parameters(), {});
+    host_adam.masters_from_working_copy(on_host.parameters());
+    device_adam.masters_from_working_copy(on_device.parameters());
+    auto world = parallel::world_communicator();
+    parallel::ProcessGrid grid(*world, 1, 1, 1);
+    const double host_norm = train::global_gradient_norm(on_host.parameters(), host_adam,
+                                                         on_host.parameters().grads(), grid, false);
+    const double device_norm = train::global_gradient_norm(on_device.parameters(), device_adam,
+                                                           on_device.parameters().grads(), grid, false);
+    EXPECT_NEAR(device_norm, host_norm, 1e-12 * host_norm) << c.name;
+    EXPECT_TRUE(train::finite_everywhere(on_device.parameters().grads(), grid)) << c.name;
+
+    const double scale = optim::AdamW::clip_factor(host_norm, 1.0);
+    host_adam.step(on_host.parameters(), on_host.parameters().grads(), 1e-2, scale);
+    device_adam.step(on_device.parameters(), on_device.parameters().grads(), 1e-2, scale);
+    EXPECT_EQ(device_adam.separate_masters(), c.dtype == DType::BF16) << c.name;
+    // The device kernel does the CPU op's f32 arithmetic: equal within a few f32 ulp.
+    const std::vector<float> got = host_f32(device_adam.masters(on_device.parameters()));
+    const std::vector<float> want = host_f32(host_adam.masters(on_host.parameters()));
+    EXPECT_TRUE(all_close(got, to_f64(want), kF32Relative, 1e-7)) << c.name;
+  }
+}
+
+TEST(ModelOnDevice, ANonFiniteGradientIsSeenOnTheDevice) {
+  select_the_test_device();
+  model::Transformer on_device(model::testing::tiny_llama(), DType::F32, {}, cuda_backend::cuda_allocator());
+  auto world = parallel::world_communicator();
+  parallel::ProcessGrid grid(*world, 1, 1, 1);
+  EXPECT_TRUE(train::finite_everywhere(on_device.parameters().grads(), grid));
+  const float nan = std::nanf("");
+  ops::copy(on_device.parameters().grads().narrow(0, 5, 1), Tensor::of(&nan, {1}));
+  EXPECT_FALSE(train::finite_everywhere(on_device.parameters().grads(), grid));
+}
+
+}  // namespace
+}  // namespace kiln::cuda_test
