@@ -51,6 +51,10 @@ class CudaBackend {
   virtual void copy_on_device(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void zero(void* device_dst, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // A device f64 [1] for one of a step's scalar results (gradient norm, finite flag) that the
+  // host reads back: kept for the backend's lifetime, so a step allocates nothing for them.
+  static constexpr int kScalarSlots = 8;
+  virtual Tensor scalar_slot(int index) = 0;
 
   // ---- ops (arguments already checked by kiln::ops; every tensor on this device) ----------
   // dst = src for contiguous tensors of the same shape, converting f32 <-> bf16 or copying

@@ -11,13 +11,12 @@ namespace kiln::train {
 namespace {
 
 // Runs `compute` (which writes one f64) where `grads` live and leaves the value in `host`:
-// on the CUDA device into a device scalar that is read back once, for the host collective.
+// on the CUDA device into one of the backend's scalar slots, read back once for the host
+// collective.
 template <class Compute>
 void scalar_beside(const Tensor& grads, const OwnedTensor& host, Compute&& compute) {
   if (grads.device == Device::Cpu) return compute(host.tensor());
-  const memory::DeviceBuffer scalar(sizeof(double), memory::MemoryCategory::workspace,
-                                    cuda_backend::cuda_allocator());
-  const Tensor on_device = scalar.view(DType::F64, {1});
+  const Tensor on_device = cuda_backend::active_backend("gradient norm").scalar_slot(0);
   compute(on_device);
   ops::copy(host, on_device);
 }

@@ -30,6 +30,7 @@ DeviceBackend::DeviceBackend(std::string device_name) : device_name_(std::move(d
 DeviceBackend::~DeviceBackend() {
   if (workspace_) cudaFree(workspace_);
   if (table_) cudaFree(table_);
+  if (scalars_) cudaFree(scalars_);
   if (compute_) cudaStreamDestroy(compute_);
 }
 
@@ -91,6 +92,13 @@ void DeviceBackend::zero(void* device_dst, std::size_t bytes) {
 }
 
 void DeviceBackend::synchronize() { check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: synchronize"); }
+
+Tensor DeviceBackend::scalar_slot(int index) {
+  if (index < 0 || index >= kScalarSlots)
+    fail("CUDA backend: scalar slot {} outside [0, {})", index, kScalarSlots);
+  if (scalars_ == nullptr) scalars_ = static_cast<double*>(allocate(kScalarSlots * sizeof(double)));
+  return Tensor(scalars_ + index, DType::F64, Shape{1}, Device::Cuda);
+}
 
 void* DeviceBackend::workspace(std::size_t bytes) {
   if (bytes <= workspace_bytes_) return workspace_;

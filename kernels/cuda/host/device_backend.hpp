@@ -30,6 +30,7 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void copy_on_device(void* dst, const void* src, std::size_t bytes) override;
   void zero(void* device_dst, std::size_t bytes) override;
   void synchronize() override;
+  Tensor scalar_slot(int index) override;
 
   void convert(Tensor dst, Tensor src) override;
   void add(Tensor out, Tensor a, Tensor b) override;
@@ -72,6 +73,7 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   std::size_t workspace_bytes_ = 0;
   void* table_ = nullptr;
   std::size_t table_bytes_ = 0;
+  double* scalars_ = nullptr;  // kScalarSlots doubles
 };
 
 // Throws kiln::Error "<what>: <CUDA error name> (<text>)" unless status is cudaSuccess.
