@@ -16,6 +16,7 @@
 #include "parallel/process_grid.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 #include "tests/model/model_testing.hpp"
+#include "trainer/model/device_batch.hpp"
 #include "trainer/optim/adamw.hpp"
 #include "trainer/train/gradient_norm.hpp"
 
@@ -112,6 +113,48 @@ TEST(ModelOnDevice, ANonFiniteGradientIsSeenOnTheDevice) {
   const float nan = std::nanf("");
   ops::copy(on_device.parameters().grads().narrow(0, 5, 1), Tensor::of(&nan, {1}));
   EXPECT_FALSE(train::finite_everywhere(on_device.parameters().grads(), grid));
+}
+
+}  // namespace
+}  // namespace kiln::cuda_test
+
+namespace kiln::cuda_test {
+namespace {
+
+TEST(DeviceBatch, IndexTensorsArriveAsI32AndTheMaskAsU8) {
+  select_the_test_device();
+  const std::int64_t B = 2, T = 5;
+  OwnedTensor tokens(DType::U16, {B, T}), targets(DType::I64, {B, T}), positions(DType::I32, {B, T});
+  OwnedTensor doc_ids(DType::U32, {B, T}), mask(DType::U8, {B, T});
+  for (std::int64_t i = 0; i < B * T; ++i) {
+    tokens.data<std::uint16_t>()[i] = static_cast<std::uint16_t>(60000 + i);
+    targets.data<std::int64_t>()[i] = 3 * i;
+    positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(i % 3);
+    doc_ids.data<std::uint32_t>()[i] = static_cast<std::uint32_t>(i / 3);
+    mask.data<std::uint8_t>()[i] = static_cast<std::uint8_t>(i % 2);
+  }
+  model::DeviceBatch staging(cuda_backend::cuda_allocator());
+  const model::Batch& on_device = staging.upload({tokens, targets, mask, doc_ids, positions});
+  const auto values = [](const Tensor& t) {
+    EXPECT_EQ(t.device, Device::Cuda);
+    OwnedTensor host(t.dtype, t.shape);
+    ops::copy(host, t);
+    return index_values(host, "test");
+  };
+  EXPECT_EQ(on_device.tokens.dtype, DType::I32);
+  EXPECT_EQ(values(on_device.tokens), index_values(tokens, "test"));
+  EXPECT_EQ(values(on_device.targets), index_values(targets, "test"));
+  EXPECT_EQ(values(on_device.positions), index_values(positions, "test"));
+  EXPECT_EQ(values(on_device.doc_ids), index_values(doc_ids, "test"));
+  EXPECT_EQ(on_device.loss_mask.dtype, DType::U8);
+  OwnedTensor mask_back(DType::U8, {B, T});
+  ops::copy(mask_back, on_device.loss_mask);
+  EXPECT_TRUE(std::equal(mask_back.data<std::uint8_t>(), mask_back.data<std::uint8_t>() + B * T,
+                         mask.data<std::uint8_t>()));
+  // Undefined stays undefined; the host allocator hands the batch through untouched.
+  EXPECT_FALSE(staging.upload({tokens, {}, {}, {}, positions}).targets.defined());
+  model::DeviceBatch on_host(memory::host_allocator());
+  EXPECT_EQ(on_host.upload({tokens, {}, {}, {}, positions}).tokens.ptr, tokens.tensor().ptr);
 }
 
 }  // namespace
