@@ -9,10 +9,13 @@
 #   scripts/gpu_check.sh            on the GPU machine: run what the bundle holds and print a
 #                                   short table (device, CUDA tests, benchmarks)
 #
-# The CUDA backend has its first kernels (residual_add, rmsnorm) but no training ops yet, so
-# the check proves the toolchain end to end (sm_90 code built here loads and runs there), runs
-# the CUDA kernel tests on the real GPU (kiln_cuda_tests: the same tests CI runs on the
-# emulated device) and the CPU reference suite on the GPU machine's cores; the kernel and
+# The CUDA backend has its own kernels for every non-GEMM op and kiln::ops dispatches to them
+# for device tensors; the check proves the toolchain end to end (sm_90 code built here loads
+# and runs there), runs the CUDA tests on the real GPU (kiln_cuda_tests: the kernel tests, the
+# ops-through-the-backend tests and the model-state-on-the-device tests CI runs on the
+# emulated device) and the CPU reference suite on the GPU machine's cores. cuBLASLt and cuDNN
+# are not bundled (hundreds of MB): the GPU image has them in its Python packages
+# (nvidia-cublas, nvidia-cudnn-cu13), found at run time. The kernel-bandwidth and GPU
 # training benchmarks join the table as they land.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +31,8 @@ pack() {
   cp -r "$root/tests/fixtures" "$bundle/fixtures"
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
-    ldd "$program" | awk '/=> \// {print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux)[.-]' |
+    ldd "$program" | awk '/=> \// {print $3}' |
+      grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux|libcuda|libcublas|libcublasLt|libcudnn[a-z_]*)[.-]' |
       xargs -r -I{} cp -Ln {} "$bundle/lib/" 2>/dev/null || true
   done
   tar -czf "$bundle.tar.gz" -C "$root" gpu_bundle
@@ -39,6 +43,12 @@ check() {
   [[ -d $bundle || ! -f $bundle.tar.gz ]] || tar -xzf "$bundle.tar.gz" -C "$root"
   [[ -d $bundle ]] || { echo "no gpu_bundle.tar.gz: run scripts/gpu_check.sh --pack here first and carry it" >&2; exit 1; }
   export LD_LIBRARY_PATH=$bundle/lib:${LD_LIBRARY_PATH:-}
+  # cuBLASLt and cuDNN from the image (pip's nvidia-* packages, or a toolkit install).
+  local lib dir
+  for lib in libcublasLt.so libcudnn.so; do
+    dir=$(find /opt /usr/local /usr/lib -name "$lib*" 2>/dev/null | head -1)
+    [[ -n $dir ]] && LD_LIBRARY_PATH=$(dirname "$dir"):$LD_LIBRARY_PATH
+  done
   local kiln=$bundle/bin/kiln
   printf '%-32s %s\n' check result
   printf '%-32s %s\n' "nvidia-smi" "$(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
