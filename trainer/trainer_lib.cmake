@@ -15,3 +15,8 @@ target_include_directories(kiln_trainer SYSTEM PUBLIC ${HDF5_INCLUDE_DIRS})
 target_compile_definitions(kiln_trainer PUBLIC ${HDF5_C_DEFINITIONS})
 target_link_libraries(kiln_trainer PUBLIC kiln_data kiln_kernels kiln_parallel kiln_core
   yaml-cpp nlohmann_json::nlohmann_json ${HDF5_C_LIBRARIES})
+# The emulated CUDA device as a selectable backend (KILN_CUDA_DEVICE=emulated; test builds).
+if(KILN_CUDA_EMULATION)
+  target_link_libraries(kiln_trainer PUBLIC kiln_cuda_emulation)
+  target_compile_definitions(kiln_trainer PRIVATE KILN_WITH_CUDA_EMULATION=1)
+endif()

@@ -12,6 +12,7 @@
 #include "trainer/cli/command.hpp"
 #include "trainer/core/error.hpp"
 #include "trainer/core/version.hpp"
+#include "trainer/train/cuda_device.hpp"
 
 namespace {
 
@@ -22,6 +23,7 @@ std::string version_text() {
                                  kiln::kVersion, kiln::kBuiltWithCuda ? "built" : "not built",
                                  kiln::kBuiltWithMpi ? "built" : "not built", kiln::kernels::blas_kernel_name(),
                                  kiln::kernels::blas_threading());
+  text += fmt::format("\nCUDA backends: {}", kiln::train::cuda_backends_built());
   if (devices.empty()) {
     text += fmt::format("\nGPUs: none ({})", why_no_gpu);
   }
