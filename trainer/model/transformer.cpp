@@ -112,7 +112,7 @@ void check_activation(const Tensor& t, const Shape& shape, DType dtype, const ch
 }  // namespace
 
 Transformer::Slot::Slot(memory::Allocator& allocator)
-    : loss_sum_memory(2 * sizeof(double), memory::MemoryCategory::activations, allocator),
+    : loss_sum_memory(2 * sizeof(double), memory::MemoryCategory::workspace, allocator),
       loss_sum(loss_sum_memory.view(DType::F64, {2})) {
   acts.arena = memory::Arena(memory::MemoryCategory::activations, allocator);
 }
