@@ -38,7 +38,7 @@ TEST(CudaGemm, F32AndBf16MatchTheReferenceForEveryTransposeAndAwkwardShapes) {
   for (const bool bf16 : {false, true})
     for (const bool ta : {false, true})
       for (const bool tb : {false, true})
-        for (const auto [m, n, k] : {std::tuple{1, 7, 33}, std::tuple{7, 1, 5}, std::tuple{13, 9, 130}}) {
+        for (const auto& [m, n, k] : {std::tuple{1, 7, 33}, std::tuple{7, 1, 5}, std::tuple{13, 9, 130}}) {
           const std::int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1;
           const std::int64_t a_rows = ta ? k : m, b_rows = tb ? n : k;
           std::vector<float> a = random_values(static_cast<std::size_t>(a_rows * lda), 1);
