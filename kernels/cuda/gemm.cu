@@ -56,6 +56,15 @@ bool overlaps(std::pair<std::uintptr_t, std::uintptr_t> x, std::pair<std::uintpt
   return x.first < y.second && y.first < x.second;
 }
 
+// What makes two calls the same shape for the algorithm cache.
+using ShapeKey = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
+                            std::int64_t, int, int, bool>;
+
+ShapeKey key_of(const GemmCall& c) {
+  return {c.transpose_a, c.transpose_b, c.m, c.n, c.k, c.a.ld, c.b.ld, c.ldc, static_cast<int>(c.a.type),
+          static_cast<int>(c.c_type), c.bias != nullptr};
+}
+
 }  // namespace
 
 void check_gemm_call(const GemmCall& call) {
@@ -94,14 +103,6 @@ void store(void* data, GemmType type, std::int64_t index, float value) {
   } else {
     static_cast<__nv_bfloat16*>(data)[index] = std::bit_cast<__nv_bfloat16>(kiln::to_bfloat16(value).bits);
   }
-}
-
-using ShapeKey = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                            std::int64_t, int, int, bool>;
-
-ShapeKey key_of(const GemmCall& c) {
-  return {c.transpose_a, c.transpose_b, c.m, c.n, c.k, c.a.ld, c.b.ld, c.ldc, static_cast<int>(c.a.type),
-          static_cast<int>(c.c_type), c.bias != nullptr};
 }
 
 }  // namespace
@@ -150,14 +151,6 @@ void check_lt(cublasStatus_t status, const char* what) {
 }
 
 cudaDataType_t lt_type(GemmType type) { return type == GemmType::F32 ? CUDA_R_32F : CUDA_R_16BF; }
-
-using ShapeKey = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                            std::int64_t, int, int, bool>;
-
-ShapeKey key_of(const GemmCall& c) {
-  return {c.transpose_a, c.transpose_b, c.m, c.n, c.k, c.a.ld, c.b.ld, c.ldc, static_cast<int>(c.a.type),
-          static_cast<int>(c.c_type), c.bias != nullptr};
-}
 
 // One shape's descriptors and chosen algorithm.
 struct Plan {

@@ -14,21 +14,12 @@
 #include "kernels/ops.hpp"
 #include "tests/core/error_testing.hpp"
 #include "tests/cuda/kernel_reference.hpp"
+#include "tests/cuda/test_device.hpp"
 
 namespace kiln::cuda_test {
 namespace {
 
 using kiln::testing::error_of;
-
-void select_the_test_device() {
-#if KILN_CUDA_EMULATED
-  kiln::cuda_emu::register_emulated_backend();
-  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Emulated, "test");
-#else
-  kiln::cuda::register_gpu_backend();
-  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Gpu, "test");
-#endif
-}
 
 // A tensor on the CUDA device holding `values` (rounded once when dtype is bf16), uploaded
 // through ops::copy; owns its device memory.

@@ -15,6 +15,7 @@
 #include "parallel/communicator.hpp"
 #include "parallel/process_grid.hpp"
 #include "tests/cuda/kernel_reference.hpp"
+#include "tests/cuda/test_device.hpp"
 #include "tests/model/model_testing.hpp"
 #include "trainer/model/device_batch.hpp"
 #include "trainer/optim/adamw.hpp"
@@ -22,16 +23,6 @@
 
 namespace kiln::cuda_test {
 namespace {
-
-void select_the_test_device() {
-#if KILN_CUDA_EMULATED
-  kiln::cuda_emu::register_emulated_backend();
-  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Emulated, "test");
-#else
-  kiln::cuda::register_gpu_backend();
-  cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Gpu, "test");
-#endif
-}
 
 // A flat tensor's values as f32 on the host, wherever it lives.
 std::vector<float> host_f32(const Tensor& flat) {
