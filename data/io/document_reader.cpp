@@ -1,29 +1,16 @@
 #include "data/io/document_reader.hpp"
 
 #include <simdjson.h>
-#include <utf8proc.h>
 
 #include <algorithm>
 #include <cstdio>
 
 #include "trainer/core/error.hpp"
+#include "trainer/core/utf8.hpp"
 
 namespace kiln::data {
 
 namespace {
-
-// Byte offset of the first invalid UTF-8 sequence; only called once simdjson said "invalid".
-std::size_t first_invalid_utf8(std::string_view text) {
-  std::size_t offset = 0;
-  while (offset < text.size()) {
-    utf8proc_int32_t codepoint = 0;
-    const auto length = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + offset),
-                                         static_cast<utf8proc_ssize_t>(text.size() - offset), &codepoint);
-    if (length <= 0) return offset;
-    offset += static_cast<std::size_t>(length);
-  }
-  return text.size();
-}
 
 std::size_t line_of_offset(std::string_view text, std::size_t offset) {
   return 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));

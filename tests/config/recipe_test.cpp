@@ -139,6 +139,21 @@ TEST(Recipe, WrongTypesNameKeyFoundValueAndFix) {
       << message;
 }
 
+// Paths and names must survive recipe.yaml and meta.json unchanged: an invalid UTF-8 byte would
+// come back as U+FFFD (a fuzz finding), a control character is never part of a sane path.
+TEST(Recipe, StringsWithInvalidUtf8OrControlCharactersAreRefused) {
+  auto message = load_error(minimal_with("train: train.h5", "train: train.h5\n  val: \"runs/va\\x1cl.h5\""));
+  EXPECT_NE(message.find("data.val: found an invalid byte or control character 0x1c at byte 7. "
+                         "Fix: write a one-line UTF-8 string"),
+            std::string::npos)
+      << message;
+  message = load_error(std::string(kMinimal), {"data.val=runs/\xff.h5"});
+  EXPECT_NE(message.find("): found an invalid byte or control character 0xff at byte 5"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(load_minimal("", {"data.val=runs/données/val.h5"}).data.val, "runs/données/val.h5");
+}
+
 TEST(Recipe, NumbersMayUseExponentNotation) {
   const Recipe recipe = load_minimal("", {"train.steps=1e4", "optim.lr=+3e-4"});
   EXPECT_EQ(recipe.train.steps, 10000);
@@ -202,7 +217,7 @@ TEST(Recipe, MissingRequiredKeysSayWhereToAddThem) {
   std::string yaml = kMinimal;
   yaml.erase(yaml.find("  train: train.h5\n"), 18);
   const auto message = load_error(yaml);
-  EXPECT_NE(message.find("data.train: required key is missing. Fix: add `train: <a string>` under `data:`"),
+  EXPECT_NE(message.find("data.train: required key is missing. Fix: add `train: <a one-line UTF-8 string>` under `data:`"),
             std::string::npos)
       << message;
 }

@@ -14,6 +14,7 @@
 
 #include "trainer/config/did_you_mean.hpp"
 #include "trainer/config/recipe_fields.hpp"
+#include "trainer/core/utf8.hpp"
 
 namespace kiln::config {
 
@@ -32,7 +33,7 @@ std::string expected_value(const FieldRule& rule) {
   if constexpr (std::same_as<T, bool>) {
     text = "true or false";
   } else if constexpr (std::same_as<T, std::string>) {
-    text = "a string";
+    text = "a one-line UTF-8 string";
   } else if constexpr (RecipeEnum<T>) {
     text = fmt::format("one of {}", fmt::join(enum_names<T>(), ", "));
   } else if constexpr (std::integral<T>) {
@@ -90,7 +91,14 @@ inline ParseError parse_value(std::string_view text, bool& out, const FieldRule&
   return std::nullopt;
 }
 
+// Recipe strings are paths and names: one line of valid UTF-8 (an invalid byte would not survive
+// the round trip through recipe.yaml and meta.json that a checkpoint relies on).
 inline ParseError parse_value(std::string_view text, std::string& out, const FieldRule&) {
+  const auto bad = first_invalid_utf8_or_control(text);
+  if (bad != text.size()) {
+    return fmt::format("found an invalid byte or control character 0x{:02x} at byte {}",
+                       static_cast<unsigned char>(text[bad]), bad);
+  }
   out = std::string(text);
   return std::nullopt;
 }
