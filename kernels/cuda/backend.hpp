@@ -21,6 +21,14 @@
 
 namespace kiln::cuda_backend {
 
+// A row-major matrix in device memory: `rows` rows of `cols` elements, `stride` elements apart
+// (a view of a [..., cols] tensor whose leading dims flatten to rows). data null = absent.
+struct RowMatrix {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  std::int64_t rows = 0, cols = 0, stride = 0;
+};
+
 // Which device `train.device: cuda` means in this process.
 enum class BackendKind { Gpu, Emulated };
 
@@ -102,6 +110,13 @@ class CudaBackend {
   };
   virtual void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
                                    int count, const AdamWHyperView& hyper, Tensor working_copy) = 0;
+  // c = alpha op(a) op(b) + beta c (+ bias [c.cols] of c's dtype on every row), op(x) = x or
+  // x^T (kernels/cuda/gemm.hpp: cuBLASLt on the GPU; f32 x f32 or bf16 x bf16 with fp32
+  // accumulation). beta = 0 ignores c's old contents.
+  virtual void matmul(RowMatrix c, RowMatrix a, RowMatrix b, bool transpose_a, bool transpose_b, double alpha,
+                      double beta, const void* bias) = 0;
+  // sums f32 [x.cols] += the column sums of x (a bias gradient), deterministic.
+  virtual void add_column_sums(Tensor sums, RowMatrix x) = 0;
   // flat [N] views; ranges as in ops::sum_of_squares; total f64 [1].
   virtual void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets,
                               const std::int64_t* range_lengths, int range_count) = 0;

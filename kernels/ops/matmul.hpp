@@ -1,5 +1,6 @@
 #pragma once
-// kiln::ops — Linear layers and general matmul (OpenBLAS sgemm/dgemm on the CPU).
+// kiln::ops — Linear layers and general matmul (OpenBLAS sgemm/dgemm on the CPU, cuBLASLt
+// through kernels/cuda/gemm.hpp on the CUDA device).
 // Conventions shared by every family are in kernels/ops.hpp.
 #include <cstdint>
 #include <vector>

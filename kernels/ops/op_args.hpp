@@ -152,8 +152,11 @@ inline void check_contiguous(const char* op, const char* name, const Tensor& ten
 }
 
 // [..., C] as rows: unit inner stride, leading dims that flatten to one row stride.
-template <class T>
-cpu::RowView<T> rows(const char* op, const char* name, const Tensor& tensor, std::int64_t cols) {
+struct RowLayout {
+  std::int64_t rows, stride;
+};
+
+inline RowLayout row_layout(const char* op, const char* name, const Tensor& tensor, std::int64_t cols) {
   if (tensor.rank() == 0) fail("ops::{}: `{}` is {}; expected [..., C]", op, name, tensor.str());
   if (tensor.size(-1) != cols)
     fail("ops::{}: `{}` is {}; expected last dim {}", op, name, tensor.str(), cols);
@@ -175,7 +178,21 @@ cpu::RowView<T> rows(const char* op, const char* name, const Tensor& tensor, std
   if (row_stride < cols)
     fail("ops::{}: `{}` is {}; rows overlap (row stride {} < {} columns)", op, name, tensor.str(),
          row_stride, cols);
-  return {pointer<T>(tensor), n_rows, cols, row_stride};
+  return {n_rows, row_stride};
+}
+
+template <class T>
+cpu::RowView<T> rows(const char* op, const char* name, const Tensor& tensor, std::int64_t cols) {
+  const RowLayout layout = row_layout(op, name, tensor, cols);
+  return {pointer<T>(tensor), layout.rows, cols, layout.stride};
+}
+
+// The same rows as a device matrix for the CUDA GEMM; undefined tensor -> null data.
+inline cuda_backend::RowMatrix row_matrix(const char* op, const char* name, const Tensor& tensor,
+                                          std::int64_t cols) {
+  if (!tensor.defined()) return {};
+  const RowLayout layout = row_layout(op, name, tensor, cols);
+  return {tensor.ptr, tensor.dtype, layout.rows, cols, layout.stride};
 }
 
 template <class T>

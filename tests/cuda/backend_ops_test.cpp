@@ -272,6 +272,72 @@ TEST_P(CudaBackendOps, EmbeddingForwardAccumulateAndBackwardMatchTheCpuOp) {
   EXPECT_TRUE(matches(dtable.download(), hdtable, DType::F32, 1e-6));
 }
 
+// The GEMMs accumulate in f32 over K products of inputs in [-3, 3]: a cancelling sum may end
+// near zero, so besides the relative bound an absolute one of K f32 ulp of the largest product.
+double gemm_absolute(std::int64_t k) { return static_cast<double>(k) * 9.0 * std::ldexp(1.0, -22); }
+
+TEST_P(CudaBackendOps, LinearForwardAndBackwardMatchTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t in = 37, out = 19;
+  const Shape x_shape{2, 3, in}, y_shape{2, 3, out};
+  const std::vector<float> x = as_stored(random_values(6 * in, 30), dtype), w = as_stored(random_values(out * in, 31), dtype);
+  const std::vector<float> b = as_stored(random_values(out, 32), dtype), dy = as_stored(random_values(6 * out, 33), dtype);
+  // dx accumulates onto what is there; dw and db (f32 gradients) always add.
+  const std::vector<float> dx0 = as_stored(random_values(6 * in, 34), dtype);
+  const std::vector<float> dw0 = random_values(out * in, 35), db0 = random_values(out, 36);
+  const DeviceTensor gx(x, dtype, x_shape), gw(w, dtype, {out, in}), gb(b, dtype, {out}), gdy(dy, dtype, y_shape);
+  const DeviceTensor gy(dtype, y_shape), gdx(dx0, dtype, x_shape), gdw(dw0, DType::F32, {out, in}),
+      gdb(db0, DType::F32, {out});
+  ops::linear_forward(gy, gx, gw, gb);
+  ops::linear_backward(gdx, gdw, gdb, gdy, gx, gw, ops::Accumulate::Yes);
+
+  const OwnedTensor hx = host_f64(x, x_shape), hw = host_f64(w, {out, in}), hb = host_f64(b, {out});
+  const OwnedTensor hdy = host_f64(dy, y_shape), hy(DType::F64, y_shape), hdx = host_f64(dx0, x_shape);
+  const OwnedTensor hdw = host_f64(dw0, {out, in}), hdb = host_f64(db0, {out});
+  ops::linear_forward(hy, hx, hw, hb);
+  ops::linear_backward(hdx, hdw, hdb, hdy, hx, hw, ops::Accumulate::Yes);
+  EXPECT_TRUE(matches(gy.download(), hy, dtype, gemm_absolute(in)));
+  EXPECT_TRUE(matches(gdx.download(), hdx, dtype, gemm_absolute(out)));
+  EXPECT_TRUE(matches(gdw.download(), hdw, DType::F32, gemm_absolute(6)));
+  EXPECT_TRUE(matches(gdb.download(), hdb, DType::F32, gemm_absolute(6)));
+
+  // Without accumulation dx is overwritten, and a layer without bias or weight gradient works.
+  ops::linear_backward(gdx, Tensor{}, Tensor{}, gdy, gx, gw);
+  const OwnedTensor hdx_fresh(DType::F64, x_shape);
+  ops::linear_backward(hdx_fresh, Tensor{}, Tensor{}, hdy, hx, hw);
+  EXPECT_TRUE(matches(gdx.download(), hdx_fresh, dtype, gemm_absolute(out)));
+}
+
+TEST_P(CudaBackendOps, MatmulWithEveryTransposeAlphaAndBetaMatchesTheCpuOp) {
+  const DType dtype = GetParam();
+  const std::int64_t m = 5, n = 13, k = 21;
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      const Shape a_shape = ta ? Shape{k, m} : Shape{m, k}, b_shape = tb ? Shape{n, k} : Shape{k, n};
+      const std::vector<float> a = as_stored(random_values(m * k, 40), dtype), b = as_stored(random_values(k * n, 41), dtype);
+      const std::vector<float> c0 = as_stored(random_values(m * n, 42), dtype);
+      const DeviceTensor ga(a, dtype, a_shape), gb(b, dtype, b_shape), gc(c0, dtype, {m, n});
+      ops::matmul(gc, ga, gb, ta, tb, 0.5, 2.0);
+      const OwnedTensor hc = host_f64(c0, {m, n});
+      ops::matmul(hc, host_f64(a, a_shape), host_f64(b, b_shape), ta, tb, 0.5, 2.0);
+      EXPECT_TRUE(matches(gc.download(), hc, dtype, gemm_absolute(k))) << "ta=" << ta << " tb=" << tb;
+    }
+  }
+}
+
+TEST_P(CudaBackendOps, LinearRefusesAShapeOrDtypeTheGemmCannotTake) {
+  const DType dtype = GetParam();
+  const DeviceTensor x(random_values(12, 43), dtype, {3, 4}), w(random_values(20, 44), dtype, {5, 4});
+  const DeviceTensor y(dtype, {3, 5}), wrong_y(dtype, {3, 6});
+  std::string message = error_of([&] { ops::linear_forward(wrong_y, x, w); });
+  EXPECT_NE(message.find("ops::linear_forward"), std::string::npos) << message;
+  EXPECT_NE(message.find("`y`"), std::string::npos) << message;
+  const DType other = dtype == DType::F32 ? DType::BF16 : DType::F32;
+  const DeviceTensor b(random_values(5, 45), other, {5});
+  message = error_of([&] { ops::linear_forward(y, x, w, b); });
+  EXPECT_NE(message.find("`b`"), std::string::npos) << message;
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
                          [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
 

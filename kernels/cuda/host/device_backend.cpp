@@ -28,6 +28,9 @@ DeviceBackend::DeviceBackend(std::string device_name) : device_name_(std::move(d
 }
 
 DeviceBackend::~DeviceBackend() {
+  gemm_.reset();
+  if (ones_f32_) cudaFree(ones_f32_);
+  if (ones_bf16_) cudaFree(ones_bf16_);
   if (workspace_) cudaFree(workspace_);
   if (table_) cudaFree(table_);
   if (scalars_) cudaFree(scalars_);

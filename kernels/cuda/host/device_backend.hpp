@@ -4,10 +4,12 @@
 // emulated device (kiln::cuda_emu). Everything here runs on the host and only launches
 // kernels, library calls and copies on the compute stream.
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "kernels/cuda/backend.hpp"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/gemm.hpp"
 
 namespace kiln::KILN_CUDA_NS {
 
@@ -54,6 +56,9 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
                               std::int64_t valid, std::int64_t first_id, double grad_scale) override;
   void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
                            int count, const AdamWHyperView& hyper, Tensor working_copy) override;
+  void matmul(cuda_backend::RowMatrix c, cuda_backend::RowMatrix a, cuda_backend::RowMatrix b, bool transpose_a,
+              bool transpose_b, double alpha, double beta, const void* bias) override;
+  void add_column_sums(Tensor sums, cuda_backend::RowMatrix x) override;
   void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
                       int range_count) override;
 
@@ -66,6 +71,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   // Small host arrays a kernel reads from device memory (segment and range tables): copied
   // into a reused device staging buffer on the compute stream.
   void* stage_table(const void* host, std::size_t bytes);
+  // The GEMM context (cuBLASLt handle, algorithm cache, workspace), made on first use.
+  GemmContext& gemm();
+  // A device vector of at least `count` ones of `dtype` (the left operand of a column sum).
+  const void* ones(DType dtype, std::int64_t count);
 
   std::string device_name_;
   cudaStream_t compute_ = nullptr;
@@ -74,6 +83,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void* table_ = nullptr;
   std::size_t table_bytes_ = 0;
   double* scalars_ = nullptr;  // kScalarSlots doubles
+  std::unique_ptr<GemmContext> gemm_;
+  void* ones_f32_ = nullptr;
+  void* ones_bf16_ = nullptr;
+  std::int64_t ones_count_ = 0;
 };
 
 // Throws kiln::Error "<what>: <CUDA error name> (<text>)" unless status is cudaSuccess.
