@@ -97,6 +97,14 @@ class CudaBackend {
                                      Tensor mask, std::int64_t valid) = 0;
   virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                                       std::int64_t valid, std::int64_t first_id, double grad_scale) = 0;
+  // Attention with ops::flash_attention_forward/backward's semantics (kernels/cuda/attention.hpp):
+  // q, out, dq, dout [B, Tq, Hq, D] and k, v, dk, dv [B, Tk, Hkv, D] of one storage dtype,
+  // strided heads with unit inner stride; lse f32 [B, Hq, Tq]; doc_ids i32 [B, Tk] or
+  // undefined. dq, dk, dv are overwritten.
+  virtual void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
+                                 double scale) = 0;
+  virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                                  Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale) = 0;
   // One multi-tensor AdamW launch (ops::adamw_step_segments): params f32 masters [P],
   // grads/m/v f32 [S], working_copy bf16 [P] or undefined; segments already range-checked.
   struct AdamWSegmentView {

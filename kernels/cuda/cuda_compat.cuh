@@ -13,6 +13,8 @@
 //    also turns a failed launch into kiln::Error naming the kernel (KILN_LAUNCH_NAMED for a
 //    kernel held in a function pointer);
 //  - KILN_DYNAMIC_SHARED(T, name) instead of `extern __shared__ T name[]` (it declares a T*);
+//  - KILN_UNROLL before a loop of compile-time trip count whose per-iteration registers must
+//    stay registers (`#pragma unroll` under nvcc; nothing for g++);
 //  - namespace kiln::KILN_CUDA_NS around its host wrappers;
 //  - only C++17 (CMake's nvcc dialect), and __expf/__logf take one plain argument.
 #include "kernels/cuda/kernel_launch.hpp"
@@ -42,6 +44,7 @@ using namespace kiln::emu;  // NOLINT(google-global-names-in-headers)
 // running block. Blocks run one after another, so it is private to a block while it runs; it
 // is not poisoned between blocks (see README.md).
 #define __shared__ static thread_local
+#define KILN_UNROLL
 #define __expf(x) ::kiln::emu::exp_intrinsic(x)
 #define __logf(x) ::kiln::emu::log_intrinsic(x)
 
@@ -57,6 +60,8 @@ using namespace kiln::emu;  // NOLINT(google-global-names-in-headers)
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#define KILN_UNROLL _Pragma("unroll")
 
 #define KILN_CUDA_NS cuda
 #define KILN_CUDA_EMULATED 0

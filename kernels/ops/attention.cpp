@@ -43,12 +43,44 @@ double softmax_scale(const AttentionOptions& options, std::int64_t dim) {
                                       : 1.0 / std::sqrt(static_cast<double>(dim));
 }
 
-std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids,
-                                       const AttentionDims& dims) {
-  if (!doc_ids.defined()) return {};
-  if (doc_ids.rank() != 2 || doc_ids.size(0) != dims.batch || doc_ids.size(1) != dims.tk)
+void check_document_ids(const char* op, const Tensor& doc_ids, const AttentionDims& dims) {
+  if (doc_ids.defined() && (doc_ids.rank() != 2 || doc_ids.size(0) != dims.batch || doc_ids.size(1) != dims.tk))
     fail("ops::{}: `doc_ids` is {}; expected [{}, {}]", op, doc_ids.str(), dims.batch, dims.tk);
+}
+
+std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids, const AttentionDims& dims) {
+  check_document_ids(op, doc_ids, dims);
+  if (!doc_ids.defined()) return {};
   return indices(op, "doc_ids", doc_ids, dims.batch * dims.tk);
+}
+
+// ---- the CUDA side: kernels/cuda/attention.cu through the backend ---------------------------
+
+void cuda_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
+                            const AttentionOptions& options) {
+  constexpr const char* op = "flash_attention_forward";
+  require_defined(op, {{"out", out}, {"lse", lse}, {"q", q}, {"k", k}, {"v", v}});
+  check_cuda_storage(op, {{"out", out}, {"q", q}, {"k", k}, {"v", v}});
+  const AttentionDims dims = check_attention(op, q, k, v, lse);
+  check_shape(op, "out", out, q.shape);
+  check_document_ids(op, doc_ids, dims);
+  cuda_backend_for(op).attention_forward(out, lse, q, k, v, doc_ids, options.causal, softmax_scale(options, dims.dim));
+}
+
+void cuda_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                             Tensor lse, Tensor doc_ids, const AttentionOptions& options) {
+  constexpr const char* op = "flash_attention_backward";
+  require_defined(op, {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v},
+                       {"out", out}, {"lse", lse}});
+  check_cuda_storage(op, {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v},
+                          {"out", out}});
+  const AttentionDims dims = check_attention(op, q, k, v, lse);
+  for (const Arg& arg : {Arg{"out", out}, Arg{"dout", dout}, Arg{"dq", dq}}) check_shape(op, arg.name, arg.tensor, q.shape);
+  check_shape(op, "dk", dk, k.shape);
+  check_shape(op, "dv", dv, v.shape);
+  check_document_ids(op, doc_ids, dims);
+  cuda_backend_for(op).attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options.causal,
+                                          softmax_scale(options, dims.dim));
 }
 
 }  // namespace
@@ -56,6 +88,8 @@ std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids,
 void flash_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
                              const AttentionOptions& options) {
   constexpr const char* op = "flash_attention_forward";
+  if (on_cuda(op, {{"out", out}, {"lse", lse}, {"q", q}, {"k", k}, {"v", v}, {"doc_ids", doc_ids}}))
+    return cuda_attention_forward(out, lse, q, k, v, doc_ids, options);
   const Bf16Staging staged(op, {write("out", out), write("lse", lse), read("q", q), read("k", k), read("v", v)});
   if (staged.active()) {
     flash_attention_forward(out, lse, q, k, v, doc_ids, options);
@@ -82,6 +116,9 @@ void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
                               Tensor v, Tensor out, Tensor lse, Tensor doc_ids,
                               const AttentionOptions& options) {
   constexpr const char* op = "flash_attention_backward";
+  if (on_cuda(op, {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v},
+                   {"out", out}, {"lse", lse}, {"doc_ids", doc_ids}}))
+    return cuda_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options);
   const Bf16Staging staged(op, {write("dq", dq), write("dk", dk), write("dv", dv), read("dout", dout), read("q", q),
                                 read("k", k), read("v", v), read("out", out), read("lse", lse)});
   if (staged.active()) {

@@ -13,6 +13,7 @@
 #include "kernels/memory/device_buffer.hpp"
 #include "kernels/ops.hpp"
 #include "tests/core/error_testing.hpp"
+#include "tests/cuda/device_tensor.hpp"
 #include "tests/cuda/kernel_reference.hpp"
 #include "tests/cuda/test_device.hpp"
 
@@ -20,37 +21,6 @@ namespace kiln::cuda_test {
 namespace {
 
 using kiln::testing::error_of;
-
-// A tensor on the CUDA device holding `values` (rounded once when dtype is bf16), uploaded
-// through ops::copy; owns its device memory.
-struct DeviceTensor {
-  memory::DeviceBuffer buffer;
-  Tensor tensor;
-
-  DeviceTensor(DType dtype, Shape shape)
-      : buffer(static_cast<std::size_t>(shape.numel()) * dtype_size(dtype), memory::MemoryCategory::workspace,
-               cuda_backend::cuda_allocator()),
-        tensor(buffer.view(dtype, shape)) {}
-  DeviceTensor(const std::vector<float>& values, DType dtype, Shape shape) : DeviceTensor(dtype, shape) {
-    OwnedTensor host(DType::F32, shape);
-    std::copy(values.begin(), values.end(), host.data<float>());
-    ops::copy(tensor, host);
-  }
-  operator Tensor() const { return tensor; }  // NOLINT(google-explicit-constructor)
-
-  std::vector<float> download() const {
-    OwnedTensor host(DType::F32, tensor.shape);
-    ops::copy(host, tensor);
-    return {host.data<float>(), host.data<float>() + host.numel()};
-  }
-};
-
-// What the device sees of `values` in `dtype`: bf16 rounds them once.
-std::vector<float> as_stored(const std::vector<float>& values, DType dtype) {
-  return dtype == DType::BF16 ? to_f32(to_bf16(values)) : values;
-}
-
-OwnedTensor host_f64(const std::vector<float>& values, Shape shape) { return f64_of(values, shape); }
 
 // The tolerance of a result stored in `dtype` relative to an f64 reference over the same
 // (already rounded) inputs: a few fp32 ulp, plus one bf16 rounding of the output.

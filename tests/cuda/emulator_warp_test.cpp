@@ -113,6 +113,26 @@ TEST(CudaEmulatorWarp, VotesOverFullAndPartialMasks) {
   }
 }
 
+// The bit operations kernels use on ballot masks, against values worked by hand (the same
+// kernel runs on the GPU in kiln_cuda_tests).
+__global__ void bit_operations(int* out, const unsigned* words, int count) {
+  const int i = static_cast<int>(threadIdx.x);
+  if (i >= count) return;
+  out[3 * i] = __ffs(static_cast<int>(words[i]));
+  out[3 * i + 1] = __clz(static_cast<int>(words[i]));
+  out[3 * i + 2] = __popc(words[i]);
+}
+
+TEST(CudaEmulatorWarp, BitOperationsOnLaneMasks) {
+  const std::vector<unsigned> words = {0u, 1u, 0x80000000u, 0x00f0u, 0xffffffffu, 0x40000006u};
+  const std::vector<int> want = {0, 32, 0,  1, 31, 1,  32, 0, 1,  5, 24, 4,  1, 0, 32,  2, 1, 3};
+  DeviceBuffer<unsigned> in(words.size());
+  in.upload(words);
+  DeviceBuffer<int> out(want.size());
+  KILN_LAUNCH(bit_operations, dim3(1), dim3(32), 0, nullptr, out.data(), in.data(), static_cast<int>(words.size()));
+  EXPECT_EQ(out.download(), want);
+}
+
 // __activemask inside a branch: the lanes that took it.
 __global__ void active_in_branch(unsigned* out, int limit) {
   const int lane = static_cast<int>(threadIdx.x % 32);

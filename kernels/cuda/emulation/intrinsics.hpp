@@ -127,6 +127,13 @@ inline void __syncwarp(unsigned mask = 0xffffffffu, std::source_location site = 
 }
 inline unsigned __activemask(std::source_location site = std::source_location::current()) { return active_mask(site); }
 
+// ---- bit operations (lane masks from ballots) -------------------------------------------
+// __ffs: 1-based position of the lowest set bit, 0 for none; __clz: leading zeros (32 for 0);
+// __popc: set bits. The GPU's single instructions, with the same results.
+inline int __ffs(int x) { return x == 0 ? 0 : std::countr_zero(static_cast<unsigned>(x)) + 1; }
+inline int __clz(int x) { return std::countl_zero(static_cast<unsigned>(x)); }
+inline int __popc(unsigned x) { return std::popcount(x); }
+
 // ---- atomics -------------------------------------------------------------------------------
 // The fibers of a launch share one OS thread and switch only at synchronisation points, so
 // these are atomic among the CUDA threads by construction; atomic_ref keeps them atomic should

@@ -54,6 +54,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
                              std::int64_t valid) override;
   void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                               std::int64_t valid, std::int64_t first_id, double grad_scale) override;
+  void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
+                         double scale) override;
+  void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                          Tensor lse, Tensor doc_ids, bool causal, double scale) override;
   void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
                            int count, const AdamWHyperView& hyper, Tensor working_copy) override;
   void matmul(cuda_backend::RowMatrix c, cuda_backend::RowMatrix a, cuda_backend::RowMatrix b, bool transpose_a,
