@@ -25,7 +25,7 @@ within_rtol() {
     END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
 }
 # same_checkpoint A B TOLERANCE: every tensor of A is in B, within TOLERANCE (relative norm).
-same_checkpoint() { "$kiln" info "$1" --compare "$2" --tolerance "$3" >"$work/compare.out" 2>&1 || { tail -3 "$work/compare.out"; return 1; }; }
+same_checkpoint() { "$kiln" info "$1" --compare "$2" --tolerance "$3" >"$work/compare.out" 2>&1 || { sort -k3 -g "$work/compare.out" | tail -4; return 1; }; }
 identical_losses() { [[ -s $1/metrics.jsonl ]] && diff <(losses "$1") <(losses "$2"); }
 train() {  # train RUN_DIR RECIPE [--set ...]
   local dir=$1 recipe=$2; shift 2
@@ -71,8 +71,10 @@ for family in gpt2 llama; do
   check "$family: meta.json records bf16" grep -q '"precision": *"bf16"' "$bf16_run/checkpoints/step_00000050/meta.json"
   check "$family: validation ran in bf16" grep -q '"val_loss"' "$bf16_run/metrics.jsonl"
   # The checkpoint holds the fp32 masters: the same tensors (names, shapes, dtype) as fp32's.
+  # Values only loosely: GPT-2's key bias has a zero gradient in exact arithmetic, so it holds
+  # rounding noise that one precision may move and the other not (relative difference 1).
   check "$family: bf16 checkpoint has fp32's tensors" same_checkpoint "$fp32_run/checkpoints/step_00000050" \
-    "$bf16_run/checkpoints/step_00000050" 1
+    "$bf16_run/checkpoints/step_00000050" 1.5
 
   # (c) bf16 resumed in bf16 continues bit for bit.
   roll_back "$bf16_run" "$work/$family-bf16-resumed" 25

@@ -1,10 +1,11 @@
 // The model's state on the CUDA device: a Transformer built with the CUDA allocator keeps its
 // parameters, gradients, activations and optimizer state in device memory, initialises them
 // to the same bits as on the host, and AdamW with the global gradient norm and finite check
-// updates them as on the host. (The forward and backward need the GEMM and attention
-// interfaces, which land separately.) Emulated device here; the GPU in kiln_cuda_tests.
+// updates them as on the host, and a forward and backward on the device match the host's.
+// Emulated device here; the GPU in kiln_cuda_tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -92,6 +93,42 @@ TEST(ModelOnDevice, AdamWStepWithTheGlobalNormMatchesTheHost) {
     const std::vector<float> got = host_f32(device_adam.masters(on_device.parameters()));
     const std::vector<float> want = host_f32(host_adam.masters(on_host.parameters()));
     EXPECT_TRUE(all_close(got, to_f64(want), kF32Relative, 1e-7)) << c.name;
+  }
+}
+
+// One forward and backward of the model on the device against the same model on the host in
+// f32. f32 storage agrees to f32 reassociation (GEMM blocking and tree reductions against the
+// CPU's order); bf16 storage (the device's working copy and activations) within the error of
+// a chain of bf16 roundings, each up to 2^-9 relative, through two layers, forward and back.
+TEST(ModelOnDevice, ForwardAndBackwardMatchTheHost) {
+  select_the_test_device();
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const model::testing::OwnedBatch batch = model::testing::packed_batch(c.config.vocab_size, 21);
+    const model::BatchInputs inputs(batch.view(), model::BatchLimits::of(c.config), "test batch");
+    model::Transformer on_host(c.config, DType::F32);
+    model::Transformer on_device(c.config, c.dtype, {}, cuda_backend::cuda_allocator());
+    on_host.init_weights(3);
+    on_device.init_weights(3);
+    model::DeviceBatch staging(cuda_backend::cuda_allocator());
+    const ops::LossSum host_loss = on_host.forward(inputs.batch());
+    const ops::LossSum device_loss = on_device.forward(staging.upload(inputs.batch()));
+    EXPECT_EQ(device_loss.count, host_loss.count);
+    const bool bf16 = c.dtype == DType::BF16;
+    EXPECT_NEAR(device_loss.mean(), host_loss.mean(), (bf16 ? 1e-3 : 1e-6) * host_loss.mean());
+
+    const double scale = 1.0 / static_cast<double>(host_loss.count);
+    on_host.backward(scale);
+    on_device.backward(scale);
+    const std::vector<float> got = host_f32(on_device.parameters().grads());
+    const std::vector<float> want = host_f32(on_host.parameters().grads());
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+      largest = std::max(largest, std::fabs(double(want[i])));
+      worst = std::max(worst, std::fabs(double(got[i]) - want[i]));
+    }
+    EXPECT_GT(largest, 0.0);
+    EXPECT_LT(worst / largest, bf16 ? 2e-2 : 1e-5) << "worst " << worst << " of " << largest;
   }
 }
 

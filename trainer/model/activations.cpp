@@ -35,21 +35,26 @@ class ArenaCarver {
   std::string prefix_;
 };
 
+// Per-row statistics (norm mean and rstd, softmax log-sum-exp, losses) are reductions: they
+// stay f32 under bf16 storage, which is also what the CUDA kernels take.
+DType statistics_dtype(DType storage) { return storage == DType::BF16 ? DType::F32 : storage; }
+
 LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype, std::int64_t B,
                              std::int64_t T) {
   const std::int64_t N = B * T;
   const bool layernorm = c.layernorm;
+  const DType stats = statistics_dtype(dtype);
   LayerActivations a;
   a.attn_norm = arena.take("attn_norm", dtype, {B, T, c.d_model});
-  if (layernorm) a.attn_mean = arena.take("attn_mean", dtype, {N});
-  a.attn_rstd = arena.take("attn_rstd", dtype, {N});
+  if (layernorm) a.attn_mean = arena.take("attn_mean", stats, {N});
+  a.attn_rstd = arena.take("attn_rstd", stats, {N});
   a.qkv = arena.take("qkv", dtype, {B, T, c.qkv_dim()});
   a.attn = arena.take("attn", dtype, {B, T, c.q_dim()});
-  a.attn_lse = arena.take("attn_lse", dtype, {B, c.q_heads, T});
+  a.attn_lse = arena.take("attn_lse", stats, {B, c.q_heads, T});
   a.mid = arena.take("mid", dtype, {B, T, c.d_model});
   a.mlp_norm = arena.take("mlp_norm", dtype, {B, T, c.d_model});
-  if (layernorm) a.mlp_mean = arena.take("mlp_mean", dtype, {N});
-  a.mlp_rstd = arena.take("mlp_rstd", dtype, {N});
+  if (layernorm) a.mlp_mean = arena.take("mlp_mean", stats, {N});
+  a.mlp_rstd = arena.take("mlp_rstd", stats, {N});
   a.mlp_in = arena.take("mlp_in", dtype, {B, T, c.mlp_in_dim()});
   a.mlp_act = arena.take("mlp_act", dtype, {B, T, c.d_ff});
   a.out = arena.take("out", dtype, {B, T, c.d_model});
@@ -58,6 +63,7 @@ LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype
 
 void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtype) {
   const std::int64_t B = acts.batch, T = acts.seq, N = B * T;
+  const DType stats = statistics_dtype(dtype);
   acts.positions = arena.take("positions", DType::I32, {B, T});
   acts.zero_ids = arena.take("zero_ids", DType::I32, {N});
   acts.embedded = arena.take("embedded", dtype, {B, T, c.d_model});
@@ -70,13 +76,13 @@ void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtyp
   arena.set_prefix("");
   if (c.vocab_local > 0) {
     acts.final_norm = arena.take("final_norm", dtype, {B, T, c.d_model});
-    if (c.layernorm) acts.final_mean = arena.take("final_mean", dtype, {N});
-    acts.final_rstd = arena.take("final_rstd", dtype, {N});
+    if (c.layernorm) acts.final_mean = arena.take("final_mean", stats, {N});
+    acts.final_rstd = arena.take("final_rstd", stats, {N});
     acts.logits = arena.take("logits", dtype, {N, c.vocab_local});
-    acts.lse = arena.take("lse", dtype, {N});
-    acts.losses = arena.take("losses", dtype, {N});
-    acts.row_max = arena.take("row_max", dtype, {N});
-    acts.exp_and_target = arena.take("exp_and_target", dtype, {2, N});
+    acts.lse = arena.take("lse", stats, {N});
+    acts.losses = arena.take("losses", stats, {N});
+    acts.row_max = arena.take("row_max", stats, {N});
+    acts.exp_and_target = arena.take("exp_and_target", stats, {2, N});
   }
   if (!acts.for_training) return;
   acts.d_residual = arena.take("d_residual", dtype, {B, T, c.d_model});
