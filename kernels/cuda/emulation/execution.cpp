@@ -1,7 +1,6 @@
 #include "kernels/cuda/emulation/execution.hpp"
 
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/cuda/emulation/fiber_context.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::emu {
@@ -32,7 +32,7 @@ constexpr std::uint64_t kMaxEmulatedBlocks = std::uint64_t{1} << 22;
 enum class State { Runnable, AtBarrier, AtWarp, AtActiveMask, Done };
 
 struct Fiber {
-  ucontext_t context{};
+  FiberContext context;
   uint3 index;
   unsigned linear = 0;
   State state = State::Done;
@@ -73,7 +73,7 @@ struct Block {
   const std::function<void()>* body = nullptr;
   std::vector<Fiber> fibers;
   std::vector<unsigned> ready, ready_next;
-  ucontext_t scheduler{};
+  FiberContext scheduler;
   Fiber* current = nullptr;
   std::exception_ptr failure;
   std::vector<unsigned char> shared;
@@ -119,7 +119,7 @@ void fiber_main() {
     b.failure = std::current_exception();
   }
   fiber.state = State::Done;
-  // returning resumes uc_link, the scheduler
+  switch_context(fiber.context, b.scheduler);  // for good: nothing resumes a finished fiber
 }
 
 // Parks the running fiber until the scheduler releases it.
@@ -129,7 +129,7 @@ void park(State state, const char* what, std::source_location site) {
   fiber.state = state;
   fiber.what = what;
   fiber.site = site;
-  swapcontext(&fiber.context, &b.scheduler);
+  switch_context(fiber.context, b.scheduler);
 }
 
 void release(Fiber& fiber, int result) {
@@ -141,7 +141,7 @@ void release(Fiber& fiber, int result) {
 void resume(Block& b, Fiber& fiber) {
   b.current = &fiber;
   threadIdx = fiber.index;
-  swapcontext(&b.scheduler, &fiber.context);
+  switch_context(b.scheduler, fiber.context);
   b.current = nullptr;
   if (b.failure) std::rethrow_exception(b.failure);
 }
@@ -156,11 +156,7 @@ void start_fibers(Block& b, unsigned count) {
     fiber.linear = linear;
     fiber.index = {linear % shape.x, (linear / shape.x) % shape.y, linear / (shape.x * shape.y)};
     fiber.state = State::Runnable;
-    getcontext(&fiber.context);
-    fiber.context.uc_stack.ss_sp = stacks->stack(linear);
-    fiber.context.uc_stack.ss_size = kStackBytes;
-    fiber.context.uc_link = &b.scheduler;
-    makecontext(&fiber.context, fiber_main, 0);
+    fiber.context.prepare(stacks->stack(linear), kStackBytes, fiber_main);
     b.ready_next.push_back(linear);
   }
 }
