@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels/ops/elementwise.hpp"
 #include "parallel/mpi_environment.hpp"
 #include "trainer/core/error.hpp"
 
@@ -19,7 +20,9 @@ namespace {
 
 void check_contiguous(const Communicator& comm, const char* op, Tensor x) {
   if (x.defined() && !x.is_contiguous()) fail("{} on the {} group: the tensor {} is not contiguous", op, comm.name(), x.str());
-  if (x.defined() && x.device != Device::Cpu) {
+  // A group of one moves nothing, so a device tensor is fine there (one-GPU training); the
+  // device collectives of larger groups are NCCL's.
+  if (x.defined() && x.device != Device::Cpu && comm.size() > 1) {
     fail("{} on the {} group: {} is a device tensor; host communicators take host tensors", op, comm.name(), x.str());
   }
 }
@@ -172,6 +175,7 @@ class MpiCommunicator final : public Communicator {
     if (full.numel() != shard.numel() * size_) {
       fail("reduce_scatter on the {} group: full {} is not {} x shard {}", name(), full.str(), size_, shard.str());
     }
+    if (size_ == 1) return ops::copy(shard, full);  // wherever they live: nothing travels
     check(MPI_Reduce_scatter_block(full.ptr, shard.ptr, checked_count(shard.numel(), "reduce_scatter"),
                                    mpi_type(shard.dtype), MPI_SUM, comm_),
           "reduce_scatter");
@@ -185,6 +189,7 @@ class MpiCommunicator final : public Communicator {
     if (full.numel() != shard.numel() * size_) {
       fail("all_gather on the {} group: full {} is not {} x shard {}", name(), full.str(), size_, shard.str());
     }
+    if (size_ == 1) return ops::copy(full, shard);
     const int count = checked_count(shard.numel(), "all_gather");
     check(MPI_Allgather(shard.ptr, count, mpi_type(shard.dtype), full.ptr, count, mpi_type(full.dtype), comm_),
           "all_gather");

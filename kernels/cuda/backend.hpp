@@ -69,7 +69,7 @@ class CudaBackend {
   // when the dtypes match.
   virtual void convert(Tensor dst, Tensor src) = 0;
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;
-  virtual void add_to(Tensor dst, Tensor src) = 0;
+  virtual void add_to(Tensor dst, Tensor src) = 0;  // also f64 (loss sums)
   virtual void gelu_forward(Tensor y, Tensor x) = 0;
   virtual void gelu_backward(Tensor dx, Tensor dy, Tensor x, bool accumulate_dx) = 0;
   virtual void layernorm_forward(Tensor y, Tensor mean, Tensor rstd, Tensor x, Tensor w, Tensor b, double eps) = 0;

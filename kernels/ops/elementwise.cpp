@@ -139,6 +139,8 @@ void add_to(Tensor dst, Tensor src) {
   if (on_cuda("add_to", {{"dst", dst}, {"src", src}})) {
     require_defined("add_to", {{"dst", dst}, {"src", src}});
     check_same_shapes("add_to", {{"dst", dst}, {"src", src}});
+    if (dst.dtype != src.dtype)
+      fail("ops::add_to: `dst` is {} but `src` is {}; on the CUDA device they share one dtype", dst.str(), src.str());
     return cuda_backend_for("add_to").add_to(dst, src);
   }
   if (all_dense_bf16({{"dst", dst}, {"src", src}})) return cpu::axpy_bf16(bf16_bits(dst), 1.0f, bf16_bits(src), dst.numel());

@@ -26,8 +26,9 @@ std::string refusal(const std::vector<std::string>& overrides) {
   return "";
 }
 
-TEST(RecipePrecision, Fp32ByDefaultBf16WhenAsked) {
-  EXPECT_EQ(load({}).train.precision, Precision::fp32);
+TEST(RecipePrecision, AutoByDefaultBf16OrFp32WhenAsked) {
+  EXPECT_EQ(load({}).train.precision, Precision::auto_select);  // bf16 on CUDA, fp32 on the CPU
+  EXPECT_EQ(load({"train.precision=auto"}).train.precision, Precision::auto_select);
   EXPECT_EQ(load({"train.precision=bf16"}).train.precision, Precision::bf16);
   EXPECT_EQ(load({"train.precision=fp32"}).train.precision, Precision::fp32);
   EXPECT_EQ(kiln::config::to_string(Precision::bf16), "bf16");

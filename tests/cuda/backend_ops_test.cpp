@@ -311,6 +311,20 @@ TEST_P(CudaBackendOps, LinearRefusesAShapeOrDtypeTheGemmCannotTake) {
 INSTANTIATE_TEST_SUITE_P(Storage, CudaBackendOps, ::testing::Values(DType::F32, DType::BF16),
                          [](const ::testing::TestParamInfo<DType>& param) { return std::string(dtype_name(param.param)); });
 
+TEST(CudaBackend, LossSumsAddUpInF64OnTheDevice) {
+  select_the_test_device();
+  const double a[2] = {1099511627776.0, 3.0}, b[2] = {0.5, 4.0};  // 2^40 + 0.5: exact in f64, not in f32
+  const DeviceTensor total(DType::F64, {2}), part(DType::F64, {2});
+  ops::copy(total, Tensor::of(a, {2}));
+  ops::copy(part, Tensor::of(b, {2}));
+  ops::add_to(total, part);
+  const ops::LossSum sum = ops::read_loss_sum(total);
+  EXPECT_EQ(sum.sum, 1099511627776.5);
+  EXPECT_EQ(sum.count, 7);
+  const DeviceTensor f32(DType::F32, {2});
+  EXPECT_NE(error_of([&] { ops::add_to(total, f32); }).find("share one dtype"), std::string::npos);
+}
+
 TEST(CudaBackend, SumOfSquaresOverRangesIsOneDeviceResult) {
   select_the_test_device();
   const std::vector<float> x = random_values(2000, 13);

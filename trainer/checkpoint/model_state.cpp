@@ -60,8 +60,20 @@ std::vector<Box> boxes_of(const model::ParameterInfo& info, std::int64_t begin, 
   return boxes;
 }
 
+// A flat tensor's values on the host: itself, or (on the CUDA device) a host copy.
+OwnedTensor host_copy(const Tensor& flat) {
+  OwnedTensor host(flat.dtype, flat.shape);
+  ops::copy(host, flat);
+  return host;
+}
+
 void write_boxes(CheckpointWriter& writer, const std::string& name, const model::ParameterInfo& info, Tensor flat,
                  std::int64_t flat_first_element, const std::vector<Box>& boxes) {
+  OwnedTensor staged;
+  if (flat.device != Device::Cpu) {
+    staged = host_copy(flat);
+    flat = staged.tensor();
+  }
   const Shape global = to_checkpoint_shape(info.export_shape());
   for (const auto& box : boxes) {
     const auto offset = static_cast<std::size_t>(box.first_element - flat_first_element);
@@ -84,6 +96,13 @@ void read_boxes(const CheckpointReader& reader, const std::string& name, const m
     fail("checkpoint {}: tensor {} has shape {} but the model expects {} (does the recipe match the checkpoint?)",
          reader.dir().string(), name, fmt::join(found, "x"), fmt::join(expected, "x"));
   }
+  // On the CUDA device: read into a host copy (which keeps what no box covers), then upload.
+  const Tensor device_flat = flat;
+  OwnedTensor staged;
+  if (flat.device != Device::Cpu) {
+    staged = host_copy(flat);
+    flat = staged.tensor();
+  }
   for (const auto& box : boxes) {
     const auto offset = static_cast<std::size_t>(box.first_element - flat_first_element);
     std::uint64_t count = 1;
@@ -94,6 +113,7 @@ void read_boxes(const CheckpointReader& reader, const std::string& name, const m
       reader.read_region(name, box.global_offset, box.shape, std::span<float>(flat.data<float>() + offset, count));
     }
   }
+  if (device_flat.device != Device::Cpu) ops::copy(device_flat, flat);
 }
 
 Tensor flat_values(const model::ParameterStore& params, std::size_t index) {

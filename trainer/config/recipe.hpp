@@ -29,8 +29,9 @@ enum class RopeScalingType { none, llama3 };
 enum class Device { auto_select, cpu, cuda };
 enum class AttentionBackend { flash, cudnn };
 // Storage of weights and activations (compute is fp32 either way): bf16 keeps fp32 master
-// weights and moments in the optimizer beside a bf16 working copy (DESIGN.md §8).
-enum class Precision { fp32, bf16 };
+// weights and moments in the optimizer beside a bf16 working copy (DESIGN.md §8). auto: bf16
+// on CUDA, fp32 on the CPU (resolved by the trainer once the device is known).
+enum class Precision { auto_select, fp32, bf16 };
 
 // Llama 3.1 style frequency-dependent RoPE scaling (used when type == llama3).
 struct RopeScaling {
@@ -80,7 +81,7 @@ struct TrainConfig {
   int threads = 0;                    // CPU threads; 0 = OpenMP's default
   Device device = Device::auto_select;
   AttentionBackend attention = AttentionBackend::flash;
-  Precision precision = Precision::fp32;
+  Precision precision = Precision::auto_select;
 
   std::int64_t tokens_per_step() const { return batch_size * seq_len; }
   bool operator==(const TrainConfig&) const = default;

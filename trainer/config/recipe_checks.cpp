@@ -126,17 +126,13 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
-// Until the CUDA backend lands (issue 12), no op runs on a GPU: a recipe that asks for one is
-// refused rather than trained on the CPU behind the user's back. `auto` picks the CPU and the
-// banner says so.
+// The CUDA backend trains on one GPU (one rank; the trainer refuses more) with kiln's own
+// kernels; cuDNN's fused attention is not wired yet, so asking for it is refused rather than
+// silently running another kernel.
 void check_device(const TrainConfig& t, RecipeProblems& problems) {
-  if (t.device == Device::cuda) {
-    problems.add("train.device", "cuda is not available yet: this kiln trains on the CPU backend only",
-                 "set train.device: cpu (or auto, which chooses the CPU)");
-  }
   if (t.attention == AttentionBackend::cudnn) {
-    problems.add("train.attention", "cudnn attention needs the CUDA backend, which this kiln does not have yet",
-                 "set train.attention: flash (kiln's own tiled flash attention)");
+    problems.add("train.attention", "cudnn (cuDNN's fused SDPA) is not built into this kiln yet",
+                 "set train.attention: flash (kiln's own attention kernels, on the CPU and on CUDA)");
   }
 }
 

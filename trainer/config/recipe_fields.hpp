@@ -62,8 +62,8 @@ struct EnumNames<AttentionBackend> {
 };
 template <>
 struct EnumNames<Precision> {
-  static constexpr std::array<std::pair<Precision, std::string_view>, 2> values{
-      {{Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}}};
+  static constexpr std::array<std::pair<Precision, std::string_view>, 3> values{
+      {{Precision::auto_select, "auto"}, {Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}}};
 };
 template <>
 struct EnumNames<LrScheduleKind> {

@@ -54,6 +54,20 @@ double measured_cpu_clock_hz() {
   return hz;
 }
 
+double gpu_bf16_peak_flops(std::string_view device_name) {
+  // Longest names first, so "H100 PCIe" is not read as an H100 SXM.
+  struct Peak {
+    std::string_view name;
+    double flops;
+  };
+  static constexpr Peak kPeaks[] = {{"H100 PCIe", 756e12}, {"H100 NVL", 835e12}, {"H100", 989e12}, {"H200", 989e12},
+                                    {"H800", 989e12},       {"GH200", 989e12},    {"A100", 312e12}, {"A800", 312e12},
+                                    {"L40S", 362e12}};
+  for (const Peak& peak : kPeaks)
+    if (device_name.find(peak.name) != std::string_view::npos) return peak.flops;
+  return 0.0;
+}
+
 double estimate_cpu_peak_flops(int threads) {
   std::ifstream cpuinfo("/proc/cpuinfo");
   double megahertz = 0;

@@ -3,6 +3,7 @@
 // used is printed next to the MFU). The FLOPs per token of a model come from
 // model::flops_per_token (trainer/model/model_config.hpp).
 #include <cstdint>
+#include <string_view>
 
 namespace kiln::metrics {
 
@@ -15,6 +16,11 @@ double model_flops_utilisation(double flops_per_token, double tokens_per_second,
 // virtual machines is often the base clock and understates the peak. Set log.peak_tflops in
 // the recipe for a figure of your own. 0 when nothing can be read.
 double estimate_cpu_peak_flops(int threads);
+
+// The dense bf16 tensor-core peak of a GPU from its spec sheet, by the name the CUDA runtime
+// reports ("NVIDIA H200" -> 989e12: H100 and H200 SXM; A100 312e12; L40S 362e12); 0 for a
+// device the table does not know (the emulated device included): set log.peak_tflops.
+double gpu_bf16_peak_flops(std::string_view device_name);
 
 // The clock this thread runs at, turbo included: a chain of dependent register adds (one per
 // cycle on every x86-64 core) timed on the thread's CPU clock, best of three ~10 ms runs,

@@ -38,6 +38,9 @@
 #include "trainer/metrics/throughput.hpp"
 #include "trainer/optim/adamw.hpp"
 #include "trainer/optim/lr_schedule.hpp"
+#include "kernels/memory/device_buffer.hpp"
+#include "trainer/model/device_batch.hpp"
+#include "trainer/train/cuda_device.hpp"
 #include "trainer/train/gradient_norm.hpp"
 #include "trainer/train/micro_batch.hpp"
 
@@ -74,10 +77,12 @@ optim::LrSchedule schedule_of(const config::Recipe& recipe) {
   return optim::LrSchedule(schedule);
 }
 
-// This rank's share of the peak. Ranks sharing a machine share its cores, so an
-// oversubscribed job (more ranks x threads than cores) never counts cores it does not have.
-double peak_flops_of(const config::Recipe& recipe) {
+// This rank's share of the peak: on CUDA the GPU's bf16 dense peak by its name; on the CPU
+// the cores' estimate, where ranks sharing a machine share its cores, so an oversubscribed job
+// (more ranks x threads than cores) never counts cores it does not have.
+double peak_flops_of(const config::Recipe& recipe, const std::string& cuda_device_name) {
   if (recipe.log.peak_tflops > 0) return recipe.log.peak_tflops * 1e12;
+  if (recipe.train.device == config::Device::cuda) return metrics::gpu_bf16_peak_flops(cuda_device_name);
   const int threads = omp_get_max_threads();
   const double ranks_here = parallel::MpiEnvironment::instance().local_size();
   const double cores = std::max(1u, std::thread::hardware_concurrency());
@@ -108,6 +113,18 @@ std::int64_t eval_batches_of(const config::Recipe& recipe, std::shared_ptr<const
   return held;
 }
 
+// Whether train.device auto may take a GPU: this build has one, the job is one rank, and the
+// device is there (the emulated device is never chosen by auto: it is for tests).
+bool gpu_available(int ranks) {
+  if (ranks > 1 || cuda_backend::requested_backend_kind() != cuda_backend::BackendKind::Gpu) return false;
+  try {
+    select_cuda_device("train.device: auto");
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 // Storage of weights and activations; compute is fp32 either way.
 DType storage_dtype(config::Precision precision) {
   return precision == config::Precision::bf16 ? DType::BF16 : DType::F32;
@@ -136,7 +153,12 @@ struct Trainer::State {
   std::shared_ptr<const data::TokenDataset> train_data;
   std::shared_ptr<const data::TokenDataset> val_data;
   std::unique_ptr<data::TokenLoader> loader;
+  Device device = Device::Cpu;  // where the model, its gradients and optimizer state live
+  std::string device_choice;    // why (for the banner)
+  std::string cuda_device_name;
   std::unique_ptr<model::Transformer> model;
+  std::unique_ptr<model::DeviceBatch> device_batch;  // micro-batches copied to the device
+  memory::DeviceBuffer loss_total;  // f64 [2]: a step's loss sum and count, on the model's device
   std::unique_ptr<parallel::DataParallel> data_parallel;
   std::unique_ptr<optim::AdamW> optimizer;
   parallel::PipelineLinks pipeline_links;  // kept from step to step (pp > 1)
@@ -154,6 +176,10 @@ struct Trainer::State {
 
   bool root() const { return world->rank() == 0; }
   std::ostream& messages() const { return root() ? std::cerr : quiet_stream(); }
+  memory::Allocator& allocator() const {
+    return device == Device::Cuda ? cuda_backend::cuda_allocator() : memory::host_allocator();
+  }
+  void choose_device();
   void build_model();
   void resume_or_initialise();
   void load_weights(const checkpoint::CheckpointReader& reader);
@@ -197,12 +223,39 @@ Trainer::Trainer(config::Recipe recipe) {
   loader.seed = static_cast<std::uint64_t>(s.recipe.train.seed);
   loader.packed = s.recipe.data.packed;
   s.loader = std::make_unique<data::TokenLoader>(s.train_data, loader);
+  s.choose_device();
   s.build_model();
-  s.peak_flops = peak_flops_of(s.recipe);
+  s.peak_flops = peak_flops_of(s.recipe, s.cuda_device_name);
   s.resume_or_initialise();
 }
 
 Trainer::~Trainer() = default;
+
+// train.device and train.precision as this run uses them: `auto` takes the GPU when this build
+// has one and the job is one rank, else the CPU; precision `auto` is bf16 on CUDA, fp32 on the
+// CPU. The resolved values are what recipe.yaml, meta.json and metrics.jsonl record.
+void Trainer::State::choose_device() {
+  auto& train = recipe.train;
+  if (train.device == config::Device::auto_select) {
+    const bool gpu = gpu_available(world->size());
+    device_choice = gpu ? "train.device auto: a GPU is here"
+                        : (world->size() > 1 ? "train.device auto: the CPU, as CUDA trains on one rank for now"
+                                             : "train.device auto: no GPU here");
+    train.device = gpu ? config::Device::cuda : config::Device::cpu;
+  } else {
+    device_choice = fmt::format("train.device {}", config::to_string(train.device));
+  }
+  if (train.device == config::Device::cuda) {
+    if (world->size() > 1)
+      fail("train.device: cuda trains on one GPU, one rank, for now; this job has {} ranks. Fix: run one rank "
+           "(no mpirun), or set train.device: cpu for dp/tp/pp over MPI",
+           world->size());
+    cuda_device_name = select_cuda_device("train.device: cuda").device_name();
+    device = Device::Cuda;
+  }
+  if (train.precision == config::Precision::auto_select)
+    train.precision = device == Device::Cuda ? config::Precision::bf16 : config::Precision::fp32;
+}
 
 void Trainer::State::build_model() {
   model::ParallelPlacement placement;
@@ -212,7 +265,9 @@ void Trainer::State::build_model() {
   placement.pp_rank = grid->pp_rank();
   placement.pp_size = grid->pp_size();
   const auto config = model::from_recipe(recipe.model, layout.tp);
-  model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement);
+  model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
+  device_batch = std::make_unique<model::DeviceBatch>(allocator());
+  loss_total = memory::DeviceBuffer(2 * sizeof(double), memory::MemoryCategory::workspace, allocator());
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
   const auto& params = model->parameters();
   data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.grad_dtype(), layout.zero == 1,
@@ -238,8 +293,8 @@ void Trainer::State::build_model() {
 // This process's peaks from the memory ledger, the maximum of each over all ranks (every
 // rank calls it).
 metrics::MemoryPeaks Trainer::State::memory_peaks_over_ranks() const {
-  // The device the run trains on: the CPU until the CUDA backend lands.
-  metrics::MemoryPeaks peaks = metrics::memory_peaks(memory::MemoryLedger::process().snapshot(Device::Cpu));
+  // The device the run trains on (on CUDA, the host's buffers are the loader's and staging's).
+  metrics::MemoryPeaks peaks = metrics::memory_peaks(memory::MemoryLedger::process().snapshot(device));
   std::array<double, memory::kMemoryCategories.size() + 1> values{};
   for (std::size_t i = 0; i < peaks.categories.size(); ++i) values[i] = static_cast<double>(peaks.categories[i]);
   values.back() = static_cast<double>(peaks.total);
@@ -309,10 +364,9 @@ void Trainer::State::print_banner() {
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("device cpu ({}) | train.precision {} | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | "
+  fmt::print("device {} ({}) | train.precision {} | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | "
              "{} tokens/step = {} x {} | {} micro-batch(es) of {} per dp rank\n",
-             recipe.train.device == config::Device::auto_select ? "train.device auto: the CUDA backend is not built yet"
-                                                                 : "train.device cpu",
+             device == Device::Cuda ? fmt::format("cuda, {}", cuda_device_name) : std::string("cpu"), device_choice,
              precision_banner(recipe.train.precision),
              layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
@@ -330,9 +384,13 @@ void Trainer::State::print_banner() {
 // read back once, after the last micro-batch.
 ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale,
                                                bool backward) {
-  OwnedTensor total(DType::F64, {2});
+  const Tensor total = loss_total.view(DType::F64, {2});
+  ops::zero(total);
   const auto add_loss = [&](Tensor loss_sum) {
-    if (loss_sum.defined()) ops::add_to(total.tensor(), loss_sum);
+    if (loss_sum.defined()) ops::add_to(total, loss_sum);
+  };
+  const auto on_model = [&](std::size_t micro) -> const model::Batch& {
+    return device_batch->upload(micro_batches[micro].view());
   };
   // Gradients become final during the last backward of the step only (earlier ones accumulate).
   const auto on_final = [&](std::size_t micro) {
@@ -340,10 +398,10 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   };
   if (layout.pp == 1) {
     for (std::size_t micro = 0; micro < micro_batches.size(); ++micro) {
-      add_loss(model->forward_stage(0, micro_batches[micro].view(), {}).loss_sum);
+      add_loss(model->forward_stage(0, on_model(micro), {}).loss_sum);
       if (backward) model->backward(grad_scale, on_final(micro));
     }
-    return ops::read_loss_sum(total.tensor());
+    return ops::read_loss_sum(total);
   }
   const auto& first = micro_batches.front();
   parallel::PipelineStage stage;
@@ -361,7 +419,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   } else {
     parallel::run_forward_only(grid->pp(), static_cast<int>(micro_batches.size()), stage, pipeline_links);
   }
-  return ops::read_loss_sum(total.tensor());
+  return ops::read_loss_sum(total);
 }
 
 // With parallel.overlap_grad_reduce, the data-parallel buckets start as the backward finishes

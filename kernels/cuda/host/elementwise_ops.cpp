@@ -34,6 +34,8 @@ void DeviceBackend::add(Tensor out, Tensor a, Tensor b) {
 void DeviceBackend::add_to(Tensor dst, Tensor src) {
   require_contiguous("add_to", "dst", dst);
   require_contiguous("add_to", "src", src);
+  if (dst.dtype == DType::F64 && src.dtype == DType::F64)  // loss sums
+    return KILN_CUDA_NS::add_to(device_pointer<double>(dst), device_pointer<const double>(src), dst.numel(), compute_);
   dispatch_storage("add_to", dst, [&]<class T>(T) {
     KILN_CUDA_NS::add_to(device_pointer<T>(dst), device_pointer<const T>(src), dst.numel(), compute_);
   });
