@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# kiln train with train.device: cuda, on the emulated device (KILN_CUDA_DEVICE=emulated: the
+# same kernel sources and host code as the GPU build, run on the CPU): fp32 trains step for
+# step as the CPU backend does; a run rolled back to a checkpoint resumes bit for bit; a CUDA
+# checkpoint resumes on the CPU; precision auto is bf16 on CUDA and still learns; the banner,
+# meta.json and metrics.jsonl say cuda/bf16; MFU uses log.peak_tflops when given; a device that
+# is not there, cuDNN attention and more than one rank are refused naming the key.
+# $1: the kiln binary.
+set -uo pipefail
+kiln=$1
+source "$(dirname "$0")/testlib.sh"
+export OMP_NUM_THREADS=1
+if ! "$kiln" --version | grep -q "emulated device"; then
+  echo "skipped: this kiln is built without the emulated CUDA device (KILN_CUDA_EMULATION=OFF)"
+  exit 0
+fi
+# Largest relative per-step loss difference between the CUDA backend in fp32 and the CPU: the
+# same fp32 math in another order (cuBLASLt's / the emulated GEMM's blocking, tree reductions).
+# Measured over these 6 steps: at worst 5e-9; the bound leaves room for other GEMM orders.
+F32_RTOL=1e-5
+# bf16 storage against fp32: a few 2^-9 roundings per activation; measured at most 6.1e-5 (as
+# the CPU's bf16 test, whose bound is the same).
+BF16_RTOL=1e-3
+
+losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
+within() {  # within RTOL A B: per-step losses agree within RTOL; prints the worst
+  [[ -s $2/metrics.jsonl && $(losses "$2" | wc -l) -eq $(losses "$3" | wc -l) ]] || { echo "step counts differ"; return 1; }
+  paste <(losses "$2") <(losses "$3") | awk -v tol="$1" '
+    { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) { worst = r; at = NR } }
+    END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
+}
+train() {  # train RUN_DIR [--set ...]: on the CPU unless the arguments say cuda
+  local dir=$1
+  shift
+  "$kiln" train "$work/llama.yaml" --run-dir "$dir" "$@" >"$dir.log" 2>&1 || { tail -5 "$dir.log"; return 1; }
+}
+on_cuda=(--set train.device=cuda)
+export KILN_CUDA_DEVICE=emulated
+
+"$kiln" corpus --out "$work/corpus.jsonl" --docs 1500 --seed 3 >/dev/null
+"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
+"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
+  --quiet >/dev/null
+# Llama with GQA, an odd vocabulary (300, padded), packed documents; two micro-batches a step.
+cat >"$work/llama.yaml" <<YAML
+model: {family: llama, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2, max_seq_len: 16}
+data: {tokenizer: $work/tok.json, train: $work/data/train.h5, val: $work/data/val.h5}
+train: {steps: 6, seq_len: 16, batch_size: 4, micro_batch_size: 2, seed: 7}
+optim: {lr: 3.0e-3, warmup_steps: 2, schedule: cosine}
+checkpoint: {every_steps: 3, keep_last: 5}
+eval: {every_steps: 3, batches: 1}
+YAML
+
+cpu=$work/cpu cuda=$work/cuda
+check "cpu fp32 run" train "$cpu"
+check "cuda fp32 run" train "$cuda" "${on_cuda[@]}" --set train.precision=fp32
+check "cuda fp32 within $F32_RTOL of the CPU, step for step" within "$F32_RTOL" "$cuda" "$cpu"
+check "banner names the device" grep -q "^device cuda, emulated device" "$cuda.log"
+check "banner: auto precision on the CPU is fp32" grep -q "train.precision fp32" "$cpu.log"
+check "validation ran on the device" grep -q '"val_loss"' "$cuda/metrics.jsonl"
+check "meta.json records the device" grep -q '"device": *"cuda"' "$cuda/checkpoints/step_00000006/meta.json"
+
+# Rolled back to step 3, the CUDA run repeats steps 4..6 bit for bit.
+rolled=$work/cuda-rolled
+cp -r "$cuda" "$rolled"
+rm -rf "$rolled/checkpoints/step_00000006"
+echo step_00000003 >"$rolled/checkpoints/latest"
+check "cuda resume" train "$rolled" "${on_cuda[@]}" --set train.precision=fp32
+check "cuda resume message" grep -q "resuming from .*step_00000003" "$rolled.log"
+check "cuda resumed losses identical to the last bit" diff <(losses "$cuda") <(losses "$rolled")
+
+# The same checkpoint continues on the CPU.
+moved=$work/cuda-to-cpu
+cp -r "$rolled" "$moved"
+rm -rf "$moved/checkpoints/step_00000006"
+echo step_00000003 >"$moved/checkpoints/latest"
+check "cuda checkpoint resumes on the CPU" train "$moved" --set train.device=cpu
+check "cuda -> cpu continues within $F32_RTOL" within "$F32_RTOL" "$moved" "$cuda"
+
+# precision auto on CUDA: bf16, which learns and stays near fp32.
+bf16=$work/cuda-bf16
+check "cuda bf16 run" train "$bf16" "${on_cuda[@]}" --set log.peak_tflops=0.001
+check "banner: auto precision on cuda is bf16" grep -q "train.precision bf16" "$bf16.log"
+check "metrics.jsonl records bf16" grep -q '"precision":"bf16"' "$bf16/metrics.jsonl"
+check "cuda bf16 within $BF16_RTOL of fp32" within "$BF16_RTOL" "$bf16" "$cpu"
+check "MFU against log.peak_tflops" grep -q "MFU" "$bf16.log"
+# Its checkpoint holds fp32 masters: it continues on the CPU in fp32.
+bf16_moved=$work/cuda-bf16-to-cpu
+cp -r "$bf16" "$bf16_moved"
+rm -rf "$bf16_moved/checkpoints/step_00000006"
+echo step_00000003 >"$bf16_moved/checkpoints/latest"
+check "cuda bf16 checkpoint resumes on the CPU in fp32" train "$bf16_moved" --set train.device=cpu --set train.precision=fp32
+check "cuda bf16 -> cpu fp32 continues within $BF16_RTOL" within "$BF16_RTOL" "$bf16_moved" "$bf16"
+
+# What is refused, and how.
+unset KILN_CUDA_DEVICE
+if ! command -v nvidia-smi >/dev/null 2>&1; then
+  expect_error "no GPU: train.device cuda refused naming the key" "train.device: cuda: no usable CUDA device" \
+    "$kiln" train "$work/llama.yaml" --run-dir "$work/none" "${on_cuda[@]}"
+fi
+expect_error "cudnn attention refused with the fix" "set train.attention: flash" \
+  "$kiln" train "$work/llama.yaml" --run-dir "$work/cudnn" --set train.attention=cudnn
+finish
