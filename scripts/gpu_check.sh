@@ -12,11 +12,12 @@
 # The CUDA backend has its own kernels for every non-GEMM op and kiln::ops dispatches to them
 # for device tensors; the check proves the toolchain end to end (sm_90 code built here loads
 # and runs there), runs the CUDA tests on the real GPU (kiln_cuda_tests: the kernel tests, the
-# ops-through-the-backend tests and the model-state-on-the-device tests CI runs on the
-# emulated device) and the CPU reference suite on the GPU machine's cores. cuBLASLt and cuDNN
-# are not bundled (hundreds of MB): the GPU image has them in its Python packages
-# (nvidia-cublas, nvidia-cudnn-cu13), found at run time. The kernel-bandwidth and GPU
-# training benchmarks join the table as they land.
+# ops-through-the-backend tests and the model-on-the-device tests CI runs on the emulated
+# device), the CPU reference suite on the GPU machine's cores, and kiln train of GPT-2 small
+# in bf16 on the GPU (scripts/bench_train_gpu.sh: tokens/s and MFU of the bf16 dense peak).
+# cuBLASLt and cuDNN are not bundled (hundreds of MB): the GPU image has them in its Python
+# packages (nvidia-cublas, nvidia-cudnn-cu13), found at run time. The scripts travel in the
+# working tree the device tool copies, so only the bundle needs carrying.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bundle=$root/gpu_bundle
@@ -67,6 +68,10 @@ check() {
   printf '%-32s %s\n' "CPU linear fwd (2048x768x3072)" "${gemm:-failed}"
   step=$(timeout 180 "$bundle/bin/kiln_train_step_bench" gpt2 768 12 12 12 3072 50257 128 4 2 2>&1 | tail -1)
   printf '%-32s %s\n' "CPU gpt2-small train step" "$(awk '{printf "%.0f tok/s, %.0f GFLOP/s of %.0f peak", $2, $3, $5}' <<<"$step")"
+  # kiln train on the GPU: GPT-2 small, bf16, seq 1024 (scripts/bench_train_gpu.sh).
+  local train
+  train=$(timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 | tail -1)
+  printf '%-32s %s\n' "GPU gpt2-small train (bf16)" "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$train")"
 }
 
 case ${1:-} in

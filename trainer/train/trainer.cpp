@@ -630,6 +630,8 @@ TrainOutcome Trainer::run() {
       line.tokens_per_second = record.tokens_per_second;
       line.mfu = record.mfu;
       line.peak_flops = s.peak_flops * s.world->size();
+      // Which peak: the CPU's fp32 FMA estimate, or the GPU's bf16 dense tensor-core figure.
+      line.precision = s.device == Device::Cuda ? "bf16 dense" : "fp32";
       line.eta_seconds = throughput.eta_seconds(steps - s.step);
       fmt::print("{}\n", metrics::format_progress_line(line));
       std::fflush(stdout);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Training throughput on one GPU: GPT-2 small (124M: d_model 768, 12 layers, 12 heads, seq 1024)
+# in bf16 with train.device: cuda, on data kiln generates itself (kiln corpus -> tokenizer ->
+# prepare, so a bare GPU machine needs nothing else). Prints the last live line (tokens/s and
+# MFU against the GPU's bf16 dense peak, 989 TFLOP/s on H100/H200 SXM) and one summary line:
+#   gpu-train <tokens/s> <MFU %> <peak>
+# Usage: scripts/bench_train_gpu.sh [KILN_BINARY] [STEPS]   (a benchmark: it gates nothing)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kiln=${1:-$root/build/trainer/cli/kiln}
+steps=${2:-30}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$kiln" corpus --out "$work/corpus.jsonl" --docs 20000 --seed 5 >/dev/null
+"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 8192 --out "$work/tok.json" >/dev/null 2>&1
+"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.01 \
+  --quiet >/dev/null
+cat >"$work/gpt2.yaml" <<YAML
+model: {family: gpt2, d_model: 768, n_layers: 12, n_heads: 12, max_seq_len: 1024}
+data: {tokenizer: $work/tok.json, train: $work/data/train.h5}
+train: {steps: $steps, seq_len: 1024, batch_size: 8, micro_batch_size: 8, device: cuda, precision: bf16}
+optim: {lr: 6.0e-4, warmup_steps: 5}
+checkpoint: {every_steps: 0}
+log: {every_steps: 5}
+YAML
+"$kiln" train "$work/gpt2.yaml" --run-dir "$work/run" >"$work/train.log" 2>&1 || { tail -20 "$work/train.log"; exit 1; }
+grep '^device' "$work/train.log"
+line=$(grep '^step' "$work/train.log" | tail -1)
+echo "$line"
+# "... | 123k tok/s | MFU 41.2% (peak 989 TFLOP/s bf16 dense) ..." -> the three figures.
+tokens=$(grep -o '[0-9.]*[kMG]* tok/s' <<<"$line" | awk '{print $1}')
+mfu=$(grep -o 'MFU [0-9.]*%' <<<"$line" | tr -dc '0-9.')
+peak=$(grep -o '(peak [0-9.]* [A-Z]*FLOP/s' <<<"$line" | awk '{print $2, $3}')
+echo "gpu-train ${tokens:-?} ${mfu:-?} ${peak:-?}"
