@@ -8,4 +8,6 @@ std::vector<DeviceInfo> cuda_devices(std::string* why_none) {
   return {};
 }
 
+std::string cuda_library_versions() { return "none"; }
+
 }  // namespace kiln::kernels

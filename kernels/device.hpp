@@ -17,4 +17,8 @@ struct DeviceInfo {
 // runtime reports why, `why_none` receives its message.
 std::vector<DeviceInfo> cuda_devices(std::string* why_none = nullptr);
 
+// The CUDA libraries this build runs on, for `kiln --version`: "CUDA runtime 12.8, cuBLASLt
+// 12.8.4 (cuDNN: not used yet)"; "none" in a build without CUDA.
+std::string cuda_library_versions();
+
 }  // namespace kiln::kernels

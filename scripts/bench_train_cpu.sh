@@ -25,7 +25,7 @@ shapes=(
 printf '%-18s %9s %12s %12s %7s %12s %8s\n' model precision "kiln tok/s" "torch tok/s" ratio "kiln GF/s" "of peak"
 for shape in "${shapes[@]}"; do
   read -r name family d layers heads kv dff vocab seq batch <<<"$shape"
-  read -r _ torch_tps _ _ < <(python3 "$root/scripts/bench_train_cpu.py" \
+  read -r _ torch_tps _ _ < <(python3 "$root/scripts/bench_train_torch.py" \
     "$family" "$d" "$layers" "$heads" "$kv" "$dff" "$vocab" "$seq" "$batch" "$steps" "$threads")
   for precision in $precisions; do
     read -r _ kiln_tps kiln_gflops _ peak _ < <("$build/tests/kiln_train_step_bench" \

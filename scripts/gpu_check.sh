@@ -21,14 +21,16 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bundle=$root/gpu_bundle
+# The CUDA build to bundle: ./build when it already is one (KILN_CUDA=AUTO finds nvcc), else build-gpu.
+gpu_build=${KILN_GPU_BUILD_DIR:-$root/build-gpu}
 
 pack() {
   set -e
-  KILN_BUILD_DIR=$root/build-gpu "$root/scripts/build.sh" -DKILN_CUDA=ON >/dev/null
+  KILN_BUILD_DIR=$gpu_build "$root/scripts/build.sh" -DKILN_CUDA=ON >/dev/null
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
-  cp "$root/build-gpu/trainer/cli/kiln" "$root/build-gpu/tests/kiln_unit_tests" \
-     "$root/build-gpu/tests/kiln_kernels_bench" "$root/build-gpu/tests/kiln_train_step_bench" \
-     "$root/build-gpu/tests/kiln_cuda_tests" "$bundle/bin/"
+  cp "$gpu_build/trainer/cli/kiln" "$gpu_build/tests/kiln_unit_tests" \
+     "$gpu_build/tests/kiln_kernels_bench" "$gpu_build/tests/kiln_train_step_bench" \
+     "$gpu_build/tests/kiln_cuda_tests" "$bundle/bin/"
   cp -r "$root/tests/fixtures" "$bundle/fixtures"
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
@@ -54,24 +56,53 @@ check() {
   printf '%-32s %s\n' check result
   printf '%-32s %s\n' "nvidia-smi" "$(nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | head -1)"
   printf '%-32s %s\n' "kiln --version" "$("$kiln" --version 2>&1 | tr '\n' ' ')"
-  local start=$(date +%s)
-  local unit
-  unit=$(cd "$bundle" && timeout 300 "$bundle/bin/kiln_unit_tests" --gtest_brief=1 \
-           --gtest_filter='-*Cli*:*Binary*' 2>&1 | tail -1)
-  printf '%-32s %s (%ss)\n' "unit tests (CPU reference)" "$unit" "$(( $(date +%s) - start ))"
+  # Full logs go to $KILN_GPU_CHECK_LOGS (the device tool's $OUT when set) for reading later.
+  local logs=${KILN_GPU_CHECK_LOGS:-${OUT:-$(mktemp -d)}}
+  mkdir -p "$logs"
+  # The GPU first: device time is what a lease is short of.
   local cuda_tests
-  cuda_tests=$(cd "$bundle" && timeout 120 "$bundle/bin/kiln_cuda_tests" --gtest_brief=1 2>&1 | tail -1)
-  printf '%-32s %s\n' "CUDA kernel tests (real GPU)" "${cuda_tests:-did not run}"
-  # CPU benchmarks on the host's cores, for the record beside the GPU's (bench, not test).
-  local gemm step
-  gemm=$(timeout 120 "$bundle/bin/kiln_kernels_bench" 3 2>&1 | grep '^linear fwd' | awk '{print $(NF-1), $NF}')
-  printf '%-32s %s\n' "CPU linear fwd (2048x768x3072)" "${gemm:-failed}"
-  step=$(timeout 180 "$bundle/bin/kiln_train_step_bench" gpt2 768 12 12 12 3072 50257 128 4 2 2>&1 | tail -1)
-  printf '%-32s %s\n' "CPU gpt2-small train step" "$(awk '{printf "%.0f tok/s, %.0f GFLOP/s of %.0f peak", $2, $3, $5}' <<<"$step")"
+  (cd "$bundle" && timeout 180 "$bundle/bin/kiln_cuda_tests" >"$logs/cuda_tests.log" 2>&1)
+  cuda_tests=$(grep -E '^\[  (PASSED|FAILED)  \] [0-9]+ tests?[,.]' "$logs/cuda_tests.log" | tr '\n' ' ')
+  printf '%-32s %s\n' "CUDA tests (real GPU)" "${cuda_tests:-did not finish: $(tail -1 "$logs/cuda_tests.log")}"
+  awk '/tests?, listed below/ {listed = 1; next} listed && /^\[  FAILED  \]/ {print "    " $4}' \
+    "$logs/cuda_tests.log" | head -20
   # kiln train on the GPU: GPT-2 small, bf16, seq 1024 (scripts/bench_train_gpu.sh).
   local train
-  train=$(timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 | tail -1)
+  train=$(timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 | tee "$logs/train_gpu.log" | tail -1)
   printf '%-32s %s\n' "GPU gpt2-small train (bf16)" "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$train")"
+  # The reference in the same run: PyTorch (transformers' GPT-2, bf16 autocast, SDPA, fused AdamW)
+  # on the same shape, vocabulary 8192 as the bench's tokenizer.
+  local torch_line kiln_tps torch_tps
+  torch_line=$(timeout 150 python3 "$root/scripts/bench_train_torch.py" gpt2 768 12 12 12 3072 8192 1024 8 20 16 cuda \
+                 2>"$logs/torch_gpu.log" | tail -1)
+  torch_tps=$(awk '$1 == "torch" {print $2}' <<<"$torch_line")
+  kiln_tps=$(awk '$1 == "gpu-train" {v = $2; m = 1; if (v ~ /k$/) m = 1e3; if (v ~ /M$/) m = 1e6;
+                                     sub(/[kM]$/, "", v); print v * m}' <<<"$train")
+  if [[ -n $torch_tps ]]; then
+    printf '%-32s %.0f tok/s\n' "PyTorch gpt2-small train (bf16)" "$torch_tps"
+  else
+    printf '%-32s failed: %s\n' "PyTorch gpt2-small train (bf16)" "$(tail -1 "$logs/torch_gpu.log")"
+  fi
+  [[ -n $torch_tps && -n $kiln_tps ]] &&
+    printf '%-32s %s\n' "kiln / PyTorch tokens/s" "$(awk -v a="$kiln_tps" -v b="$torch_tps" 'BEGIN {printf "%.2f", a / b}')"
+  # KILN_GPU_CHECK_SANITIZE=1: the attention and model-on-the-device tests under compute-sanitizer's
+  # memcheck (out-of-bounds and misaligned accesses the emulator's bounds checks could miss).
+  if [[ ${KILN_GPU_CHECK_SANITIZE:-0} == 1 ]] && command -v compute-sanitizer >/dev/null; then
+    (cd "$bundle" && timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$bundle/bin/kiln_cuda_tests" \
+       --gtest_filter='*Attention*:ModelOnDevice.*:CudaCrossEntropy.*' >"$logs/memcheck.log" 2>&1)
+    printf '%-32s %s\n' "memcheck (attention, model)" "rc $? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/memcheck.log" | tr '\n' ' ')"
+  fi
+  [[ ${KILN_GPU_CHECK_GPU_ONLY:-0} == 1 ]] && return
+  # The CPU reference suite and CPU benchmarks on the host's cores, for the record beside the GPU's.
+  local start=$(date +%s) unit
+  unit=$(cd "$bundle" && timeout 240 "$bundle/bin/kiln_unit_tests" --gtest_brief=1 \
+           --gtest_filter='-*Cli*:*Binary*' 2>&1 | tail -1)
+  printf '%-32s %s (%ss)\n' "unit tests (CPU reference)" "$unit" "$(( $(date +%s) - start ))"
+  local gemm step
+  gemm=$(timeout 60 "$bundle/bin/kiln_kernels_bench" 3 2>&1 | grep '^linear fwd' | awk '{print $(NF-1), $NF}')
+  printf '%-32s %s\n' "CPU linear fwd (2048x768x3072)" "${gemm:-failed}"
+  step=$(timeout 90 "$bundle/bin/kiln_train_step_bench" gpt2 768 12 12 12 3072 50257 128 4 2 2>&1 | tail -1)
+  printf '%-32s %s\n' "CPU gpt2-small train step" "$(awk '{printf "%.0f tok/s, %.0f GFLOP/s of %.0f peak", $2, $3, $5}' <<<"$step")"
 }
 
 case ${1:-} in

@@ -1,4 +1,7 @@
+#include <cublasLt.h>
 #include <cuda_runtime.h>
+
+#include <string>
 
 #include "kernels/device.hpp"
 
@@ -20,6 +23,15 @@ std::vector<DeviceInfo> cuda_devices(std::string* why_none) {
   }
   if (devices.empty() && why_none) *why_none = "the CUDA runtime reports no devices";
   return devices;
+}
+
+std::string cuda_library_versions() {
+  int runtime = 0;
+  cudaRuntimeGetVersion(&runtime);  // 12080 -> 12.8
+  const std::size_t blas = cublasLtGetVersion();  // 120804 -> 12.8.4
+  return "CUDA runtime " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + ", cuBLASLt " +
+         std::to_string(blas / 10000) + "." + std::to_string(blas % 10000 / 100) + "." + std::to_string(blas % 100) +
+         " (cuDNN: not used yet)";
 }
 
 }  // namespace kiln::kernels

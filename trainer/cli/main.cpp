@@ -24,6 +24,7 @@ std::string version_text() {
                                  kiln::kBuiltWithMpi ? "built" : "not built", kiln::kernels::blas_kernel_name(),
                                  kiln::kernels::blas_threading());
   text += fmt::format("\nCUDA backends: {}", kiln::train::cuda_backends_built());
+  text += fmt::format("\nCUDA libraries: {}", kiln::kernels::cuda_library_versions());
   if (devices.empty()) {
     text += fmt::format("\nGPUs: none ({})", why_no_gpu);
   }

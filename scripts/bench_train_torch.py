@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""PyTorch side of scripts/bench_train_cpu.sh: the same training step (forward, backward,
-AdamW) of the same model shape with transformers' GPT-2 / Llama on the CPU.
+"""PyTorch side of scripts/bench_train_cpu.sh and scripts/gpu_check.sh: the same training step
+(forward, backward, clipping, AdamW) of the same model shape with transformers' GPT-2 / Llama,
+on the CPU in fp32 or on the GPU (DEVICE cuda) in bf16 autocast with fp32 master weights and
+fused AdamW, attention through torch's scaled_dot_product_attention (flash on Hopper).
 
-usage: bench_train_cpu.py FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS THREADS
+usage: bench_train_torch.py FAMILY D_MODEL LAYERS HEADS KV_HEADS D_FF VOCAB SEQ BATCH STEPS THREADS [DEVICE]
 prints: "torch <tokens/s> <GFLOP/s> <seconds/step>" using kiln's FLOP count (6N + 12 L d T)."""
 import sys
 import time
@@ -35,26 +37,37 @@ def matmul_params(family, d, layers, heads, kv_heads, d_ff, vocab):
 def main():
     family = sys.argv[1]
     d, layers, heads, kv_heads, d_ff, vocab, seq, batch, steps, threads = map(int, sys.argv[2:12])
+    device = sys.argv[12] if len(sys.argv) > 12 else "cpu"
+    on_gpu = device == "cuda"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build(family, d, layers, heads, kv_heads, d_ff, vocab, seq)
+    model = build(family, d, layers, heads, kv_heads, d_ff, vocab, seq).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
-    tokens = torch.randint(0, vocab, (batch, seq))
-    targets = torch.randint(0, vocab, (batch, seq))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                                  fused=on_gpu)
+    tokens = torch.randint(0, vocab, (batch, seq), device=device)
+    targets = torch.randint(0, vocab, (batch, seq), device=device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        logits = model(input_ids=tokens).logits
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), targets.view(-1))
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=on_gpu):
+            logits = model(input_ids=tokens).logits
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab).float(), targets.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
-    step()
+    def synchronize():
+        if on_gpu:
+            torch.cuda.synchronize()
+
+    for _ in range(3 if on_gpu else 1):  # warm-up: kernels chosen, allocator filled
+        step()
+    synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize()
     seconds = (time.perf_counter() - start) / steps
     tokens_per_second = batch * seq / seconds
     flops = 6 * matmul_params(family, d, layers, heads, kv_heads, d_ff, vocab) + 12 * layers * d * seq
