@@ -5,6 +5,8 @@
 # MFU against the GPU's bf16 dense peak, 989 TFLOP/s on H100/H200 SXM) and one summary line:
 #   gpu-train <tokens/s> <MFU %> <peak>
 # Usage: scripts/bench_train_gpu.sh [KILN_BINARY] [STEPS]   (a benchmark: it gates nothing)
+# KILN_BENCH_WRAP: a command to run kiln train under (a profiler: scripts/gpu_check.sh's
+# per-kernel breakdown uses Nsight Compute); its output goes to $KILN_BENCH_WRAP_LOG.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kiln=${1:-$root/build/trainer/cli/kiln}
@@ -24,6 +26,10 @@ optim: {lr: 6.0e-4, warmup_steps: 5}
 checkpoint: {every_steps: 0}
 log: {every_steps: 5}
 YAML
+if [[ -n ${KILN_BENCH_WRAP:-} ]]; then
+  $KILN_BENCH_WRAP "$kiln" train "$work/gpt2.yaml" --run-dir "$work/run" >"${KILN_BENCH_WRAP_LOG:-/dev/stdout}" 2>&1
+  exit
+fi
 "$kiln" train "$work/gpt2.yaml" --run-dir "$work/run" >"$work/train.log" 2>&1 || { tail -20 "$work/train.log"; exit 1; }
 grep '^device' "$work/train.log"
 line=$(grep '^step' "$work/train.log" | tail -1)

@@ -108,8 +108,8 @@ fuzz_target() {
   local options=("${limits[@]}" $(pending_flags "$target") -max_total_time="$seconds"
                  -print_final_stats=1 -artifact_prefix="$findings/")
   [[ -f $dict ]] && options+=(-dict="$dict")
-  # CI runs a fixed number of inputs from a fixed seed, so a red CI reproduces here bit for bit
-  # (a time budget alone would make what is tried depend on the machine's speed).
+  # CI runs a fixed number of inputs from a fixed seed, so what is tried does not depend on the
+  # machine's speed (a time budget would); a finding's input is printed in the report.
   ((ci)) && options+=(-seed=1 -runs="$ci_runs")
   "${tolerate_pending[@]}" "$binary" "${options[@]}" "$scratch" "$fuzz_dir/corpus/$target" \
     >"$logs/$target.log" 2>&1 || true
@@ -131,6 +131,15 @@ for target in "${targets[@]}"; do
     status=1
     echo "fuzz.sh: $target: $found finding(s) in $build_dir/findings/$target/; log $logs/$target.log" >&2
     grep -E "SUMMARY|kiln fuzz finding|ERROR: libFuzzer" "$logs/$target.log" | head -3 >&2
+    # The input itself, so a finding on a CI machine can be replayed from its log alone (libhdf5's
+    # known reads of freed memory make a run depend on the heap's layout, so the same seed does
+    # not always find the same inputs on another machine).
+    ls -t "$build_dir/findings/$target" | head -n "$((found < 2 ? found : 2))" | while read -r name; do
+        finding=$build_dir/findings/$target/$name
+        (($(stat -c %s "$finding") < 16384)) || continue
+        echo "fuzz.sh: $(basename "$finding") as base64 (base64 -d > input; ${target}_fuzz input):" >&2
+        base64 -w0 "$finding" >&2 && echo >&2
+      done
   fi
 done
 

@@ -92,6 +92,15 @@ check() {
        --gtest_filter='*Attention*:ModelOnDevice.*:CudaCrossEntropy.*' >"$logs/memcheck.log" 2>&1)
     printf '%-32s %s\n' "memcheck (attention, model)" "rc $? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/memcheck.log" | tr '\n' ' ')"
   fi
+  # KILN_GPU_CHECK_PROFILE=1: where the training step's time goes, kernel by kernel (Nsight
+  # Compute's duration of each launch over 3 steps of the same run, initialisation included; the
+  # clocks left as they are).
+  if [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && command -v ncu >/dev/null; then
+    KILN_BENCH_WRAP="ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --log-file $logs/ncu.csv" \
+      KILN_BENCH_WRAP_LOG=$logs/ncu_train.log timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 3
+    echo "per-kernel time of a GPT-2 small bf16 step (ncu, mean of 3 steps):"
+    python3 "$root/scripts/ncu_kernel_table.py" "$logs/ncu.csv" 3 18 | tee "$logs/kernel_table.txt" | sed 's/^/    /'
+  fi
   [[ ${KILN_GPU_CHECK_GPU_ONLY:-0} == 1 ]] && return
   # The CPU reference suite and CPU benchmarks on the host's cores, for the record beside the GPU's.
   local start=$(date +%s) unit

@@ -1,5 +1,7 @@
 #include "data/dataset/hdf5_file.hpp"
 
+#include "data/dataset/hdf5_layout_check.hpp"
+
 #include <array>
 #include <cstring>
 #include <fstream>
@@ -182,6 +184,7 @@ Handle open_dataset(hid_t file, const char* name, std::size_t cache_bytes) {
   Handle access_list(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
   // 521 slots (a prime, as HDF5 advises) is plenty for the few chunks a reader keeps.
   H5Pset_chunk_cache(access_list.get(), 521, cache_bytes, 1.0);
+  refuse_zero_chunk_dimensions(file, name);  // before libhdf5 1.10.8 divides by one
   Handle dataset(H5Dopen2(file, name, access_list.get()), H5Dclose);
   if (!dataset.valid()) fail("HDF5: cannot open dataset {}: {}", name, take_error_detail());
   return dataset;

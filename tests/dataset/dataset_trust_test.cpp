@@ -8,6 +8,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -159,6 +162,65 @@ TEST(DatasetTrust, AFullDiskPublishesNothing) {
   EXPECT_CONTAINS(error, "train.h5.tmp");
   EXPECT_FALSE(fs::exists(path)) << "a dataset whose write failed was published";
   EXPECT_FALSE(fs::exists(kiln::temporary_path_for(path))) << "the temporary outlived the writer";
+}
+
+// Rewrites every version 3 chunked layout message of a kiln-written file (object header version
+// 1: message type 8, 24 bytes) as the version 1 message an old HDF5 writer would have made, with
+// a chunk dimension of 0: the damage libhdf5 1.10.8 divides by inside H5Dopen2 (SIGFPE).
+int downgrade_layouts_with_a_zero_chunk(const fs::path& path) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string v1_message_head("\x08\x00\x18\x00", 4);
+  int patched = 0;
+  for (auto at = bytes.find(v1_message_head); at != std::string::npos; at = bytes.find(v1_message_head, at + 1)) {
+    char* body = bytes.data() + at + 8;
+    if (body[0] != 3 || body[1] != 2 || body[2] != 2) continue;  // version 3, chunked, 2 dimensions
+    std::string address(body + 3, 8), element_size(body + 15, 4);
+    std::string v1 = std::string("\x01\x02\x02\0\0\0\0\0", 8) + address + std::string(4, '\0') + element_size;
+    bytes.replace(at + 8, 24, v1);
+    ++patched;
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return patched;
+}
+
+TEST(DatasetTrust, AZeroChunkDimensionInAnOldLayoutMessageIsRefusedBeforeHdf5DividesByIt) {
+  TempDir dir;
+  const auto path = dir / "train.h5";
+  kiln::testing::write_corpus(path, make_corpus(20, 500, 3));
+  ASSERT_GE(downgrade_layouts_with_a_zero_chunk(path), 1);
+  const auto error = error_of([&] { (void)TokenDataset::open(path); });
+  EXPECT_CONTAINS(error, "layout message declares a chunk dimension of 0");
+  EXPECT_CONTAINS(error, "the file is damaged");
+}
+
+TEST(DatasetTrust, FilesWithVersion2ObjectHeadersOpenUntouchedByTheLayoutCheck) {
+  // HDF5 1.10's newest format (what h5py writes with libver="latest"): "OHDR" headers with
+  // checksums, version 4 layout messages. The check must read past them without refusing.
+  TempDir dir;
+  const auto path = dir / "latest.h5";
+  namespace h5 = kiln::data::hdf5;
+  std::lock_guard lock(h5::library_mutex());
+  {
+    h5::Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    ASSERT_GE(H5Pset_libver_bounds(access.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST), 0);
+    h5::Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose);
+    ASSERT_TRUE(file.valid());
+    h5::Handle dataset = h5::create_extendable_1d(file.get(), "tokens", H5T_STD_U32LE, 16);
+    ASSERT_TRUE(dataset.valid());
+    for (int i = 0; i < 6; ++i) {  // attribute messages to walk past before and after the layout
+      h5::write_uint64_attribute(dataset.get(), ("attribute_" + std::to_string(i)).c_str(), i);
+    }
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes(std::istreambuf_iterator<char>(in), {});
+  ASSERT_NE(bytes.find("OHDR"), std::string::npos) << "not a version 2 object header file";
+  h5::Handle file = h5::open_file_read_only(path);
+  ASSERT_TRUE(file.valid());
+  EXPECT_TRUE(h5::open_dataset(file.get(), "tokens", 1 << 20).valid());
 }
 
 TEST(DatasetTrust, AFailedCloseIsReportedAndTheProcessStillExitsCleanly) {
