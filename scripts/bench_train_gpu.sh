@@ -18,10 +18,19 @@ trap 'rm -rf "$work"' EXIT
 "$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 8192 --out "$work/tok.json" >/dev/null 2>&1
 "$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.01 \
   --quiet >/dev/null
+# KILN_BENCH_FAMILY=llama: the Llama family at the same width (GQA 12/4 heads, SwiGLU 2048, RoPE,
+# RMSNorm). KILN_BENCH_BATCH: sequences per step (8), one micro-batch.
+family=${KILN_BENCH_FAMILY:-gpt2}
+batch=${KILN_BENCH_BATCH:-8}
+case $family in
+  gpt2) model="{family: gpt2, d_model: 768, n_layers: 12, n_heads: 12, max_seq_len: 1024}" ;;
+  llama) model="{family: llama, d_model: 768, n_layers: 12, n_heads: 12, n_kv_heads: 4, d_ff: 2048, max_seq_len: 1024}" ;;
+  *) echo "bench_train_gpu.sh: KILN_BENCH_FAMILY is gpt2 or llama, not $family" >&2; exit 2 ;;
+esac
 cat >"$work/gpt2.yaml" <<YAML
-model: {family: gpt2, d_model: 768, n_layers: 12, n_heads: 12, max_seq_len: 1024}
+model: $model
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5}
-train: {steps: $steps, seq_len: 1024, batch_size: 8, micro_batch_size: 8, device: cuda, precision: bf16}
+train: {steps: $steps, seq_len: 1024, batch_size: $batch, micro_batch_size: $batch, device: cuda, precision: bf16}
 optim: {lr: 6.0e-4, warmup_steps: 5}
 checkpoint: {every_steps: 0}
 log: {every_steps: 5}

@@ -42,6 +42,30 @@ pack() {
   du -sh "$bundle" "$bundle.tar.gz"
 }
 
+# One training comparison: kiln train (bench_train_gpu.sh) and PyTorch (transformers, bf16
+# autocast, SDPA, fused AdamW: bench_train_torch.py) on the same shape, vocabulary 8192 as the
+# bench's tokenizer; prints both and the ratio. Uses check()'s kiln, root and logs.
+train_row() {
+  local family=$1 batch=$2 label="$1 b$2" train torch_line kiln_tps torch_tps kv=12 d_ff=3072
+  [[ $family == llama ]] && kv=4 d_ff=2048
+  train=$(KILN_BENCH_FAMILY=$family KILN_BENCH_BATCH=$batch timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 |
+            tee "$logs/train_gpu_${family}_$batch.log" | tail -1)
+  printf '%-32s %s\n' "kiln train $label (bf16)" "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$train")"
+  torch_line=$(timeout 150 python3 "$root/scripts/bench_train_torch.py" "$family" 768 12 12 "$kv" "$d_ff" 8192 1024 "$batch" 20 16 cuda \
+                 2>"$logs/torch_gpu_${family}_$batch.log" | tail -1)
+  torch_tps=$(awk '$1 == "torch" {print $2}' <<<"$torch_line")
+  kiln_tps=$(awk '$1 == "gpu-train" {v = $2; m = 1; if (v ~ /k$/) m = 1e3; if (v ~ /M$/) m = 1e6;
+                                     sub(/[kM]$/, "", v); print v * m}' <<<"$train")
+  if [[ -n $torch_tps ]]; then
+    printf '%-32s %.0f tok/s\n' "PyTorch $label (bf16)" "$torch_tps"
+  else
+    printf '%-32s failed: %s\n' "PyTorch $label (bf16)" "$(tail -1 "$logs/torch_gpu_${family}_$batch.log")"
+  fi
+  [[ -n $torch_tps && -n $kiln_tps ]] &&
+    printf '%-32s %s\n' "kiln / PyTorch tokens/s" "$(awk -v a="$kiln_tps" -v b="$torch_tps" 'BEGIN {printf "%.2f", a / b}')"
+  return 0
+}
+
 check() {
   [[ -d $bundle || ! -f $bundle.tar.gz ]] || tar -xzf "$bundle.tar.gz" -C "$root"
   [[ -d $bundle ]] || { echo "no gpu_bundle.tar.gz: run scripts/gpu_check.sh --pack here first and carry it" >&2; exit 1; }
@@ -66,25 +90,14 @@ check() {
   printf '%-32s %s\n' "CUDA tests (real GPU)" "${cuda_tests:-did not finish: $(tail -1 "$logs/cuda_tests.log")}"
   awk '/tests?, listed below/ {listed = 1; next} listed && /^\[  FAILED  \]/ {print "    " $4}' \
     "$logs/cuda_tests.log" | head -20
-  # kiln train on the GPU: GPT-2 small, bf16, seq 1024 (scripts/bench_train_gpu.sh).
-  local train
-  train=$(timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 | tee "$logs/train_gpu.log" | tail -1)
-  printf '%-32s %s\n' "GPU gpt2-small train (bf16)" "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$train")"
-  # The reference in the same run: PyTorch (transformers' GPT-2, bf16 autocast, SDPA, fused AdamW)
-  # on the same shape, vocabulary 8192 as the bench's tokenizer.
-  local torch_line kiln_tps torch_tps
-  torch_line=$(timeout 150 python3 "$root/scripts/bench_train_torch.py" gpt2 768 12 12 12 3072 8192 1024 8 20 16 cuda \
-                 2>"$logs/torch_gpu.log" | tail -1)
-  torch_tps=$(awk '$1 == "torch" {print $2}' <<<"$torch_line")
-  kiln_tps=$(awk '$1 == "gpu-train" {v = $2; m = 1; if (v ~ /k$/) m = 1e3; if (v ~ /M$/) m = 1e6;
-                                     sub(/[kM]$/, "", v); print v * m}' <<<"$train")
-  if [[ -n $torch_tps ]]; then
-    printf '%-32s %.0f tok/s\n' "PyTorch gpt2-small train (bf16)" "$torch_tps"
-  else
-    printf '%-32s failed: %s\n' "PyTorch gpt2-small train (bf16)" "$(tail -1 "$logs/torch_gpu.log")"
+  # kiln train on the GPU (scripts/bench_train_gpu.sh) beside PyTorch on the same shape:
+  # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
+  # SwiGLU 2048) and a batch of 16.
+  train_row gpt2 8
+  if [[ ${KILN_GPU_CHECK_EXTRA:-0} == 1 ]]; then
+    train_row llama 8
+    train_row gpt2 16
   fi
-  [[ -n $torch_tps && -n $kiln_tps ]] &&
-    printf '%-32s %s\n' "kiln / PyTorch tokens/s" "$(awk -v a="$kiln_tps" -v b="$torch_tps" 'BEGIN {printf "%.2f", a / b}')"
   # KILN_GPU_CHECK_SANITIZE=1: the attention and model-on-the-device tests under compute-sanitizer's
   # memcheck (out-of-bounds and misaligned accesses the emulator's bounds checks could miss).
   if [[ ${KILN_GPU_CHECK_SANITIZE:-0} == 1 ]] && command -v compute-sanitizer >/dev/null; then
