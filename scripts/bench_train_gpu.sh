@@ -31,7 +31,7 @@ cat >"$work/gpt2.yaml" <<YAML
 model: $model
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5}
 train: {steps: $steps, seq_len: 1024, batch_size: $batch, micro_batch_size: $batch, device: cuda, precision: bf16}
-optim: {lr: 6.0e-4, warmup_steps: 5}
+optim: {lr: 6.0e-4, warmup_steps: $(( steps > 5 ? 5 : steps - 1 ))}
 checkpoint: {every_steps: 0}
 log: {every_steps: 5}
 YAML

@@ -48,22 +48,38 @@ pack() {
 train_row() {
   local family=$1 batch=$2 label="$1 b$2" train torch_line kiln_tps torch_tps kv=12 d_ff=3072
   [[ $family == llama ]] && kv=4 d_ff=2048
+  echo "== kiln train $label" >>"$logs/bench.log"
   train=$(KILN_BENCH_FAMILY=$family KILN_BENCH_BATCH=$batch timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 |
-            tee "$logs/train_gpu_${family}_$batch.log" | tail -1)
+            tee -a "$logs/bench.log" | tail -1)
   printf '%-32s %s\n' "kiln train $label (bf16)" "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$train")"
+  echo "== PyTorch $label" >>"$logs/bench.log"
   torch_line=$(timeout 150 python3 "$root/scripts/bench_train_torch.py" "$family" 768 12 12 "$kv" "$d_ff" 8192 1024 "$batch" 20 16 cuda \
-                 2>"$logs/torch_gpu_${family}_$batch.log" | tail -1)
+                 2>>"$logs/bench.log" | tail -1)
   torch_tps=$(awk '$1 == "torch" {print $2}' <<<"$torch_line")
   kiln_tps=$(awk '$1 == "gpu-train" {v = $2; m = 1; if (v ~ /k$/) m = 1e3; if (v ~ /M$/) m = 1e6;
                                      sub(/[kM]$/, "", v); print v * m}' <<<"$train")
   if [[ -n $torch_tps ]]; then
     printf '%-32s %.0f tok/s\n' "PyTorch $label (bf16)" "$torch_tps"
   else
-    printf '%-32s failed: %s\n' "PyTorch $label (bf16)" "$(tail -1 "$logs/torch_gpu_${family}_$batch.log")"
+    printf '%-32s failed: %s\n' "PyTorch $label (bf16)" "$(tail -1 "$logs/bench.log")"
   fi
   [[ -n $torch_tps && -n $kiln_tps ]] &&
     printf '%-32s %s\n' "kiln / PyTorch tokens/s" "$(awk -v a="$kiln_tps" -v b="$torch_tps" 'BEGIN {printf "%.2f", a / b}')"
   return 0
+}
+
+# KILN_GPU_CHECK_PROFILE=1: where the training step's time goes, kernel by kernel (Nsight
+# Compute's duration of each launch over 3 steps of one run, initialisation included; the clocks
+# left as they are), for GPT-2 small and the Llama shape at batch 8. Uses check()'s kiln and logs.
+profile_step() {
+  command -v ncu >/dev/null || { echo "profile: no ncu on this machine"; return 0; }
+  local family
+  for family in gpt2 llama; do
+    KILN_BENCH_FAMILY=$family KILN_BENCH_WRAP="ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --log-file $logs/ncu_$family.csv" \
+      KILN_BENCH_WRAP_LOG=$logs/ncu_train.log timeout 200 "$root/scripts/bench_train_gpu.sh" "$kiln" 3
+    echo "per-kernel time of a $family bf16 step at batch 8 (ncu, mean of 3 steps):"
+    python3 "$root/scripts/ncu_kernel_table.py" "$logs/ncu_$family.csv" 3 20 | sed 's/^/    /'
+  done
 }
 
 check() {
@@ -83,7 +99,9 @@ check() {
   # Full logs go to $KILN_GPU_CHECK_LOGS (the device tool's $OUT when set) for reading later.
   local logs=${KILN_GPU_CHECK_LOGS:-${OUT:-$(mktemp -d)}}
   mkdir -p "$logs"
-  # The GPU first: device time is what a lease is short of.
+  # The GPU first: device time is what a lease is short of. KILN_GPU_CHECK_ONLY=profile runs the
+  # per-kernel breakdown alone.
+  [[ ${KILN_GPU_CHECK_ONLY:-} == profile ]] && { profile_step; return; }
   local cuda_tests
   (cd "$bundle" && timeout 180 "$bundle/bin/kiln_cuda_tests" >"$logs/cuda_tests.log" 2>&1)
   cuda_tests=$(grep -E '^\[  (PASSED|FAILED)  \] [0-9]+ tests?[,.]' "$logs/cuda_tests.log" | tr '\n' ' ')
@@ -105,15 +123,7 @@ check() {
        --gtest_filter='*Attention*:ModelOnDevice.*:CudaCrossEntropy.*' >"$logs/memcheck.log" 2>&1)
     printf '%-32s %s\n' "memcheck (attention, model)" "rc $? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/memcheck.log" | tr '\n' ' ')"
   fi
-  # KILN_GPU_CHECK_PROFILE=1: where the training step's time goes, kernel by kernel (Nsight
-  # Compute's duration of each launch over 3 steps of the same run, initialisation included; the
-  # clocks left as they are).
-  if [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && command -v ncu >/dev/null; then
-    KILN_BENCH_WRAP="ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --log-file $logs/ncu.csv" \
-      KILN_BENCH_WRAP_LOG=$logs/ncu_train.log timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 3
-    echo "per-kernel time of a GPT-2 small bf16 step (ncu, mean of 3 steps):"
-    python3 "$root/scripts/ncu_kernel_table.py" "$logs/ncu.csv" 3 18 | tee "$logs/kernel_table.txt" | sed 's/^/    /'
-  fi
+  [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && profile_step
   [[ ${KILN_GPU_CHECK_GPU_ONLY:-0} == 1 ]] && return
   # The CPU reference suite and CPU benchmarks on the host's cores, for the record beside the GPU's.
   local start=$(date +%s) unit
