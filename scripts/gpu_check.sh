@@ -122,6 +122,10 @@ check() {
     (cd "$bundle" && timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$bundle/bin/kiln_cuda_tests" \
        --gtest_filter='*Attention*:ModelOnDevice.*:CudaCrossEntropy.*' >"$logs/memcheck.log" 2>&1)
     printf '%-32s %s\n' "memcheck (attention, model)" "rc $? $(grep -E 'ERROR SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/memcheck.log" | tr '\n' ' ')"
+    # Shared-memory races in the tensor-core attention kernels (staging against fragment reads).
+    (cd "$bundle" && timeout 120 compute-sanitizer --tool racecheck --error-exitcode 3 "$bundle/bin/kiln_cuda_tests" \
+       --gtest_filter='*TensorCoreTiles*bf16' >"$logs/racecheck.log" 2>&1)
+    printf '%-32s %s\n' "racecheck (tensor-core attention)" "rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/racecheck.log" | tr '\n' ' ')"
   fi
   [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && profile_step
   [[ ${KILN_GPU_CHECK_GPU_ONLY:-0} == 1 ]] && return

@@ -14,12 +14,16 @@
 //             the group, query) that sees it, four at a time (one per warp); then all 128
 //             threads add the four outer products into dk, dv held in registers.
 //
-// Which keys a query sees is a contiguous range: its document is a run of equal ids, and the
-// causal limit a prefix. A warp finds a query's run with ballots over 32 ids at a time.
+// Which keys a query sees is a contiguous range (attention_visibility.cuh). bf16 with head dims
+// of 64 and 128 takes the tensor-core kernels of flash_attention.cu instead.
 #include "kernels/cuda/attention.hpp"
+
+#include "kernels/cuda/attention_visibility.cuh"
+#include "kernels/cuda/flash_attention.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/kernel_launch.hpp"
@@ -28,6 +32,8 @@
 
 namespace kiln::KILN_CUDA_NS {
 namespace {
+
+using namespace attention_detail;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
@@ -38,50 +44,6 @@ constexpr float kNegativeInfinity = -INFINITY;
 
 __host__ __device__ constexpr int odd_stride(int dim) { return dim % 2 == 0 ? dim + 1 : dim; }
 __host__ __device__ constexpr int padded_dim(int dims_per_lane) { return 32 * dims_per_lane; }
-
-__device__ __forceinline__ std::int64_t smaller(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
-__device__ __forceinline__ std::int64_t larger(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
-__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x % 32); }
-__device__ __forceinline__ int warp_id() { return static_cast<int>(threadIdx.x / 32); }
-
-// ---- which keys a query sees ----------------------------------------------------------------
-
-struct KeyRange {
-  std::int64_t lo = 0, hi = 0;  // [lo, hi)
-};
-
-// First index of the run of equal ids that holds `position` (warp-collective).
-__device__ std::int64_t run_start(const std::int32_t* doc, std::int64_t position) {
-  const std::int32_t id = doc[position];
-  for (std::int64_t end = position; end > 0; end -= 32) {  // ids end - 1 down to end - 32
-    const std::int64_t t = end - 1 - lane_id();
-    const unsigned boundary = __ballot_sync(kFullWarp, t < 0 || doc[t] != id);
-    if (boundary != 0) return end - __ffs(static_cast<int>(boundary)) + 1;  // just after the nearest
-  }
-  return 0;
-}
-
-// One past the last index of the run that holds `position` (warp-collective).
-__device__ std::int64_t run_end(const std::int32_t* doc, std::int64_t position, std::int64_t tk) {
-  const std::int32_t id = doc[position];
-  for (std::int64_t begin = position + 1; begin < tk; begin += 32) {
-    const std::int64_t t = begin + lane_id();
-    const unsigned boundary = __ballot_sync(kFullWarp, t >= tk || doc[t] != id);
-    if (boundary != 0) return begin + __ffs(static_cast<int>(boundary)) - 1;
-  }
-  return tk;
-}
-
-// The keys the query at key position `position` attends to (warp-collective).
-__device__ KeyRange visible_keys(const std::int32_t* doc, std::int64_t position, std::int64_t tk, bool causal) {
-  KeyRange range{0, tk};
-  if (doc != nullptr) {
-    range.lo = run_start(doc, position);
-    if (!causal) range.hi = run_end(doc, position, tk);
-  }
-  if (causal) range.hi = position + 1;  // inside its run: a run ends after its own position
-  return range;
-}
 
 // ---- staging into shared memory ---------------------------------------------------------------
 
@@ -115,17 +77,6 @@ __device__ float warp_dot(const T* row_a, const T* row_b, int dim) {
   float sum = 0.0f;
   for (int d = lane_id(); d < dim; d += 32) sum += to_fp32(row_a[d]) * to_fp32(row_b[d]);
   return warp_sum(sum);
-}
-
-// The union of the ranges in shared memory (empty ranges ignored).
-__device__ KeyRange union_of(const std::int64_t* lo, const std::int64_t* hi, int count) {
-  KeyRange all{INT64_MAX, 0};
-  for (int s = 0; s < count; ++s) {
-    if (hi[s] <= lo[s]) continue;
-    all.lo = smaller(all.lo, lo[s]);
-    all.hi = larger(all.hi, hi[s]);
-  }
-  return all;
 }
 
 // ---- forward --------------------------------------------------------------------------------
@@ -294,26 +245,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- backward: dk, dv -----------------------------------------------------------------------
 
-// The run bounds [start, end) of each key of the tile k0 .. k0 + n - 1, lane = key
-// (warp-collective): query position p sees key j exactly when start_j <= p < end_j (and, when
-// causal, j <= p). One ballot scan for the tile's first key's start and its last key's end;
-// inside the tile the boundaries come from one ballot.
-__device__ KeyRange key_run(const std::int32_t* doc, std::int64_t k0, std::int64_t n, std::int64_t tk) {
-  if (doc == nullptr) return {0, tk};
-  const int lane = lane_id();
-  const std::int64_t first_start = run_start(doc, k0), last_end = run_end(doc, k0 + n - 1, tk);
-  const std::int64_t key = k0 + lane;
-  // Bit l: a run starts at key l (l > 0) / a run ends after key l (l < n - 1).
-  const unsigned starts = __ballot_sync(kFullWarp, lane > 0 && lane < n && doc[key] != doc[key - 1]);
-  const unsigned ends = __ballot_sync(kFullWarp, lane < n - 1 && doc[key + 1] != doc[key]);
-  const unsigned at_or_below = lane == 31 ? kFullWarp : (2u << lane) - 1u;
-  const unsigned starts_here = starts & at_or_below, ends_here = ends & ~((1u << lane) - 1u);
-  KeyRange run;
-  run.lo = starts_here != 0 ? k0 + 31 - __clz(static_cast<int>(starts_here)) : first_start;
-  run.hi = ends_here != 0 ? k0 + __ffs(static_cast<int>(ends_here)) : last_end;
-  return run;
-}
-
 template <class T, int kDimsPerLane>
 __global__ void __launch_bounds__(kThreads)
     attention_dkdv_kernel(AttentionShape shape, AttentionBackward<T> args) {
@@ -440,6 +371,9 @@ void launch_forward(const AttentionShape& shape, const AttentionForward<T>& args
   if (args.out.data == nullptr || args.lse == nullptr || args.q.data == nullptr || args.k.data == nullptr ||
       args.v.data == nullptr)
     cuda_launch::fail_kernel_argument(name, "out, lse, q, k and v must not be null");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (flash_attention_forward_supports(shape, args)) return flash_attention_forward(shape, args, stream);
+  }
   const int key_stride = odd_stride(static_cast<int>(shape.dim));
   with_dims_per_lane<ForwardKernel, T>(shape.dim, [&](auto chosen) {
     constexpr int padded = padded_dim(decltype(chosen)::kDims);
@@ -461,6 +395,9 @@ void launch_backward(const AttentionShape& shape, const AttentionBackward<T>& ar
       args.q.data == nullptr || args.k.data == nullptr || args.v.data == nullptr || args.out.data == nullptr ||
       args.lse == nullptr)
     cuda_launch::fail_kernel_argument(name, "dq, dk, dv, dout, q, k, v, out and lse must not be null");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (flash_attention_backward_supports(shape, args)) return flash_attention_backward(shape, args, stream);
+  }
   const int key_stride = odd_stride(static_cast<int>(shape.dim));
   if (shape.tq > 0) {
     with_dims_per_lane<DqKernel, T>(shape.dim, [&](auto chosen) {

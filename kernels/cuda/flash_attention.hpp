@@ -1,0 +1,29 @@
+#pragma once
+// Tensor-core attention: bf16 q, k, v with head dims 64 and 128 (the backward: 64), the fast
+// path of attention.hpp's attention_forward/attention_backward with the same tensors and
+// semantics (causal or not, grouped-query heads, packed documents, queries that are the last Tq
+// of Tk positions). Scores, softmax statistics and every accumulation are f32; the
+// probabilities (and their gradients) enter the second product of each pass rounded to bf16, as
+// in FlashAttention-2, so results agree with the f32 CUDA-core kernels to bf16 accuracy, not
+// bitwise. Still deterministic: no atomics, a fixed order per output element.
+//   mma.sync m16n8k16 (bf16 in, f32 accumulate), one 16-row tile per warp, 4 warps per block:
+//   forward  grid (Tq / 64, Hq, B): a warp's 16 queries walk 64-key tiles with an online softmax
+//   dq       grid (Tq / 64, Hq, B): the same walk, dq += ds k
+//   dk, dv   grid (Tk / 64, Hkv, B): a warp's 16 keys walk every (query head of the group, query
+//            tile) that sees them: dv += p^T dout, dk += ds^T q
+#include "kernels/cuda/attention.hpp"
+
+namespace kiln::KILN_CUDA_NS {
+
+// Whether the tensor-core kernels take these tensors: bf16 (the caller's choice of overload),
+// head dim 64 or 128 (backward: 64), 16-byte aligned rows (pointers and strides multiples of 8
+// elements).
+bool flash_attention_forward_supports(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args);
+bool flash_attention_backward_supports(const AttentionShape& shape, const AttentionBackward<__nv_bfloat16>& args);
+
+void flash_attention_forward(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args,
+                             cudaStream_t stream);
+void flash_attention_backward(const AttentionShape& shape, const AttentionBackward<__nv_bfloat16>& args,
+                              cudaStream_t stream);
+
+}  // namespace kiln::KILN_CUDA_NS
