@@ -5,14 +5,16 @@
 // Forward: blocks stride over rows; the threads of a block walk a row in 16-byte packs (scalar
 // when channels is not a multiple of the pack width or a pointer is unaligned).
 // Backward, deterministic by ownership: block (x, y) owns the columns of chunk x for the
-// table rows of range y; every thread owns one pack (or one column) of those columns and
-// scans all ids in token order (tiles staged in shared memory), adding the dout row of each
-// id in its range into its own table elements. No element has two writers and each sums in
+// table rows of range y; the block finds the tokens whose ids fall in its range (all threads
+// test one id each, ballots keep token order), then every thread, owning one pack (or one
+// column) of those columns, adds their dout rows into its own table elements in token order. No element has two writers and each sums in
 // token order, so the result equals the CPU op's bitwise and does not depend on the grid.
 // Cost: every block reads all `rows` ids (4 bytes each, from L2 after the first block), so
 // the id traffic is rows x blocks x 4 bytes, e.g. 8192 tokens x ~1000 blocks = 31 MiB of L2
 // reads for GPT-2, against the 12 MiB (bf16) to 25 MiB (f32) of dout it must read anyway;
-// dout and dtable traffic is the minimum (each dout element read once, by its owner).
+// dout and dtable traffic is the minimum (each dout element read once, by its owner). (Each
+// thread testing every id itself made the id scan 128 times the work: 1.2 ms of a GPT-2 small
+// step on an H200, for the token and position tables.)
 // A skewed batch (one id on 10% of the tokens) serialises that id's adds in one block: each
 // add is a dependent read-modify-write of the same table words, which bounds the kernel by
 // the most frequent id's count, not by the batch size over the SMs.
@@ -87,27 +89,57 @@ __device__ __forceinline__ void add_row_pack(float* dtable_row, const T* dout_ro
   }
 }
 
+// Of ids tile[0 .. count), those whose table row lies in [begin, end), in token order: their
+// offsets into matches and their rows into match_rows; returns how many (block-collective,
+// every thread gets the same count). One id per thread per step: ballots order the matches of a
+// warp, per-warp counts in shared memory those of the block.
+__device__ int collect_matches(const std::int32_t* ids, int count, std::int64_t first_id, std::int64_t table_rows,
+                               std::int64_t begin, std::int64_t end, int* matches, std::int64_t* match_rows,
+                               int* warp_counts) {
+  const int lane = static_cast<int>(threadIdx.x % 32), warp = static_cast<int>(threadIdx.x / 32);
+  int found = 0;
+  for (int chunk = 0; chunk < count; chunk += kBackwardThreads) {
+    const int k = chunk + static_cast<int>(threadIdx.x);
+    const std::int64_t row = k < count ? held_row(ids[k], first_id, table_rows) : -1;
+    const bool mine = row >= begin && row < end;
+    const unsigned ballot = __ballot_sync(0xffffffffu, mine);
+    if (lane == 0) warp_counts[warp] = __popc(ballot);
+    __syncthreads();
+    int before = found, total = 0;
+    for (int w = 0; w < kBackwardThreads / 32; ++w) {
+      if (w < warp) before += warp_counts[w];
+      total += warp_counts[w];
+    }
+    if (mine) {
+      const int at = before + __popc(ballot & ((1u << lane) - 1u));
+      matches[at] = k, match_rows[at] = row;
+    }
+    found += total;
+    __syncthreads();  // warp_counts is rewritten by the next chunk
+  }
+  return found;
+}
+
 template <class T, bool kPacked>
 __global__ void __launch_bounds__(kBackwardThreads)
     embedding_backward_kernel(float* dtable, std::int64_t table_rows, const T* dout, const std::int32_t* ids,
                               std::int64_t first_id, std::int64_t rows, int channels, std::int64_t rows_per_range) {
   constexpr int width = kPacked ? Pack<T>::kWidth : 1;
-  __shared__ std::int32_t tile[kIdTile];
+  __shared__ int matches[kIdTile];
+  __shared__ std::int64_t match_rows[kIdTile];
+  __shared__ int warp_counts[kBackwardThreads / 32];
   const int c = (static_cast<int>(blockIdx.x) * kBackwardThreads + static_cast<int>(threadIdx.x)) * width;
   const std::int64_t range_begin = static_cast<std::int64_t>(blockIdx.y) * rows_per_range;
   const std::int64_t range_end = range_begin + rows_per_range < table_rows ? range_begin + rows_per_range : table_rows;
   for (std::int64_t tile_begin = 0; tile_begin < rows; tile_begin += kIdTile) {
     const int count = static_cast<int>(rows - tile_begin < kIdTile ? rows - tile_begin : kIdTile);
-    for (int k = static_cast<int>(threadIdx.x); k < count; k += kBackwardThreads) tile[k] = ids[tile_begin + k];
-    __syncthreads();
+    const int found = collect_matches(ids + tile_begin, count, first_id, table_rows, range_begin, range_end, matches,
+                                      match_rows, warp_counts);
     if (c < channels) {
-      for (int k = 0; k < count; ++k) {  // token order: the sum order of the CPU op
-        const std::int64_t row = held_row(tile[k], first_id, table_rows);
-        if (row < range_begin || row >= range_end) continue;
-        add_row_pack<T, width>(dtable + row * channels, dout + (tile_begin + k) * channels, c);
-      }
+      for (int m = 0; m < found; ++m)  // token order: the sum order of the CPU op
+        add_row_pack<T, width>(dtable + match_rows[m] * channels, dout + (tile_begin + matches[m]) * channels, c);
     }
-    __syncthreads();  // the next tile overwrites what slower threads may still read
+    __syncthreads();  // the next tile overwrites the matches slower threads may still read
   }
 }
 

@@ -258,24 +258,33 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(AttentionShape 
 
 // ---- backward: dq -----------------------------------------------------------------------------
 
-// delta = dout . out of query i0 + slot for each of the block's rows (each warp its 16), into
-// shared; lse in log2 units (+inf past Tq).
+// delta = dout . out of queries i0 .. i0 + kBlockRows - 1, into shared, and their lse in log2
+// units (+inf past Tq). Two threads per row, each half of it in 16-byte words, so the loads of
+// all rows are in flight at once (a warp walking its rows one by one stalled on each in turn).
+template <int kD>
 __device__ void query_statistics(const AttentionShape& shape, const AttentionBackward<bf16>& args, int64_t b,
                                  int64_t h, int64_t i0, float* delta, float* lse_log2) {
-  for (int r = 0; r < kWarpRows; ++r) {
-    const int slot = warp_id() * kWarpRows + r;
-    const int64_t i = i0 + slot;
-    float sum = 0.0f;
-    if (i < shape.tq) {
-      const bf16* dout = args.dout.row(b, i, h);
-      const bf16* out = args.out.row(b, i, h);
-      for (int d = lane_id(); d < shape.dim; d += 32) sum += __bfloat162float(dout[d]) * __bfloat162float(out[d]);
+  static_assert(kThreads == 2 * kBlockRows, "two threads per row");
+  constexpr int kWords = kD / 16;  // 16-byte words per half row
+  const int slot = static_cast<int>(threadIdx.x) / 2, half = static_cast<int>(threadIdx.x) % 2;
+  const int64_t i = i0 + slot;
+  float sum = 0.0f;
+  if (i < shape.tq) {
+    const bf16* dout = args.dout.row(b, i, h) + half * (kD / 2);
+    const bf16* out = args.out.row(b, i, h) + half * (kD / 2);
+    KILN_UNROLL
+    for (int w = 0; w < kWords; ++w) {
+      float g[8], o[8];
+      Pack<bf16>::load(dout + 8 * w, g);
+      Pack<bf16>::load(out + 8 * w, o);
+      KILN_UNROLL
+      for (int e = 0; e < 8; ++e) sum += g[e] * o[e];
     }
-    sum = warp_sum(sum);
-    if (lane_id() == 0) {
-      delta[slot] = sum;
-      lse_log2[slot] = i < shape.tq ? args.lse[(b * shape.heads + h) * shape.tq + i] * kLog2e : INFINITY;
-    }
+  }
+  sum += __shfl_xor_sync(kFullWarp, sum, 1);
+  if (half == 0) {
+    delta[slot] = sum;
+    lse_log2[slot] = i < shape.tq ? args.lse[(b * shape.heads + h) * shape.tq + i] * kLog2e : INFINITY;
   }
 }
 
@@ -294,7 +303,7 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(AttentionShape shape
   const int64_t kv_head = h / (shape.heads / shape.kv_heads);
   const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
   query_ranges(shape, doc, i0, range_lo, range_hi);
-  query_statistics(shape, args, b, h, i0, delta_of, lse_of);
+  query_statistics<kD>(shape, args, b, h, i0, delta_of, lse_of);
   __syncthreads();
   const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
 
@@ -425,7 +434,7 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(AttentionShape sha
     stage_rows<kD>(dout_tile, kRowStride, args.dout, b, q0, count, h, kQueries);
     stage_rows_transposed<kD>(qt_tile, kTStride, args.q, b, q0, count, h, kQueries);
     stage_rows_transposed<kD>(doutt_tile, kTStride, args.dout, b, q0, count, h, kQueries);
-    query_statistics(shape, args, b, h, q0, delta_of, lse_of);
+    query_statistics<kD>(shape, args, b, h, q0, delta_of, lse_of);
     __syncthreads();
 
     // Transposed: rows are this warp's keys, columns the tile's queries.
