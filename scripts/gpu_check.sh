@@ -76,10 +76,20 @@ profile_step() {
   local family
   for family in gpt2 llama; do
     KILN_BENCH_FAMILY=$family KILN_BENCH_WRAP="ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --log-file $logs/ncu_$family.csv" \
-      KILN_BENCH_WRAP_LOG=$logs/ncu_train.log timeout 200 "$root/scripts/bench_train_gpu.sh" "$kiln" 3
+      KILN_BENCH_WRAP_LOG=/tmp/ncu_train_$family.log timeout 200 "$root/scripts/bench_train_gpu.sh" "$kiln" 3
     echo "per-kernel time of a $family bf16 step at batch 8 (ncu, mean of 3 steps):"
     python3 "$root/scripts/ncu_kernel_table.py" "$logs/ncu_$family.csv" 3 20 | sed 's/^/    /'
   done
+  # Why the tensor-core attention kernels run where they do: throughput, occupancy and warp stall
+  # reasons of one launch each at GPT-2 small's shape (into ncu_attention.txt).
+  local kernel
+  for kernel in flash_forward_kernel flash_dq_kernel flash_dkdv_kernel; do
+    timeout 90 ncu --clock-control none --kernel-name "regex:$kernel" --launch-count 1 --section SpeedOfLight \
+      --section Occupancy --section WarpStateStats --section LaunchStats "$bundle/bin/kiln_cuda_attention_bench" 8 1024 12 12 64 1 \
+      >>"$logs/ncu_attention.txt" 2>&1
+  done
+  grep -E '^  [a-z_]+_kernel|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Stall|One or More' \
+    "$logs/ncu_attention.txt" | head -40 | sed 's/^/    /'
 }
 
 check() {

@@ -31,10 +31,15 @@ using namespace attention_detail;
 using bf16 = __nv_bfloat16;
 using std::int64_t;
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kWarpRows = 16;                   // one mma row tile per warp
-constexpr int kBlockRows = kWarps * kWarpRows;  // queries (forward, dq) or keys (dk, dv) per block
+constexpr int kWarpRows = 16;  // one mma row tile per warp
+// A block is kWarps warps (4 or 8, flash_attention_block_warps) owning 16 * kWarps rows:
+// queries (forward, dq) or keys (dk, dv).
+template <int kWarps>
+struct BlockShape {
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kRows = kWarpRows * kWarps;
+};
+int block_warps = 4;
 constexpr int kPad = 8;                         // bf16 per shared row beyond its data
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -47,7 +52,7 @@ __device__ __forceinline__ int member_of_lane() { return lane_id() & 3; }  // th
 
 // dst[r * stride + d] <- element d of row (b, t0 + r, h), r < rows; zeros for r >= n. 16-byte
 // words, consecutive threads along a row.
-template <int kD>
+template <int kD, int kThreads>
 __device__ void stage_rows(bf16* dst, int stride, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n,
                            int64_t h, int rows) {
   constexpr int kWords = kD / 8;
@@ -60,7 +65,7 @@ __device__ void stage_rows(bf16* dst, int stride, const HeadTensor<const bf16>& 
 
 // dst[d * stride + r] <- the same elements transposed; consecutive threads take consecutive
 // rows, so the 2-byte stores of a warp fill consecutive words.
-template <int kD>
+template <int kD, int kThreads>
 __device__ void stage_rows_transposed(bf16* dst, int stride, const HeadTensor<const bf16>& x, int64_t b, int64_t t0,
                                       int64_t n, int64_t h, int rows) {
   for (int e = static_cast<int>(threadIdx.x); e < rows * (kD / 8); e += kThreads) {
@@ -136,7 +141,7 @@ __device__ void store_rows(bf16* row0, bf16* row8, const MmaAccumulator (&acc)[k
   }
 }
 
-// The ranges of keys that queries i0 .. i0 + kBlockRows - 1 see, into lo/hi (each warp its 16).
+// The ranges of keys that the block's queries from i0 see, into lo/hi (each warp its 16).
 __device__ void query_ranges(const AttentionShape& shape, const std::int32_t* doc, int64_t i0, int64_t* lo,
                              int64_t* hi) {
   for (int r = 0; r < kWarpRows; ++r) {
@@ -150,8 +155,10 @@ __device__ void query_ranges(const AttentionShape& shape, const std::int32_t* do
 
 // ---- forward ----------------------------------------------------------------------------------
 
-template <int kD>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(AttentionShape shape, AttentionForward<bf16> args) {
+template <int kD, int kWarps>
+__global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
+    flash_forward_kernel(AttentionShape shape, AttentionForward<bf16> args) {
+  constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
   constexpr int kKeys = 64;  // keys per tile
   constexpr int kKStride = kD + kPad, kVtStride = kKeys + kPad;
   constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kKeys / 8;
@@ -189,8 +196,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(AttentionShape 
   for (int64_t k0 = block_keys.lo; k0 < block_keys.hi; k0 += kKeys) {
     const int64_t n = smaller(kKeys, shape.tk - k0);
     __syncthreads();  // the previous tile is read
-    stage_rows<kD>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
-    stage_rows_transposed<kD>(vt_tile, kVtStride, args.v, b, k0, n, kv_head, kKeys);
+    stage_rows<kD, kThreads>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
+    stage_rows_transposed<kD, kThreads>(vt_tile, kVtStride, args.v, b, k0, n, kv_head, kKeys);
     __syncthreads();
 
     MmaAccumulator score[kKeyTiles];
@@ -258,22 +265,23 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(AttentionShape 
 
 // ---- backward: dq -----------------------------------------------------------------------------
 
-// delta = dout . out of queries i0 .. i0 + kBlockRows - 1, into shared, and their lse in log2
-// units (+inf past Tq). Two threads per row, each half of it in 16-byte words, so the loads of
-// all rows are in flight at once (a warp walking its rows one by one stalled on each in turn).
-template <int kD>
+// delta = dout . out of queries i0 .. i0 + kRows - 1, into shared, and their lse in log2 units
+// (+inf past Tq). kThreads / kRows threads per row (2 or 4), each its share of the row in
+// 16-byte words, so the loads of all rows are in flight at once (a warp walking its rows one by
+// one stalled on each in turn).
+template <int kD, int kThreads, int kRows>
 __device__ void query_statistics(const AttentionShape& shape, const AttentionBackward<bf16>& args, int64_t b,
                                  int64_t h, int64_t i0, float* delta, float* lse_log2) {
-  static_assert(kThreads == 2 * kBlockRows, "two threads per row");
-  constexpr int kWords = kD / 16;  // 16-byte words per half row
-  const int slot = static_cast<int>(threadIdx.x) / 2, half = static_cast<int>(threadIdx.x) % 2;
+  constexpr int kPerRow = kThreads / kRows, kShare = kD / kPerRow;
+  static_assert(kPerRow * kRows == kThreads && kShare % 8 == 0, "whole 16-byte words per thread");
+  const int slot = static_cast<int>(threadIdx.x) / kPerRow, part = static_cast<int>(threadIdx.x) % kPerRow;
   const int64_t i = i0 + slot;
   float sum = 0.0f;
   if (i < shape.tq) {
-    const bf16* dout = args.dout.row(b, i, h) + half * (kD / 2);
-    const bf16* out = args.out.row(b, i, h) + half * (kD / 2);
+    const bf16* dout = args.dout.row(b, i, h) + part * kShare;
+    const bf16* out = args.out.row(b, i, h) + part * kShare;
     KILN_UNROLL
-    for (int w = 0; w < kWords; ++w) {
+    for (int w = 0; w < kShare / 8; ++w) {
       float g[8], o[8];
       Pack<bf16>::load(dout + 8 * w, g);
       Pack<bf16>::load(out + 8 * w, o);
@@ -281,15 +289,18 @@ __device__ void query_statistics(const AttentionShape& shape, const AttentionBac
       for (int e = 0; e < 8; ++e) sum += g[e] * o[e];
     }
   }
-  sum += __shfl_xor_sync(kFullWarp, sum, 1);
-  if (half == 0) {
+  KILN_UNROLL
+  for (int offset = 1; offset < kPerRow; offset <<= 1) sum += __shfl_xor_sync(kFullWarp, sum, offset);
+  if (part == 0) {
     delta[slot] = sum;
     lse_log2[slot] = i < shape.tq ? args.lse[(b * shape.heads + h) * shape.tq + i] * kLog2e : INFINITY;
   }
 }
 
-template <int kD>
-__global__ void __launch_bounds__(kThreads) flash_dq_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
+template <int kD, int kWarps>
+__global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
+    flash_dq_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
+  constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
   constexpr int kKeys = 64;
   constexpr int kKStride = kD + kPad, kKtStride = kKeys + kPad;
   constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kKeys / 8;
@@ -303,7 +314,7 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(AttentionShape shape
   const int64_t kv_head = h / (shape.heads / shape.kv_heads);
   const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
   query_ranges(shape, doc, i0, range_lo, range_hi);
-  query_statistics<kD>(shape, args, b, h, i0, delta_of, lse_of);
+  query_statistics<kD, kThreads, kBlockRows>(shape, args, b, h, i0, delta_of, lse_of);
   __syncthreads();
   const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
 
@@ -333,9 +344,9 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(AttentionShape shape
   for (int64_t k0 = block_keys.lo; k0 < block_keys.hi; k0 += kKeys) {
     const int64_t n = smaller(kKeys, shape.tk - k0);
     __syncthreads();
-    stage_rows<kD>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
-    stage_rows<kD>(v_tile, kKStride, args.v, b, k0, n, kv_head, kKeys);
-    stage_rows_transposed<kD>(kt_tile, kKtStride, args.k, b, k0, n, kv_head, kKeys);
+    stage_rows<kD, kThreads>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
+    stage_rows<kD, kThreads>(v_tile, kKStride, args.v, b, k0, n, kv_head, kKeys);
+    stage_rows_transposed<kD, kThreads>(kt_tile, kKtStride, args.k, b, k0, n, kv_head, kKeys);
     __syncthreads();
     // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v; per 8-key tile.
     MmaAccumulator ds[kKeyTiles];
@@ -371,8 +382,10 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(AttentionShape shape
 
 // ---- backward: dk, dv -------------------------------------------------------------------------
 
-template <int kD>
-__global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
+template <int kD, int kWarps>
+__global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
+    flash_dkdv_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
+  constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
   constexpr int kQueries = 64;  // queries per tile
   constexpr int kRowStride = kD + kPad, kTStride = kQueries + kPad;
   constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kQueryTiles = kQueries / 8;
@@ -388,8 +401,8 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(AttentionShape sha
   const int64_t offset = shape.tk - shape.tq;
   const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
   // The run of each key of the block: query position p sees key j when lo_j <= p < hi_j (and,
-  // when causal, j <= p). Warps 0 and 1 take 32 keys each.
-  if (warp_id() < 2) {
+  // when causal, j <= p). The first half of the warps take 32 keys each.
+  if (warp_id() < kWarps / 2) {
     const int64_t first = k0 + 32 * warp_id(), count = smaller(32, shape.tk - first);
     KeyRange run{0, shape.tk};
     if (count > 0) run = key_run(doc, first, count, shape.tk);
@@ -430,11 +443,11 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(AttentionShape sha
     const int64_t q0 = first_query + (item % tiles_per_head) * kQueries;
     const int64_t count = smaller(kQueries, first_query + queries - q0);
     __syncthreads();  // the previous tile is read
-    stage_rows<kD>(q_tile, kRowStride, args.q, b, q0, count, h, kQueries);
-    stage_rows<kD>(dout_tile, kRowStride, args.dout, b, q0, count, h, kQueries);
-    stage_rows_transposed<kD>(qt_tile, kTStride, args.q, b, q0, count, h, kQueries);
-    stage_rows_transposed<kD>(doutt_tile, kTStride, args.dout, b, q0, count, h, kQueries);
-    query_statistics<kD>(shape, args, b, h, q0, delta_of, lse_of);
+    stage_rows<kD, kThreads>(q_tile, kRowStride, args.q, b, q0, count, h, kQueries);
+    stage_rows<kD, kThreads>(dout_tile, kRowStride, args.dout, b, q0, count, h, kQueries);
+    stage_rows_transposed<kD, kThreads>(qt_tile, kTStride, args.q, b, q0, count, h, kQueries);
+    stage_rows_transposed<kD, kThreads>(doutt_tile, kTStride, args.dout, b, q0, count, h, kQueries);
+    query_statistics<kD, kThreads, kQueries>(shape, args, b, h, q0, delta_of, lse_of);
     __syncthreads();
 
     // Transposed: rows are this warp's keys, columns the tile's queries.
@@ -490,6 +503,28 @@ bool rows_aligned(const HeadTensor<T>& x) {
 
 unsigned tiles(int64_t count, int64_t tile) { return static_cast<unsigned>((count + tile - 1) / tile); }
 
+template <int kWarps>
+void launch_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
+  using Block = BlockShape<kWarps>;
+  const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
+  if (shape.dim == 64) {
+    KILN_LAUNCH_NAMED("flash_forward_kernel", (&flash_forward_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+  } else {
+    KILN_LAUNCH_NAMED("flash_forward_kernel", (&flash_forward_kernel<128, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+  }
+}
+
+template <int kWarps>
+void launch_backward(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
+  using Block = BlockShape<kWarps>;
+  if (shape.tq > 0) {
+    const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
+    KILN_LAUNCH_NAMED("flash_dq_kernel", (&flash_dq_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+  }
+  const dim3 grid(tiles(shape.tk, Block::kRows), static_cast<unsigned>(shape.kv_heads), static_cast<unsigned>(shape.batch));
+  KILN_LAUNCH_NAMED("flash_dkdv_kernel", (&flash_dkdv_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+}
+
 }  // namespace
 
 bool flash_attention_forward_supports(const AttentionShape& shape, const AttentionForward<bf16>& args) {
@@ -503,23 +538,23 @@ bool flash_attention_backward_supports(const AttentionShape& shape, const Attent
          rows_aligned(args.out);
 }
 
+void set_flash_attention_block_warps(int warps) {
+  if (warps != 4 && warps != 8)
+    cuda_launch::fail_kernel_argument("flash_attention", "a block is 4 or 8 warps");
+  block_warps = warps;
+}
+
+int flash_attention_block_warps() { return block_warps; }
+
 // Shapes and pointers were checked by attention.cu's launchers, which call these.
 void flash_attention_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
-  const dim3 grid(tiles(shape.tq, kBlockRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
-  if (shape.dim == 64) {
-    KILN_LAUNCH(flash_forward_kernel<64>, grid, dim3(kThreads), 0, stream, shape, args);
-  } else {
-    KILN_LAUNCH(flash_forward_kernel<128>, grid, dim3(kThreads), 0, stream, shape, args);
-  }
+  if (block_warps == 8) return launch_forward<8>(shape, args, stream);
+  launch_forward<4>(shape, args, stream);
 }
 
 void flash_attention_backward(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
-  if (shape.tq > 0) {
-    const dim3 grid(tiles(shape.tq, kBlockRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
-    KILN_LAUNCH(flash_dq_kernel<64>, grid, dim3(kThreads), 0, stream, shape, args);
-  }
-  const dim3 grid(tiles(shape.tk, kBlockRows), static_cast<unsigned>(shape.kv_heads), static_cast<unsigned>(shape.batch));
-  KILN_LAUNCH(flash_dkdv_kernel<64>, grid, dim3(kThreads), 0, stream, shape, args);
+  if (block_warps == 8) return launch_backward<8>(shape, args, stream);
+  launch_backward<4>(shape, args, stream);
 }
 
 }  // namespace kiln::KILN_CUDA_NS

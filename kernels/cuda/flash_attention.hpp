@@ -6,7 +6,8 @@
 // probabilities (and their gradients) enter the second product of each pass rounded to bf16, as
 // in FlashAttention-2, so results agree with the f32 CUDA-core kernels to bf16 accuracy, not
 // bitwise. Still deterministic: no atomics, a fixed order per output element.
-//   mma.sync m16n8k16 (bf16 in, f32 accumulate), one 16-row tile per warp, 4 warps per block:
+//   mma.sync m16n8k16 (bf16 in, f32 accumulate), one 16-row tile per warp, 4 warps per block
+//   (or 8: set_flash_attention_block_warps), shown for 4:
 //   forward  grid (Tq / 64, Hq, B): a warp's 16 queries walk 64-key tiles with an online softmax
 //   dq       grid (Tq / 64, Hq, B): the same walk, dq += ds k
 //   dk, dv   grid (Tk / 64, Hkv, B): a warp's 16 keys walk every (query head of the group, query
@@ -20,6 +21,11 @@ namespace kiln::KILN_CUDA_NS {
 // elements).
 bool flash_attention_forward_supports(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args);
 bool flash_attention_backward_supports(const AttentionShape& shape, const AttentionBackward<__nv_bfloat16>& args);
+
+// Warps per block, 4 (the default) or 8: a benchmark's knob (scripts/bench_attention_gpu.sh
+// compares them); anything else is kiln::Error. Process-wide, not thread-safe.
+void set_flash_attention_block_warps(int warps);
+int flash_attention_block_warps();
 
 void flash_attention_forward(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args,
                              cudaStream_t stream);

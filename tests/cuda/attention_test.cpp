@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/flash_attention.hpp"
 #include "kernels/ops.hpp"
 #include "tests/core/error_testing.hpp"
 #include "tests/cuda/device_tensor.hpp"
@@ -23,6 +24,7 @@ namespace kiln::cuda_test {
 namespace {
 
 using kiln::testing::error_of;
+namespace device = kiln::KILN_CUDA_NS;
 
 struct AttentionCase {
   std::int64_t batch, tq, tk, heads, kv_heads, dim;
@@ -175,6 +177,17 @@ TEST_P(CudaAttention, TensorCoreTilesWithGqaDocumentsAndAKvCacheMatchTheCpuOp) {
   check_case({1, 80, 80, 4, 1, 64, false, true}, GetParam());
   check_case({1, 5, 140, 2, 1, 64, true, true}, GetParam());
   check_case({1, 70, 70, 2, 1, 128, true, true}, GetParam());
+}
+
+TEST_P(CudaAttention, TensorCoreBlocksOfEightWarpsMatchTheCpuOp) {
+  device::set_flash_attention_block_warps(8);
+  check_case({2, 130, 130, 4, 2, 64, true, true}, GetParam());
+  check_case({1, 200, 200, 2, 1, 64, false, false}, GetParam());
+  check_case({1, 5, 140, 2, 1, 64, true, true}, GetParam());
+  check_case({1, 70, 70, 2, 1, 128, true, false}, GetParam());
+  device::set_flash_attention_block_warps(4);
+  EXPECT_THROW(device::set_flash_attention_block_warps(6), kiln::Error);
+  EXPECT_EQ(device::flash_attention_block_warps(), 4);
 }
 
 TEST_P(CudaAttention, QueriesThatAreTheLastOfTheKeysMatchTheCpuOp) {  // decoding with a KV cache

@@ -1,0 +1,84 @@
+// Attention on the GPU: kiln::ops::flash_attention_forward/backward on bf16 device tensors
+// (the tensor-core kernels where they apply, kernels/cuda/flash_attention.cu), each block size
+// in turn, causal, q/k/v as separate [B, T, H, D] tensors. A benchmark, not a test: prints one
+// line per block size,
+//   attention B T H/KV D warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>
+// counting 4 B H T^2 D / 2 FLOPs forward (causal: half the score matrix) and 2.5 times that
+// backward, the convention FlashAttention's papers use. scripts/bench_attention_torch.py times
+// PyTorch's scaled_dot_product_attention on the same shapes.
+// usage: kiln_cuda_attention_bench B T H KV D [REPS]
+#include <fmt/format.h>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/flash_attention.hpp"
+#include "kernels/ops.hpp"
+#include "tests/cuda/device_tensor.hpp"
+#include "tests/cuda/kernel_reference.hpp"
+#include "tests/cuda/test_device.hpp"
+
+namespace {
+
+using kiln::DType;
+using kiln::Shape;
+using kiln::cuda_test::DeviceTensor;
+
+double seconds_per_call(int reps, const std::function<void()>& call) {
+  for (int i = 0; i < 3; ++i) call();  // warm-up: module load, caches
+  cudaDeviceSynchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) call();
+  cudaDeviceSynchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  if (argc < 6) {
+    fmt::print(stderr, "usage: kiln_cuda_attention_bench B T H KV D [REPS]\n");
+    return 2;
+  }
+  const std::int64_t B = std::atoll(argv[1]), T = std::atoll(argv[2]), H = std::atoll(argv[3]),
+                     KV = std::atoll(argv[4]), D = std::atoll(argv[5]);
+  const int reps = argc > 6 ? std::atoi(argv[6]) : 20;
+  kiln::cuda_test::select_the_test_device();
+  const Shape q_shape{B, T, H, D}, kv_shape{B, T, KV, D}, lse_shape{B, H, T};
+  const auto values = [](const Shape& shape, std::uint32_t seed) {
+    return kiln::cuda_test::random_values(static_cast<std::size_t>(shape.numel()), seed, -1.0f, 1.0f);
+  };
+  const DeviceTensor q(values(q_shape, 1), DType::BF16, q_shape), k(values(kv_shape, 2), DType::BF16, kv_shape),
+      v(values(kv_shape, 3), DType::BF16, kv_shape), dout(values(q_shape, 4), DType::BF16, q_shape);
+  const DeviceTensor out(DType::BF16, q_shape), lse(DType::F32, lse_shape), dq(DType::BF16, q_shape),
+      dk(DType::BF16, kv_shape), dv(DType::BF16, kv_shape);
+  const kiln::ops::AttentionOptions options{.causal = true, .softmax_scale = 0.0};
+  const double forward_flops = 4.0 * B * H * T * T * D / 2.0, backward_flops = 2.5 * forward_flops;
+  for (const int warps : {4, 8}) {
+    kiln::cuda::set_flash_attention_block_warps(warps);
+    const double forward = seconds_per_call(reps, [&] {
+      kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options);
+    });
+    const double backward = seconds_per_call(reps, [&] {
+      kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options);
+    });
+    fmt::print("attention B{} T{} H{}/{} D{} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n", B,
+               T, H, KV, D, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
+               backward_flops / backward / 1e12);
+  }
+  kiln::cuda::set_flash_attention_block_warps(4);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {
+    fmt::print(stderr, "kiln_cuda_attention_bench: {}\n", error.what());
+    return 1;
+  }
+}
