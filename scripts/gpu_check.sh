@@ -30,7 +30,7 @@ pack() {
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
   cp "$gpu_build/trainer/cli/kiln" "$gpu_build/tests/kiln_unit_tests" \
      "$gpu_build/tests/kiln_kernels_bench" "$gpu_build/tests/kiln_train_step_bench" \
-     "$gpu_build/tests/kiln_cuda_tests" "$bundle/bin/"
+     "$gpu_build/tests/kiln_cuda_tests" "$gpu_build/tests/kiln_cuda_attention_bench" "$bundle/bin/"
   cp -r "$root/tests/fixtures" "$bundle/fixtures"
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
@@ -118,6 +118,16 @@ check() {
   printf '%-32s %s\n' "CUDA tests (real GPU)" "${cuda_tests:-did not finish: $(tail -1 "$logs/cuda_tests.log")}"
   awk '/tests?, listed below/ {listed = 1; next} listed && /^\[  FAILED  \]/ {print "    " $4}' \
     "$logs/cuda_tests.log" | head -20
+  # The attention kernels beside PyTorch's scaled_dot_product_attention (FlashAttention-2) on
+  # the shapes of GPT-2 small, the Llama bench (GQA 12/4) and a 128-dim head.
+  echo "attention kernels (causal bf16, kiln per block size, then PyTorch SDPA):"
+  local shape
+  for shape in "8 1024 12 12 64" "8 1024 12 4 64" "4 2048 16 16 128"; do
+    # shellcheck disable=SC2086
+    timeout 60 "$bundle/bin/kiln_cuda_attention_bench" $shape 20 2>&1 | tee -a "$logs/bench.log" | sed 's/^/    /'
+    # shellcheck disable=SC2086
+    timeout 60 python3 "$root/scripts/bench_attention_torch.py" $shape 20 2>&1 | tee -a "$logs/bench.log" | tail -1 | sed 's/^/    /'
+  done
   # kiln train on the GPU (scripts/bench_train_gpu.sh) beside PyTorch on the same shape:
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
   # SwiGLU 2048) and a batch of 16.
