@@ -130,12 +130,10 @@ check() {
   done
   # kiln train on the GPU (scripts/bench_train_gpu.sh) beside PyTorch on the same shape:
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
-  # SwiGLU 2048) and a batch of 16.
+  # SwiGLU 2048), =2 also a batch of 16.
   train_row gpt2 8
-  if [[ ${KILN_GPU_CHECK_EXTRA:-0} == 1 ]]; then
-    train_row llama 8
-    train_row gpt2 16
-  fi
+  [[ ${KILN_GPU_CHECK_EXTRA:-0} -ge 1 ]] && train_row llama 8
+  [[ ${KILN_GPU_CHECK_EXTRA:-0} -ge 2 ]] && train_row gpt2 16
   # KILN_GPU_CHECK_SANITIZE=1: the attention and model-on-the-device tests under compute-sanitizer's
   # memcheck (out-of-bounds and misaligned accesses the emulator's bounds checks could miss).
   if [[ ${KILN_GPU_CHECK_SANITIZE:-0} == 1 ]] && command -v compute-sanitizer >/dev/null; then
