@@ -7,14 +7,19 @@ usage: bench_attention_torch.py B T H KV D [REPS]
 prints: "torch-attention B<B> T<T> H<H>/<KV> D<D>: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>" """
 import statistics
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
 
 
 def median_ms(call, reps):
-    for _ in range(3):
-        call()
+    # Half a second of calls first: an idle GPU holds its clocks low.
+    warm_until = time.perf_counter() + 0.5
+    while time.perf_counter() < warm_until:
+        for _ in range(10):
+            call()
+        torch.cuda.synchronize()
     times = []
     for _ in range(reps):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
