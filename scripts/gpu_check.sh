@@ -92,6 +92,19 @@ profile_step() {
     "$logs/ncu_attention.txt" | head -40 | sed 's/^/    /'
 }
 
+# The attention kernels beside PyTorch's scaled_dot_product_attention (FlashAttention-2) on the
+# shapes of GPT-2 small, the Llama bench (GQA 12/4) and a 128-dim head. Uses check()'s logs.
+attention_rows() {
+  echo "attention kernels (causal bf16, kiln per block size, then PyTorch SDPA):"
+  local shape
+  for shape in "8 1024 12 12 64" "8 1024 12 4 64" "4 2048 16 16 128"; do
+    # shellcheck disable=SC2086
+    timeout 60 "$bundle/bin/kiln_cuda_attention_bench" $shape 50 2>&1 | tee -a "$logs/bench.log" | sed 's/^/    /'
+    # shellcheck disable=SC2086
+    timeout 60 python3 "$root/scripts/bench_attention_torch.py" $shape 50 2>&1 | tee -a "$logs/bench.log" | tail -1 | sed 's/^/    /'
+  done
+}
+
 check() {
   [[ -d $bundle || ! -f $bundle.tar.gz ]] || tar -xzf "$bundle.tar.gz" -C "$root"
   [[ -d $bundle ]] || { echo "no gpu_bundle.tar.gz: run scripts/gpu_check.sh --pack here first and carry it" >&2; exit 1; }
@@ -109,25 +122,17 @@ check() {
   # Full logs go to $KILN_GPU_CHECK_LOGS (the device tool's $OUT when set) for reading later.
   local logs=${KILN_GPU_CHECK_LOGS:-${OUT:-$(mktemp -d)}}
   mkdir -p "$logs"
-  # The GPU first: device time is what a lease is short of. KILN_GPU_CHECK_ONLY=profile runs the
-  # per-kernel breakdown alone.
+  # The GPU first: device time is what a lease is short of. KILN_GPU_CHECK_ONLY=profile or
+  # =attention runs the per-kernel breakdown or the attention benchmarks alone.
   [[ ${KILN_GPU_CHECK_ONLY:-} == profile ]] && { profile_step; return; }
+  [[ ${KILN_GPU_CHECK_ONLY:-} == attention ]] && { attention_rows; return; }
   local cuda_tests
   (cd "$bundle" && timeout 180 "$bundle/bin/kiln_cuda_tests" >"$logs/cuda_tests.log" 2>&1)
   cuda_tests=$(grep -E '^\[  (PASSED|FAILED)  \] [0-9]+ tests?[,.]' "$logs/cuda_tests.log" | tr '\n' ' ')
   printf '%-32s %s\n' "CUDA tests (real GPU)" "${cuda_tests:-did not finish: $(tail -1 "$logs/cuda_tests.log")}"
   awk '/tests?, listed below/ {listed = 1; next} listed && /^\[  FAILED  \]/ {print "    " $4}' \
     "$logs/cuda_tests.log" | head -20
-  # The attention kernels beside PyTorch's scaled_dot_product_attention (FlashAttention-2) on
-  # the shapes of GPT-2 small, the Llama bench (GQA 12/4) and a 128-dim head.
-  echo "attention kernels (causal bf16, kiln per block size, then PyTorch SDPA):"
-  local shape
-  for shape in "8 1024 12 12 64" "8 1024 12 4 64" "4 2048 16 16 128"; do
-    # shellcheck disable=SC2086
-    timeout 60 "$bundle/bin/kiln_cuda_attention_bench" $shape 20 2>&1 | tee -a "$logs/bench.log" | sed 's/^/    /'
-    # shellcheck disable=SC2086
-    timeout 60 python3 "$root/scripts/bench_attention_torch.py" $shape 20 2>&1 | tee -a "$logs/bench.log" | tail -1 | sed 's/^/    /'
-  done
+  attention_rows
   # kiln train on the GPU (scripts/bench_train_gpu.sh) beside PyTorch on the same shape:
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
   # SwiGLU 2048), =2 also a batch of 16.
