@@ -141,6 +141,22 @@ __device__ void store_rows(bf16* row0, bf16* row8, const MmaAccumulator (&acc)[k
   }
 }
 
+// The scores and the probability gradients' dot products of one 8-column tile t, over the head
+// dim: score = rows_a . columns of tile_a, dp = rows_b . columns of tile_b (dq: q k^T and
+// dout v^T; dk, dv: the same transposed, k q^T and v dout^T).
+template <int kDSteps>
+__device__ __forceinline__ void scores_and_dp(MmaAccumulator& score, MmaAccumulator& dp,
+                                              const MmaFragmentA (&rows_a)[kDSteps], const bf16* tile_a,
+                                              const MmaFragmentA (&rows_b)[kDSteps], const bf16* tile_b, int stride,
+                                              int t) {
+  score = zero_accumulator(), dp = zero_accumulator();
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) {
+    mma_m16n8k16(score, rows_a[s], b_from_shared(tile_a, stride, 8 * t, 16 * s), score);
+    mma_m16n8k16(dp, rows_b[s], b_from_shared(tile_b, stride, 8 * t, 16 * s), dp);
+  }
+}
+
 // The ranges of keys that the block's queries from i0 see, into lo/hi (each warp its 16).
 __device__ void query_ranges(const AttentionShape& shape, const std::int32_t* doc, int64_t i0, int64_t* lo,
                              int64_t* hi) {
@@ -352,12 +368,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     MmaAccumulator ds[kKeyTiles];
     KILN_UNROLL
     for (int t = 0; t < kKeyTiles; ++t) {
-      MmaAccumulator score = zero_accumulator(), dp = zero_accumulator();
-      KILN_UNROLL
-      for (int s = 0; s < kDSteps; ++s) {
-        mma_m16n8k16(score, q[s], b_from_shared(k_tile, kKStride, 8 * t, 16 * s), score);
-        mma_m16n8k16(dp, dout[s], b_from_shared(v_tile, kKStride, 8 * t, 16 * s), dp);
-      }
+      MmaAccumulator score, dp;
+      scores_and_dp(score, dp, q, k_tile, dout, v_tile, kKStride, t);
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
@@ -454,12 +466,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     MmaAccumulator p[kQueryTiles], ds[kQueryTiles];
     KILN_UNROLL
     for (int t = 0; t < kQueryTiles; ++t) {
-      MmaAccumulator score = zero_accumulator(), dp = zero_accumulator();
-      KILN_UNROLL
-      for (int s = 0; s < kDSteps; ++s) {
-        mma_m16n8k16(score, k[s], b_from_shared(q_tile, kRowStride, 8 * t, 16 * s), score);
-        mma_m16n8k16(dp, v[s], b_from_shared(dout_tile, kRowStride, 8 * t, 16 * s), dp);
-      }
+      MmaAccumulator score, dp;
+      scores_and_dp(score, dp, k, q_tile, v, dout_tile, kRowStride, t);
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1, column = 8 * t + 2 * member_of_lane() + (e & 1);
