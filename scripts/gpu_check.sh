@@ -137,6 +137,10 @@ check() {
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
   # SwiGLU 2048), =2 also a batch of 16.
   train_row gpt2 8
+  # 200 steps of a small Llama on the CPU (fp32) and on the GPU (fp32, bf16) on the same data.
+  local agree
+  agree=$(timeout 240 "$root/scripts/check_gpu_losses.sh" "$kiln" 200 2>"$logs/gpu_losses.log" | tail -1)
+  printf '%-32s %s\n' "GPU vs CPU losses (200 steps)" "${agree:-failed: $(tail -1 "$logs/gpu_losses.log")}"
   [[ ${KILN_GPU_CHECK_EXTRA:-0} -ge 1 ]] && train_row llama 8
   [[ ${KILN_GPU_CHECK_EXTRA:-0} -ge 2 ]] && train_row gpt2 16
   # KILN_GPU_CHECK_SANITIZE=1: the attention and model-on-the-device tests under compute-sanitizer's
