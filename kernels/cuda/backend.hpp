@@ -65,8 +65,8 @@ class CudaBackend {
   virtual Tensor scalar_slot(int index) = 0;
 
   // ---- ops (arguments already checked by kiln::ops; every tensor on this device) ----------
-  // dst = src for contiguous tensors of the same shape, converting f32 <-> bf16 or copying
-  // when the dtypes match.
+  // dst = src for tensors of the same shape: equal dtypes copy between any strides (a flat
+  // copy when both are contiguous); f32 <-> bf16 convert between contiguous tensors.
   virtual void convert(Tensor dst, Tensor src) = 0;
   virtual void add(Tensor out, Tensor a, Tensor b) = 0;
   virtual void add_to(Tensor dst, Tensor src) = 0;  // also f64 (loss sums)

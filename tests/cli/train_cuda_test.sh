@@ -4,7 +4,8 @@
 # step as the CPU backend does; a run rolled back to a checkpoint resumes bit for bit; a CUDA
 # checkpoint resumes on the CPU; precision auto is bf16 on CUDA and still learns; the banner,
 # meta.json and metrics.jsonl say cuda/bf16; MFU uses log.peak_tflops when given; a device that
-# is not there, cuDNN attention and more than one rank are refused naming the key.
+# is not there, cuDNN attention and more than one rank are refused naming the key; eval, score
+# and generate with --device cuda give the CPU's numbers and tokens.
 # $1: the kiln binary.
 set -uo pipefail
 kiln=$1
@@ -92,11 +93,49 @@ echo step_00000003 >"$bf16_moved/checkpoints/latest"
 check "cuda bf16 checkpoint resumes on the CPU in fp32" train "$bf16_moved" --set train.device=cpu --set train.precision=fp32
 check "cuda bf16 -> cpu fp32 continues within $BF16_RTOL" within "$BF16_RTOL" "$bf16_moved" "$bf16"
 
+# eval, score and generate of the fp32 CPU run's checkpoint with --device cuda: the model, its
+# activations and the KV cache on the device; the same numbers as on the CPU (fp32 either
+# way), and greedy and seeded sampling pick the same tokens.
+ckpt=$work/cpu/checkpoints/step_00000006
+printf '{"text": "The river\\r\\n\\nran"}\n{"text": "# A\\n- b"}\n' >"$work/score.jsonl"
+infer() {  # infer NAME DEVICE VERB ARGS...: stdout to NAME.out
+  local name=$1 device=$2 verb=$3
+  shift 3
+  "$kiln" "$verb" --checkpoint "$ckpt" --device "$device" "$@" >"$work/$name.out" 2>"$work/$name.err" ||
+    { tail -3 "$work/$name.err"; return 1; }
+}
+numbers() { grep -o "\"$2\":\[*[-0-9.e,]*" "$1" | sed 's/^[^:]*:\[*//' | tr ',' '\n' | grep -v '^$'; }
+close() {  # close A B KEY: the numbers under KEY (a value or an array) in two outputs agree within F32_RTOL
+  [[ $(numbers "$1" "$3" | wc -l) -eq $(numbers "$2" "$3" | wc -l) ]] || { echo "value counts differ"; return 1; }
+  paste <(numbers "$1" "$3") <(numbers "$2" "$3") |
+    awk -v tol="$F32_RTOL" '{ d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) worst = r; n++ }
+      END { printf "      worst relative difference of %d values %.3e\n", n, worst; exit !(n > 0 && worst <= tol) }'
+}
+for device in cpu cuda; do
+  check "eval --device $device" infer "eval-$device" "$device" eval --data "$work/data/val.h5" --batches 2
+  check "score --device $device" infer "score-$device" "$device" score --input "$work/score.jsonl" --logprobs
+  check "greedy generate --device $device" infer "greedy-$device" "$device" generate --prompt "The" --temperature 0 \
+    --max-tokens 10
+  check "sampled generate --device $device" infer "sampled-$device" "$device" generate --prompt "The" --top-k 20 \
+    --seed 5 --max-tokens 10
+done
+check "eval reports the device" grep -q '"device":"cuda (emulated device' "$work/eval-cuda.out"
+check "eval loss on cuda within $F32_RTOL of the CPU" close "$work/eval-cuda.out" "$work/eval-cpu.out" loss
+check "score nll on cuda within $F32_RTOL of the CPU" close "$work/score-cuda.out" "$work/score-cpu.out" nll
+check "score logprobs on cuda within $F32_RTOL of the CPU" close "$work/score-cuda.out" "$work/score-cpu.out" logprobs
+check "greedy generate picks the same tokens on cuda" diff "$work/greedy-cuda.out" "$work/greedy-cpu.out"
+check "sampled generate picks the same tokens on cuda" diff "$work/sampled-cuda.out" "$work/sampled-cpu.out"
+check "generate says it ran on the device" grep -q "on cuda (emulated device" "$work/greedy-cuda.err"
+
 # What is refused, and how.
 unset KILN_CUDA_DEVICE
 if ! command -v nvidia-smi >/dev/null 2>&1; then
   expect_error "no GPU: train.device cuda refused naming the key" "train.device: cuda: no usable CUDA device" \
     "$kiln" train "$work/llama.yaml" --run-dir "$work/none" "${on_cuda[@]}"
+  expect_error "no GPU: eval --device cuda refused naming the option" "--device cuda: no usable CUDA device" \
+    "$kiln" eval --checkpoint "$ckpt" --device cuda --data "$work/data/val.h5"
+  check "no GPU: eval --device auto runs on the CPU" grep -q '"device":"cpu"' <("$kiln" eval --checkpoint "$ckpt" \
+    --device auto --data "$work/data/val.h5" --batches 1)
 fi
 expect_error "cudnn attention refused with the fix" "set train.attention: flash" \
   "$kiln" train "$work/llama.yaml" --run-dir "$work/cudnn" --set train.attention=cudnn

@@ -132,6 +132,48 @@ TEST(ModelOnDevice, ForwardAndBackwardMatchTheHost) {
   }
 }
 
+// Incremental decoding with the KV cache on the device (kiln generate --device cuda): a
+// prompt prefill, then one token at a time, each call's logits against the host model's, and
+// the host model's full forward over the same ids as the independent check that the cache
+// (written from the strided k/v views of the fused qkv rows) holds the right keys and values.
+TEST(ModelOnDevice, KvCacheDecodingMatchesTheHost) {
+  select_the_test_device();
+  for (const Case& c : cases()) {
+    if (c.dtype != DType::F32) continue;  // decoding runs the checkpoint's fp32 model
+    SCOPED_TRACE(c.name);
+    model::Transformer on_host(c.config, DType::F32);
+    model::Transformer on_device(c.config, DType::F32, {}, cuda_backend::cuda_allocator());
+    on_host.init_weights(5);
+    on_device.init_weights(5);
+    const std::int64_t capacity = 9;
+    auto host_cache = on_host.make_kv_cache(1, capacity);
+    auto device_cache = on_device.make_kv_cache(1, capacity);
+    std::vector<std::uint32_t> ids = {3, 17, 4, 9, 11};
+    const auto decode = [&](std::vector<std::uint32_t> feed) {
+      const Tensor tokens = Tensor::of(feed.data(), {1, static_cast<std::int64_t>(feed.size())});
+      const std::vector<float> want = host_f32(on_host.forward_decode(host_cache, tokens));
+      const std::vector<float> got = host_f32(on_device.forward_decode(device_cache, tokens));
+      EXPECT_TRUE(all_close(got, to_f64(want), 1e-5, 1e-6));
+      return got;
+    };
+    decode(ids);
+    std::vector<float> last;
+    for (const std::uint32_t next : {7u, 2u, 12u, 5u}) {
+      last = decode({next});
+      ids.push_back(next);
+    }
+    EXPECT_EQ(device_cache.length, capacity);
+    // The last decoded row equals the full forward's last row over the same nine ids.
+    model::Batch whole;
+    whole.tokens = Tensor::of(ids.data(), {1, capacity});
+    const model::BatchInputs inputs(whole, model::BatchLimits::of(c.config), "decode check");
+    on_host.forward(inputs.batch());
+    const Tensor logits = on_host.logits();
+    const std::vector<float> full = host_f32(logits.select(0).select(capacity - 1));
+    EXPECT_TRUE(all_close(last, to_f64(full), 1e-5, 1e-6));
+  }
+}
+
 TEST(ModelOnDevice, ANonFiniteGradientIsSeenOnTheDevice) {
   select_the_test_device();
   model::Transformer on_device(model::testing::tiny_llama(), DType::F32, {}, cuda_backend::cuda_allocator());

@@ -1,4 +1,4 @@
-// `kiln eval --checkpoint PATH --data FILE.h5 [--batches N] [--tasks FILE]`: one JSON object.
+// `kiln eval --checkpoint PATH --data FILE.h5 [--batches N] [--tasks FILE] [--device D]`: one JSON object.
 // --batches is at most what the dataset holds; SIGINT/SIGTERM end the evaluation after the
 // batch in flight with an error (exit 1) and no result, rather than be ignored until the end.
 #include <fmt/format.h>
@@ -20,6 +20,7 @@ namespace {
 
 struct EvalFlags {
   std::string checkpoint;
+  std::string device = "auto";
   std::string data;
   std::string tasks;
   std::int64_t batches = 0;
@@ -62,8 +63,8 @@ nlohmann::json task_fields(train::CheckpointModel& loaded, const EvalFlags& flag
 
 void run_eval(const EvalFlags& flags) {
   if (flags.data.empty() && flags.tasks.empty()) fail("kiln eval needs --data FILE.h5 and/or --tasks FILE.jsonl");
-  auto loaded = train::load_checkpoint_model(flags.checkpoint);
-  nlohmann::json result = {{"checkpoint", loaded.step_dir.string()}, {"step", loaded.step}};
+  auto loaded = train::load_checkpoint_model(flags.checkpoint, flags.device);
+  nlohmann::json result = {{"checkpoint", loaded.step_dir.string()}, {"step", loaded.step}, {"device", loaded.device}};
   if (!flags.data.empty()) result.update(loss_fields(loaded, flags));
   if (!flags.tasks.empty()) result["task_accuracy"] = task_fields(loaded, flags);
   fmt::print("{}\n", result.dump());
@@ -76,6 +77,8 @@ void add_eval_command(CLI::App& app) {
   auto* command = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on a dataset (and accuracy on tasks), as JSON");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
+  command->add_option("--device", flags->device, train::kDeviceHelp)
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   command->add_option("--data", flags->data, "Token dataset (.h5) to measure the loss on");
   command->add_option("--batches", flags->batches, "Forward passes to average over (0: the whole dataset)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

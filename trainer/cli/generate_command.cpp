@@ -1,5 +1,5 @@
 // `kiln generate --checkpoint PATH --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
-//                [--top-p P] [--seed S] [--stop TOKEN ...]`
+//                [--top-p P] [--seed S] [--stop TOKEN ...] [--device cpu|cuda|auto]`
 #include <fmt/format.h>
 
 #include <memory>
@@ -16,6 +16,7 @@ namespace {
 
 struct GenerateFlags {
   std::string checkpoint;
+  std::string device = "auto";
   std::string prompt;
   std::string prompt_file;
   std::vector<std::string> stop;
@@ -28,14 +29,14 @@ std::string read_prompt(const GenerateFlags& flags) {
 }
 
 void run_generate(GenerateFlags& flags) {
-  auto loaded = train::load_checkpoint_model(flags.checkpoint);
+  auto loaded = train::load_checkpoint_model(flags.checkpoint, flags.device);
   if (!loaded.tokenizer) fail("checkpoint {} carries no tokenizer.json", loaded.step_dir.string());
   const auto& tokenizer = *loaded.tokenizer;
   flags.options.stop_ids = train::stop_ids_for(tokenizer, flags.stop);
   const std::string prompt = read_prompt(flags);
   const auto generation = train::generate_ids(*loaded.model, tokenizer.encode(prompt, true), flags.options);
   fmt::print("{}{}\n", prompt, tokenizer.decode(generation.ids, true));
-  fmt::print(stderr, "[{} tokens, stopped: {}]\n", generation.ids.size(), generation.stop_reason);
+  fmt::print(stderr, "[{} tokens, stopped: {}, on {}]\n", generation.ids.size(), generation.stop_reason, loaded.device);
 }
 
 }  // namespace
@@ -46,6 +47,8 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Continue a prompt with a trained checkpoint (KV cache, sampling)");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
+  command->add_option("--device", flags->device, train::kDeviceHelp)
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   auto* prompt = command->add_option("--prompt", flags->prompt, "Prompt text");
   auto* prompt_file = command->add_option("--prompt-file", flags->prompt_file, "Read the prompt from a file");
   prompt->excludes(prompt_file);

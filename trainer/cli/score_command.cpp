@@ -1,4 +1,4 @@
-// `kiln score --checkpoint PATH --input F.jsonl [--text-field text] [--logprobs] [--bos]`:
+// `kiln score --checkpoint PATH --input F.jsonl [--text-field text] [--logprobs] [--bos] [--device D]`:
 // one JSON object per input line, {"tokens": n, "nll": total, "logprobs": [...]}.
 #include <fmt/format.h>
 
@@ -18,6 +18,7 @@ namespace {
 
 struct ScoreFlags {
   std::string checkpoint;
+  std::string device = "auto";
   std::string input;
   std::string text_field = "text";
   bool logprobs = false;
@@ -38,7 +39,7 @@ std::string text_of(const std::string& line, const ScoreFlags& flags, std::uint6
 }
 
 void run_score(const ScoreFlags& flags) {
-  auto loaded = train::load_checkpoint_model(flags.checkpoint);
+  auto loaded = train::load_checkpoint_model(flags.checkpoint, flags.device);
   if (!loaded.tokenizer) fail("checkpoint {} carries no tokenizer.json; kiln score needs one", loaded.step_dir.string());
   const auto& tokenizer = *loaded.tokenizer;
   std::optional<tok::TokenId> bos;
@@ -75,6 +76,8 @@ void add_score_command(CLI::App& app) {
   auto* command = app.add_subcommand("score", "Per-line token count, negative log-likelihood and log-probabilities, as JSONL");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
+  command->add_option("--device", flags->device, train::kDeviceHelp)
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   command->add_option("--input", flags->input, "JSONL file, one text per line")->required();
   command->add_option("--text-field", flags->text_field, "JSON field holding the text")->capture_default_str();
   command->add_flag("--logprobs", flags->logprobs, "Also print log p(t_i | t_<i) for i = 1..n-1");

@@ -122,7 +122,8 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlaceme
     : config_(config.resolved()),
       placement_(placement),
       dims_(stage_dims(config_, placement)),
-      params_(config_, dtype, placement, allocator) {
+      params_(config_, dtype, placement, allocator),
+      host_inputs_(allocator) {
   decode_.arena = memory::Arena(memory::MemoryCategory::activations, allocator);
   parallel::Communicator* tp = tensor_parallel() ? placement_.tp : nullptr;
   const auto vocab = parallel::VocabShard::of(config_.vocab_size, config_.padded_vocab(),
@@ -314,8 +315,15 @@ ops::LossSum Transformer::forward(const Batch& batch) {
   if (placement_.pp_size > 1)
     fail("model: forward() runs the whole model; with pp = {} stages use forward_stage()",
          placement_.pp_size);
-  const Tensor loss_sum = forward_stage(0, batch, {}).loss_sum;
+  const Tensor loss_sum = forward_stage(0, on_model_device(batch), {}).loss_sum;
   return loss_sum.defined() ? ops::read_loss_sum(loss_sum) : ops::LossSum{};
+}
+
+// A batch already on the model's device is used as it is; a host batch is copied (on the
+// host device, upload() is the batch itself).
+const Batch& Transformer::on_model_device(const Batch& batch) {
+  if (batch.tokens.device == params_.allocator().device()) return batch;
+  return host_inputs_.upload(batch);
 }
 
 Tensor Transformer::logits() const {
@@ -482,6 +490,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
     fail("model: KV-cache decoding runs in a single process (tp = pp = 1), not tp = {}, pp = {}",
          placement_.tp_size, placement_.pp_size);
   check_tokens(tokens);  // the ids were checked by the caller (generate_ids)
+  if (tokens.device != Device::Cpu) fail("model: forward_decode takes token ids on the host, not {}", tokens.str());
   const std::int64_t B = tokens.size(0), Tn = tokens.size(1);
   if (B != cache.batch || static_cast<std::int64_t>(cache.keys.size()) != config_.n_layers)
     fail("model: decode batch {} does not match the KV cache (batch {}, {} layers)", B, cache.batch,
@@ -495,12 +504,15 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   OwnedTensor positions(DType::I32, {B, Tn});  // built here, copied to where the model lives
   for (std::int64_t i = 0; i < B * Tn; ++i)
     positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(cache.length + i % Tn);
-  ops::copy(decode_.positions, positions);
-  embed(decode_.embedded, tokens, decode_.positions);
+  Batch host_inputs;
+  host_inputs.tokens = tokens;
+  host_inputs.positions = positions;
+  const Batch& inputs = on_model_device(host_inputs);
+  embed(decode_.embedded, inputs.tokens, inputs.positions);
   LayerActivations& a = decode_.layers.front();
   const std::int64_t filled = cache.length + Tn;
   for (std::size_t l = 0; l < weights_.blocks.size(); ++l) {
-    attention_input(weights_.blocks[l], decode_.embedded, a, decode_.positions);
+    attention_input(weights_.blocks[l], decode_.embedded, a, inputs.positions);
     const QkvViews fresh = split_qkv(a.qkv, dims_);
     const Tensor keys = cache.keys[l], values = cache.values[l];
     ops::copy(keys.narrow(1, cache.length, Tn), fresh.k);

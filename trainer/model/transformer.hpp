@@ -36,6 +36,7 @@
 #include "parallel/tensor_parallel.hpp"
 #include "trainer/model/activations.hpp"
 #include "trainer/model/batch.hpp"
+#include "trainer/model/device_batch.hpp"
 #include "trainer/model/model_config.hpp"
 #include "trainer/model/parameters.hpp"
 
@@ -134,7 +135,8 @@ class Transformer {
   // Runs the model; with targets, also the loss (summed over counted tokens, and their
   // count, so callers average over micro-batches and ranks), read back to the host. Plans the
   // arena on the first call and whenever [B, T] changes. Training steps use forward_stage,
-  // which leaves the loss in a tensor.
+  // which leaves the loss in a tensor. A host batch (with positions) is copied to the model's
+  // device first, so eval and scoring call it the same way on the CPU and on CUDA.
   ops::LossSum forward(const Batch& batch);
   // Accumulates parameter gradients of (loss sum * grad_scale) from the last forward, which
   // must have had targets. Usually grad_scale = 1 / (counted tokens in the optimizer batch).
@@ -151,8 +153,9 @@ class Transformer {
 
   // Incremental decoding: appends `tokens` [B, Tn] at positions cache.length .. + Tn - 1 of
   // each row (a prompt prefill, then Tn = 1 per generated token) and returns their logits
-  // [B, Tn, Vp] (valid until the next call). Single process only (tp = pp = 1). The ids are
-  // not read here: the caller checks them (generate_ids, with model::BatchInputs).
+  // [B, Tn, Vp] (valid until the next call), on the model's device. Single process only
+  // (tp = pp = 1). `tokens` are host ids, copied to the model's device here; they are not read:
+  // the caller checks them (generate_ids, with model::BatchInputs).
   KvCache make_kv_cache(std::int64_t batch, std::int64_t capacity) const;
   Tensor forward_decode(KvCache& cache, Tensor tokens);
 
@@ -169,6 +172,7 @@ class Transformer {
   };
 
   bool tensor_parallel() const { return placement_.tp_size > 1; }
+  const Batch& on_model_device(const Batch& batch);
   Slot& slot_at(int slot, const char* caller);
   void check_tokens(const Tensor& tokens) const;
   void check_batch(const Batch& batch) const;
@@ -204,6 +208,7 @@ class Transformer {
   ModelTensors grads_;
   std::vector<Slot> slots_;
   Activations decode_;
+  DeviceBatch host_inputs_;  // forward()'s and forward_decode()'s host inputs on the model's device
 };
 
 }  // namespace kiln::model

@@ -1,10 +1,13 @@
 #include "trainer/train/checkpoint_model.hpp"
 
+#include <fmt/format.h>
+
 #include <iostream>
 
 #include "trainer/checkpoint/checkpoint_finder.hpp"
 #include "trainer/checkpoint/model_state.hpp"
 #include "trainer/core/error.hpp"
+#include "trainer/train/cuda_device.hpp"
 
 namespace kiln::train {
 
@@ -26,9 +29,23 @@ void check_recipe_fits_weights(const checkpoint::CheckpointReader& reader, const
   }
 }
 
+struct Placement {
+  memory::Allocator* allocator;
+  std::string description;
+};
+
+Placement place_model(std::string_view device) {
+  if (device == "cuda" || (device == "auto" && gpu_is_usable("--device auto"))) {
+    const auto& gpu = select_cuda_device(fmt::format("--device {}", device));
+    return {&cuda_backend::cuda_allocator(), fmt::format("cuda ({})", gpu.device_name())};
+  }
+  if (device != "cpu" && device != "auto") fail("--device {}: expected cpu, cuda or auto", device);
+  return {&memory::host_allocator(), "cpu"};
+}
+
 }  // namespace
 
-CheckpointModel load_checkpoint_model(const std::filesystem::path& path) {
+CheckpointModel load_checkpoint_model(const std::filesystem::path& path, std::string_view device) {
   const auto found = checkpoint::resolve_checkpoint(path, std::cerr);
   const checkpoint::CheckpointReader reader(found.dir);
   CheckpointModel loaded;
@@ -37,7 +54,9 @@ CheckpointModel load_checkpoint_model(const std::filesystem::path& path) {
   loaded.recipe = config::recipe_from_json(reader.meta().recipe, (found.dir / "meta.json").string());
   const auto config = model::from_recipe(loaded.recipe.model, 1);
   check_recipe_fits_weights(reader, config);
-  loaded.model = std::make_unique<model::Transformer>(config);
+  const Placement placement = place_model(device);
+  loaded.device = placement.description;
+  loaded.model = std::make_unique<model::Transformer>(config, DType::F32, model::ParallelPlacement{}, *placement.allocator);
   checkpoint::read_parameters(reader, loaded.model->parameters());
   const auto tokenizer_path = found.dir / "tokenizer.json";
   std::error_code error;

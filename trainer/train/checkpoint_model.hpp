@@ -6,9 +6,15 @@
 // Precision: a checkpoint holds fp32 values whatever train.precision made it (a bf16 run saves
 // its fp32 masters), and eval, generate and score always run this fp32 model: the most exact
 // weights the run has, one code path, and on the CPU bf16 storage only costs time.
+//
+// Device: `--device cpu | cuda | auto` of eval, generate and score. The model, its
+// activations and the KV cache live on that device; batches and logits cross to it and back
+// through the model (Transformer::forward takes host batches) and the callers' read-backs.
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "data/tokenizer/tokenizer.hpp"
 #include "trainer/config/recipe.hpp"
@@ -22,10 +28,16 @@ struct CheckpointModel {
   config::Recipe recipe;
   std::unique_ptr<model::Transformer> model;
   std::optional<tok::Tokenizer> tokenizer;  // absent when the checkpoint carries none
+  std::string device;                       // where the model runs: "cpu" or "cuda (<GPU name>)"
 };
 
 // PATH is a step directory, a run's checkpoints/ directory or a run directory (then the
-// latest valid step). Throws kiln::Error naming the path and the problem.
-CheckpointModel load_checkpoint_model(const std::filesystem::path& path);
+// latest valid step). `device`: "cpu", "cuda" (an error naming --device when there is no usable
+// GPU) or "auto" (the GPU when one is usable, else the CPU). Throws kiln::Error naming the path
+// and the problem.
+CheckpointModel load_checkpoint_model(const std::filesystem::path& path, std::string_view device = "cpu");
+
+// The --device option of the verbs that load a checkpoint (eval, generate, score).
+inline constexpr const char* kDeviceHelp = "Where the model runs: cpu, cuda, or auto (the GPU when one is usable)";
 
 }  // namespace kiln::train

@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "kernels/cuda/backend_registry.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::train {
 
@@ -26,6 +27,16 @@ cuda_backend::CudaBackend& select_cuda_device(const std::string& setting) {
   register_built_backends();
   cuda_backend::select_cuda_backend(cuda_backend::requested_backend_kind(), setting);
   return cuda_backend::active_backend(setting.c_str());
+}
+
+bool gpu_is_usable(const std::string& setting) {
+  if (cuda_backend::requested_backend_kind() != cuda_backend::BackendKind::Gpu) return false;
+  try {
+    select_cuda_device(setting);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 std::string cuda_backends_built() {

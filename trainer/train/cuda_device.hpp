@@ -13,6 +13,11 @@ namespace kiln::train {
 // it). KILN_CUDA_DEVICE=emulated asks for the emulated device (correct, slow: for tests).
 cuda_backend::CudaBackend& select_cuda_device(const std::string& setting);
 
+// Whether `auto` (train.device, --device) may take a GPU: this build has one and it is
+// there, usable (then it is also selected). The emulated device is never chosen by auto: it
+// is for tests.
+bool gpu_is_usable(const std::string& setting);
+
 // One line for `kiln --version`: the CUDA backends this build can select.
 std::string cuda_backends_built();
 

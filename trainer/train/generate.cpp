@@ -8,9 +8,13 @@ namespace kiln::train {
 
 namespace {
 
-// The logits row of the last position of a [1, Tn, Vp] decode output.
-Tensor last_row(Tensor logits) {
-  return logits.select(0).select(logits.size(1) - 1);
+// The logits row of the last position of a [1, Tn, Vp] decode output, as f32 on the host
+// (where the model lives on the CUDA device, or stores bf16, a copy of that one row).
+OwnedTensor last_row(Tensor logits) {
+  const Tensor row = logits.select(0).select(logits.size(1) - 1);
+  OwnedTensor host(DType::F32, row.shape);
+  ops::copy(host, row);
+  return host;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "trainer/train/sequence_scorer.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include "trainer/core/error.hpp"
 
@@ -34,10 +35,16 @@ SequenceScore SequenceScorer::score(std::span<const std::uint32_t> ids, bool kee
   model::Batch batch;
   batch.tokens = Tensor::of(tokens.data(), {1, result.tokens});
   model_.forward(model::BatchInputs(batch, model::BatchLimits::of(config), "sequence scoring").batch());
-  const Tensor logits = model_.logits();  // [1, n, Vp]
-  if (logits.dtype != DType::F32) fail("sequence scoring needs an f32 model, not {}", dtype_name(logits.dtype));
-  const std::int64_t row_stride = logits.strides[1];
-  const float* base = logits.data<float>();
+  // [1, n, Vp] f32 on the host: the model's own logits, or a copy of those on the device.
+  const Tensor logits = model_.logits();
+  std::optional<OwnedTensor> host_copy;
+  if (logits.device != Device::Cpu || logits.dtype != DType::F32) {
+    host_copy.emplace(DType::F32, logits.shape);
+    ops::copy(*host_copy, logits);
+  }
+  const Tensor host = host_copy ? host_copy->tensor() : logits;
+  const std::int64_t row_stride = host.strides[1];
+  const float* base = host.data<float>();
   for (std::size_t i = 1; i < ids.size(); ++i) {
     const double logprob = log_probability(base + static_cast<std::int64_t>(i - 1) * row_stride, config.vocab_size, ids[i]);
     result.nll -= logprob;

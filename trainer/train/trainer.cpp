@@ -113,17 +113,8 @@ std::int64_t eval_batches_of(const config::Recipe& recipe, std::shared_ptr<const
   return held;
 }
 
-// Whether train.device auto may take a GPU: this build has one, the job is one rank, and the
-// device is there (the emulated device is never chosen by auto: it is for tests).
-bool gpu_available(int ranks) {
-  if (ranks > 1 || cuda_backend::requested_backend_kind() != cuda_backend::BackendKind::Gpu) return false;
-  try {
-    select_cuda_device("train.device: auto");
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
+// Whether train.device auto may take a GPU: the job is one rank and a GPU is usable.
+bool gpu_available(int ranks) { return ranks == 1 && gpu_is_usable("train.device: auto"); }
 
 // Storage of weights and activations; compute is fp32 either way.
 DType storage_dtype(config::Precision precision) {

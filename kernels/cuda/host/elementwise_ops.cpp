@@ -1,5 +1,5 @@
-// CUDA backend: dtype conversion, residual adds, GELU and SwiGLU
-// (kernels/cuda/{cast,residual_add,add_to,gelu,swiglu}.cu).
+// CUDA backend: copies between strides, dtype conversion, residual adds, GELU and SwiGLU
+// (kernels/cuda/{strided_copy,cast,residual_add,add_to,gelu,swiglu}.cu).
 #include <algorithm>
 
 #include "kernels/cuda/add_to.hpp"
@@ -8,14 +8,40 @@
 #include "kernels/cuda/host/device_backend.hpp"
 #include "kernels/cuda/host/tensor_pointers.hpp"
 #include "kernels/cuda/residual_add.hpp"
+#include "kernels/cuda/strided_copy.hpp"
 #include "kernels/cuda/swiglu.hpp"
 
 namespace kiln::KILN_CUDA_NS {
 
+namespace {
+
+// Both sides' strides over the shape, right-aligned into the kernel's fixed number of dims.
+StridedCopyLayout strided_copy_layout(const Tensor& dst, const Tensor& src) {
+  if (src.rank() > kStridedCopyDims)
+    fail("ops::copy: {} has more than {} dims; the CUDA strided copy takes at most that many", src.str(),
+         kStridedCopyDims);
+  StridedCopyLayout layout;
+  const int unused = kStridedCopyDims - src.rank();
+  for (int d = 0; d < kStridedCopyDims; ++d) {
+    const bool used = d >= unused;
+    layout.shape[d] = used ? src.size(d - unused) : 1;
+    layout.dst_strides[d] = used ? dst.stride(d - unused) : 0;
+    layout.src_strides[d] = used ? src.stride(d - unused) : 0;
+  }
+  return layout;
+}
+
+}  // namespace
+
 void DeviceBackend::convert(Tensor dst, Tensor src) {
+  if (dst.dtype == src.dtype && dst.is_contiguous() && src.is_contiguous())
+    return copy_on_device(dst.ptr, src.ptr, src.nbytes());
+  if (dst.dtype == src.dtype) {
+    if (src.numel() == 0) return;
+    return strided_copy(dst.ptr, src.ptr, src.element_size(), strided_copy_layout(dst, src), compute_);
+  }
   require_contiguous("copy", "dst", dst);
   require_contiguous("copy", "src", src);
-  if (dst.dtype == src.dtype) return copy_on_device(dst.ptr, src.ptr, src.nbytes());
   if (dst.dtype == DType::BF16 && src.dtype == DType::F32)
     return cast(device_pointer<__nv_bfloat16>(dst), device_pointer<const float>(src), src.numel(), compute_);
   if (dst.dtype == DType::F32 && src.dtype == DType::BF16)
