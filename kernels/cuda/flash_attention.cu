@@ -1,22 +1,23 @@
 // Tensor-core attention kernels (see flash_attention.hpp for what they compute).
 //
-// Every product is mma.m16n8k16: A 16x16 (row-major), B 16x8 read from shared memory where
-// each of its columns is a run of consecutive k (so a fragment register is one 32-bit load),
-// C/D 16x8 f32. A warp owns 16 rows of the output (queries, or keys for dk/dv) and keeps their
-// A fragments (q, dout, or k, v) in registers; the other operand is staged per tile in shared
-// memory twice where both orientations are needed (row-major and transposed). Scores come out
-// of the first product in the accumulator layout, which is also the A layout of the second
-// product (columns 2j and 2j+1 of the 8-wide tiles are the 16-wide k-step j), so
-// probabilities never leave registers.
+// Every product is mma.m16n8k16: A 16x16 (row-major), B 16x8, C/D 16x8 f32. A warp owns 16
+// rows of the output (queries, or keys for dk/dv) and keeps their A fragments (q, dout, or k,
+// v) in registers; the other operand streams through shared memory one 64-row tile at a time,
+// row-major ([row][d]) as it lies in global memory, copied by cp.async into one of two stages
+// while the block computes on the other. B fragments come out of a tile by ldmatrix: plain
+// where the tile's rows are B's columns (k for q k^T), .trans where they are B's rows (v for
+// p v), so no tile is ever stored transposed. Scores come out of the first product in the
+// accumulator layout, which is also the A layout of the second product (columns 2j and 2j+1
+// of the 8-wide tiles are the 16-wide k-step j), so probabilities never leave registers.
 //
-// Shared rows are padded by 8 bf16 (16 bytes): fragment loads of 8 rows x 4 words then fall on
-// 32 distinct banks.
+// Shared rows are padded by 8 bf16 (16 bytes): the 8 row addresses of an ldmatrix phase then
+// fall 4 banks apart, on 32 distinct banks.
 #include "kernels/cuda/flash_attention.hpp"
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "kernels/cuda/async_copy.cuh"
 #include "kernels/cuda/attention_visibility.cuh"
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/kernel_launch.hpp"
@@ -40,41 +41,39 @@ struct BlockShape {
   static constexpr int kRows = kWarpRows * kWarps;
 };
 int block_warps = 4;
-constexpr int kPad = 8;                         // bf16 per shared row beyond its data
+constexpr int kPad = 8;         // bf16 per shared row beyond its data
+constexpr int kTileRows = 64;   // rows of a streamed tile: keys (forward, dq) or queries (dk, dv)
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr float kNegativeInfinity = -INFINITY;
+
+// A streamed tile of kTileRows rows of head dim kD in shared memory, and the dynamic shared
+// memory of a kernel that double-buffers `kTensors` of them (k and v, or q and dout).
+template <int kD>
+struct Tile {
+  static constexpr int kStride = kD + kPad;
+  static constexpr int kElements = kTileRows * kStride;
+};
+template <int kD, int kTensors>
+constexpr std::size_t staged_shared_bytes() {
+  return 2 * kTensors * Tile<kD>::kElements * sizeof(bf16);
+}
 
 __device__ __forceinline__ int group_of_lane() { return lane_id() >> 2; }   // the fragment row
 __device__ __forceinline__ int member_of_lane() { return lane_id() & 3; }  // the column pair
 
 // ---- staging ---------------------------------------------------------------------------------
 
-// dst[r * stride + d] <- element d of row (b, t0 + r, h), r < rows; zeros for r >= n. 16-byte
-// words, consecutive threads along a row.
+// Rows t0 .. t0 + kTileRows - 1 of head h of x into dst[r * stride + d] by cp.async (one
+// 16-byte word per copy, consecutive threads along a row); rows r >= n are zero-filled and
+// their source is not read. The caller commits the group.
 template <int kD, int kThreads>
-__device__ void stage_rows(bf16* dst, int stride, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n,
-                           int64_t h, int rows) {
+__device__ void stage_tile(bf16* dst, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n, int64_t h) {
   constexpr int kWords = kD / 8;
-  for (int e = static_cast<int>(threadIdx.x); e < rows * kWords; e += kThreads) {
+  for (int e = static_cast<int>(threadIdx.x); e < kTileRows * kWords; e += kThreads) {
     const int r = e / kWords, w = e % kWords;
-    const uint4 word = r < n ? load_word<uint4>(x.row(b, t0 + r, h) + 8 * w) : make_uint4(0, 0, 0, 0);
-    store_word(dst + r * stride + 8 * w, word);
-  }
-}
-
-// dst[d * stride + r] <- the same elements transposed; consecutive threads take consecutive
-// rows, so the 2-byte stores of a warp fill consecutive words.
-template <int kD, int kThreads>
-__device__ void stage_rows_transposed(bf16* dst, int stride, const HeadTensor<const bf16>& x, int64_t b, int64_t t0,
-                                      int64_t n, int64_t h, int rows) {
-  for (int e = static_cast<int>(threadIdx.x); e < rows * (kD / 8); e += kThreads) {
-    const int r = e % rows, w = e / rows;
-    const uint4 word = r < n ? load_word<uint4>(x.row(b, t0 + r, h) + 8 * w) : make_uint4(0, 0, 0, 0);
-    bf16 values[8];
-    std::memcpy(values, &word, sizeof(word));
-    KILN_UNROLL
-    for (int i = 0; i < 8; ++i) dst[(8 * w + i) * stride + r] = values[i];
+    const bool real = r < n;
+    async_copy_16(dst + r * Tile<kD>::kStride + 8 * w, x.row(b, real ? t0 + r : t0, h) + 8 * w, real);
   }
 }
 
@@ -94,13 +93,28 @@ __device__ __forceinline__ MmaFragmentA a_from_rows(const bf16* row0, const bf16
   return a;
 }
 
-// B fragment with B[k][n] = base[(n0 + n) * stride + k0 + k].
-__device__ __forceinline__ MmaFragmentB b_from_shared(const bf16* base, int stride, int n0, int k0) {
-  const bf16* column = base + (n0 + group_of_lane()) * stride + k0 + 2 * member_of_lane();
-  MmaFragmentB b;
-  b.reg[0] = pair_at(column);
-  b.reg[1] = pair_at(column + 8);
-  return b;
+// Two B fragments of k-step k0, for the 8-column tiles n0 and n0 + 8, by one ldmatrix x4:
+// matrix m of it is the 8 x 8 block at tile rows (m >> 1) * 8, columns (m & 1) * 8 (plain) or
+// rows (m & 1) * 8, columns (m >> 1) * 8 (.trans), lane 8m + r giving its row r.
+struct FragmentPairB {
+  MmaFragmentB first, second;
+};
+__device__ __forceinline__ FragmentPairB pair_of(const unsigned (&reg)[4]) {
+  return {{{reg[0], reg[1]}}, {{reg[2], reg[3]}}};
+}
+// B[k][n] = tile[n * stride + k]: the tile's rows are B's columns (keys in q k^T).
+__device__ __forceinline__ FragmentPairB b_pair_from_columns(const bf16* tile, int n0, int k0, int stride) {
+  const int m = lane_id() >> 3, r = lane_id() & 7;
+  unsigned reg[4];
+  load_matrices_x4(reg, tile + (n0 + r + (m >> 1) * 8) * stride + k0 + (m & 1) * 8);
+  return pair_of(reg);
+}
+// B[k][n] = tile[k * stride + n]: the tile's rows are B's rows (keys in p v), loaded .trans.
+__device__ __forceinline__ FragmentPairB b_pair_from_rows(const bf16* tile, int n0, int k0, int stride) {
+  const int m = lane_id() >> 3, r = lane_id() & 7;
+  unsigned reg[4];
+  load_matrices_x4_transposed(reg, tile + (k0 + r + (m & 1) * 8) * stride + n0 + (m >> 1) * 8);
+  return pair_of(reg);
 }
 
 // The A fragment of k-step j from accumulator tiles 2j and 2j + 1, rounded to bf16.
@@ -114,6 +128,30 @@ __device__ __forceinline__ MmaFragmentA a_from_accumulators(const MmaAccumulator
 }
 
 __device__ __forceinline__ MmaAccumulator zero_accumulator() { return MmaAccumulator{{0.0f, 0.0f, 0.0f, 0.0f}}; }
+
+// acc[t] += a x B for every 8-column tile t of a kTiles * 8-wide product at k-step k0.
+template <int kTiles, bool kTileRowsAreBColumns>
+__device__ __forceinline__ void mma_row_of_tiles(MmaAccumulator (&acc)[kTiles], const MmaFragmentA& a,
+                                                 const bf16* tile, int k0, int stride) {
+  KILN_UNROLL
+  for (int t = 0; t < kTiles; t += 2) {
+    const FragmentPairB b = kTileRowsAreBColumns ? b_pair_from_columns(tile, 8 * t, k0, stride)
+                                                 : b_pair_from_rows(tile, 8 * t, k0, stride);
+    mma_m16n8k16(acc[t], a, b.first, acc[t]);
+    mma_m16n8k16(acc[t + 1], a, b.second, acc[t + 1]);
+  }
+}
+
+// acc = rows x tile^T over the head dim: the 16 x 64 scores (or dp) of this warp's rows
+// against the tile's 64 rows.
+template <int kDSteps>
+__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTileRows / 8],
+                                                   const MmaFragmentA (&rows)[kDSteps], const bf16* tile, int stride) {
+  KILN_UNROLL
+  for (int t = 0; t < kTileRows / 8; ++t) acc[t] = zero_accumulator();
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) mma_row_of_tiles<kTileRows / 8, true>(acc, rows[s], tile, 16 * s, stride);
+}
 
 // The max or sum over the 4 lanes of a fragment row (they hold its 8-wide tile's columns).
 __device__ __forceinline__ float row_max(float value) {
@@ -141,22 +179,6 @@ __device__ void store_rows(bf16* row0, bf16* row8, const MmaAccumulator (&acc)[k
   }
 }
 
-// The scores and the probability gradients' dot products of one 8-column tile t, over the head
-// dim: score = rows_a . columns of tile_a, dp = rows_b . columns of tile_b (dq: q k^T and
-// dout v^T; dk, dv: the same transposed, k q^T and v dout^T).
-template <int kDSteps>
-__device__ __forceinline__ void scores_and_dp(MmaAccumulator& score, MmaAccumulator& dp,
-                                              const MmaFragmentA (&rows_a)[kDSteps], const bf16* tile_a,
-                                              const MmaFragmentA (&rows_b)[kDSteps], const bf16* tile_b, int stride,
-                                              int t) {
-  score = zero_accumulator(), dp = zero_accumulator();
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) {
-    mma_m16n8k16(score, rows_a[s], b_from_shared(tile_a, stride, 8 * t, 16 * s), score);
-    mma_m16n8k16(dp, rows_b[s], b_from_shared(tile_b, stride, 8 * t, 16 * s), dp);
-  }
-}
-
 // The ranges of keys that the block's queries from i0 see, into lo/hi (each warp its 16).
 __device__ void query_ranges(const AttentionShape& shape, const std::int32_t* doc, int64_t i0, int64_t* lo,
                              int64_t* hi) {
@@ -169,17 +191,51 @@ __device__ void query_ranges(const AttentionShape& shape, const std::int32_t* do
   }
 }
 
+// Whether every one of this warp's rows sees all keys k0 .. k0 + kTileRows - 1 (lo <= k0 and
+// k0 + kTileRows <= hi for both of each lane's rows): then the tile needs no mask. Warp-uniform.
+__device__ __forceinline__ bool warp_sees_whole_tile(const int64_t (&lo)[2], const int64_t (&hi)[2], int64_t k0) {
+  const bool mine = lo[0] <= k0 && k0 + kTileRows <= hi[0] && lo[1] <= k0 && k0 + kTileRows <= hi[1];
+  return __all_sync(kFullWarp, mine) != 0;
+}
+
+// The tiles a loop streams: tile i covers rows first + i * kTileRows ...
+__device__ __forceinline__ int64_t tile_count(int64_t first, int64_t end) {
+  return end > first ? (end - first + kTileRows - 1) / kTileRows : 0;
+}
+
 // ---- forward ----------------------------------------------------------------------------------
+
+// k and v tiles of one key tile into stage `stage` (k at tiles + 2 stage * kElements, v after
+// it), as one cp.async group.
+template <int kD, int kThreads>
+__device__ void stage_keys_and_values(bf16* tiles, int stage, const AttentionShape& shape,
+                                      const HeadTensor<const bf16>& k, const HeadTensor<const bf16>& v, int64_t b,
+                                      int64_t kv_head, int64_t k0) {
+  const int64_t n = smaller(kTileRows, shape.tk - k0);
+  bf16* const k_tile = tiles + 2 * stage * Tile<kD>::kElements;
+  stage_tile<kD, kThreads>(k_tile, k, b, k0, n, kv_head);
+  stage_tile<kD, kThreads>(k_tile + Tile<kD>::kElements, v, b, k0, n, kv_head);
+  async_copy_commit();
+}
+
+// Waits for the tile the loop is at (while the next one, when issued, stays in flight), then
+// makes every thread's copies of it visible to the block.
+__device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
+  if (next_in_flight) {
+    async_copy_wait<1>();
+  } else {
+    async_copy_wait<0>();
+  }
+  __syncthreads();
+}
 
 template <int kD, int kWarps>
 __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     flash_forward_kernel(AttentionShape shape, AttentionForward<bf16> args) {
   constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
-  constexpr int kKeys = 64;  // keys per tile
-  constexpr int kKStride = kD + kPad, kVtStride = kKeys + kPad;
-  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kKeys / 8;
-  __align__(16) __shared__ bf16 k_tile[kKeys * kKStride];   // [key][d]
-  __align__(16) __shared__ bf16 vt_tile[kD * kVtStride];    // [d][key]
+  constexpr int kStride = Tile<kD>::kStride;
+  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kTileRows / 8;
+  KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of [key][d] k and v tiles
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
 
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
@@ -188,6 +244,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   query_ranges(shape, doc, i0, range_lo, range_hi);
   __syncthreads();
   const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
+  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
+  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
 
   // This lane's fragment rows: queries i0 + slot[0] and i0 + slot[1].
   const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
@@ -209,28 +267,26 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   float running_max[2] = {kNegativeInfinity, kNegativeInfinity}, running_sum[2] = {0.0f, 0.0f};
   const float scale_log2 = shape.scale * kLog2e;
 
-  for (int64_t k0 = block_keys.lo; k0 < block_keys.hi; k0 += kKeys) {
-    const int64_t n = smaller(kKeys, shape.tk - k0);
-    __syncthreads();  // the previous tile is read
-    stage_rows<kD, kThreads>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
-    stage_rows_transposed<kD, kThreads>(vt_tile, kVtStride, args.v, b, k0, n, kv_head, kKeys);
-    __syncthreads();
+  for (int64_t tile = 0; tile < key_tiles; ++tile) {
+    const int64_t k0 = block_keys.lo + tile * kTileRows;
+    const bool next = tile + 1 < key_tiles;
+    if (next) stage_keys_and_values<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, args.k, args.v, b,
+                                                  kv_head, k0 + kTileRows);
+    wait_for_current_tile(next);
+    const bf16* const k_tile = tiles + 2 * (tile & 1) * Tile<kD>::kElements;
+    const bf16* const v_tile = k_tile + Tile<kD>::kElements;
 
     MmaAccumulator score[kKeyTiles];
-    KILN_UNROLL
-    for (int t = 0; t < kKeyTiles; ++t) {
-      score[t] = zero_accumulator();
-      KILN_UNROLL
-      for (int s = 0; s < kDSteps; ++s) mma_m16n8k16(score[t], q[s], b_from_shared(k_tile, kKStride, 8 * t, 16 * s), score[t]);
-    }
+    products_with_tile(score, q, k_tile, kStride);
     float tile_max[2] = {kNegativeInfinity, kNegativeInfinity};
+    const bool unmasked = warp_sees_whole_tile(lo, hi, k0);
     KILN_UNROLL
     for (int t = 0; t < kKeyTiles; ++t) {
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
         const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
-        const bool visible = key >= lo[r] && key < hi[r];
+        const bool visible = unmasked || (key >= lo[r] && key < hi[r]);
         score[t].reg[e] = visible ? score[t].reg[e] * scale_log2 : kNegativeInfinity;
         tile_max[r] = fmaxf(tile_max[r], score[t].reg[e]);
       }
@@ -255,11 +311,9 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
       }
     }
     KILN_UNROLL
-    for (int j = 0; j < kKeyTiles / 2; ++j) {
-      const MmaFragmentA p = a_from_accumulators(score[2 * j], score[2 * j + 1]);
-      KILN_UNROLL
-      for (int t = 0; t < kDTiles; ++t) mma_m16n8k16(out[t], p, b_from_shared(vt_tile, kVtStride, 8 * t, 16 * j), out[t]);
-    }
+    for (int j = 0; j < kKeyTiles / 2; ++j)
+      mma_row_of_tiles<kDTiles, false>(out, a_from_accumulators(score[2 * j], score[2 * j + 1]), v_tile, 16 * j, kStride);
+    __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
 
   KILN_UNROLL
@@ -317,12 +371,9 @@ template <int kD, int kWarps>
 __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     flash_dq_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
   constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
-  constexpr int kKeys = 64;
-  constexpr int kKStride = kD + kPad, kKtStride = kKeys + kPad;
-  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kKeys / 8;
-  __align__(16) __shared__ bf16 k_tile[kKeys * kKStride];   // [key][d]
-  __align__(16) __shared__ bf16 v_tile[kKeys * kKStride];   // [key][d]
-  __align__(16) __shared__ bf16 kt_tile[kD * kKtStride];    // [d][key]
+  constexpr int kStride = Tile<kD>::kStride;
+  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kKeyTiles = kTileRows / 8;
+  KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of [key][d] k and v tiles
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
   __shared__ float delta_of[kBlockRows], lse_of[kBlockRows];
 
@@ -333,6 +384,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   query_statistics<kD, kThreads, kBlockRows>(shape, args, b, h, i0, delta_of, lse_of);
   __syncthreads();
   const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
+  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
+  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
 
   const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
   int64_t lo[2], hi[2];
@@ -357,34 +410,35 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   for (int t = 0; t < kDTiles; ++t) dq[t] = zero_accumulator();
   const float scale_log2 = shape.scale * kLog2e;
 
-  for (int64_t k0 = block_keys.lo; k0 < block_keys.hi; k0 += kKeys) {
-    const int64_t n = smaller(kKeys, shape.tk - k0);
-    __syncthreads();
-    stage_rows<kD, kThreads>(k_tile, kKStride, args.k, b, k0, n, kv_head, kKeys);
-    stage_rows<kD, kThreads>(v_tile, kKStride, args.v, b, k0, n, kv_head, kKeys);
-    stage_rows_transposed<kD, kThreads>(kt_tile, kKtStride, args.k, b, k0, n, kv_head, kKeys);
-    __syncthreads();
-    // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v; per 8-key tile.
-    MmaAccumulator ds[kKeyTiles];
+  for (int64_t tile = 0; tile < key_tiles; ++tile) {
+    const int64_t k0 = block_keys.lo + tile * kTileRows;
+    const bool next = tile + 1 < key_tiles;
+    if (next) stage_keys_and_values<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, args.k, args.v, b,
+                                                  kv_head, k0 + kTileRows);
+    wait_for_current_tile(next);
+    const bf16* const k_tile = tiles + 2 * (tile & 1) * Tile<kD>::kElements;
+    const bf16* const v_tile = k_tile + Tile<kD>::kElements;
+
+    // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v, into the score tiles.
+    MmaAccumulator ds[kKeyTiles], dp[kKeyTiles];
+    products_with_tile(ds, q, k_tile, kStride);
+    products_with_tile(dp, dout, v_tile, kStride);
+    const bool unmasked = warp_sees_whole_tile(lo, hi, k0);
     KILN_UNROLL
     for (int t = 0; t < kKeyTiles; ++t) {
-      MmaAccumulator score, dp;
-      scores_and_dp(score, dp, q, k_tile, dout, v_tile, kKStride, t);
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
         const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
-        const bool visible = key >= lo[r] && key < hi[r];
-        const float p = visible ? exp2f(score.reg[e] * scale_log2 - lse[r]) : 0.0f;
-        ds[t].reg[e] = p * (dp.reg[e] - delta[r]);
+        const bool visible = unmasked || (key >= lo[r] && key < hi[r]);
+        const float p = visible ? exp2f(ds[t].reg[e] * scale_log2 - lse[r]) : 0.0f;
+        ds[t].reg[e] = p * (dp[t].reg[e] - delta[r]);
       }
     }
     KILN_UNROLL
-    for (int j = 0; j < kKeyTiles / 2; ++j) {
-      const MmaFragmentA a = a_from_accumulators(ds[2 * j], ds[2 * j + 1]);
-      KILN_UNROLL
-      for (int t = 0; t < kDTiles; ++t) mma_m16n8k16(dq[t], a, b_from_shared(kt_tile, kKtStride, 8 * t, 16 * j), dq[t]);
-    }
+    for (int j = 0; j < kKeyTiles / 2; ++j)
+      mma_row_of_tiles<kDTiles, false>(dq, a_from_accumulators(ds[2 * j], ds[2 * j + 1]), k_tile, 16 * j, kStride);
+    __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
   bf16* dq_row[2];
   KILN_UNROLL
@@ -394,18 +448,28 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
 // ---- backward: dk, dv -------------------------------------------------------------------------
 
+// The query tile of one work item (query head h, queries q0 .. q0 + count - 1): q and dout into
+// stage `stage` as one cp.async group, and their delta and log2 lse into the stage's rows of
+// delta_of / lse_of (plain loads: they are few).
+template <int kD, int kThreads>
+__device__ void stage_queries(bf16* tiles, float* delta_of, float* lse_of, int stage, const AttentionShape& shape,
+                              const AttentionBackward<bf16>& args, int64_t b, int64_t h, int64_t q0, int64_t count) {
+  bf16* const q_tile = tiles + 2 * stage * Tile<kD>::kElements;
+  stage_tile<kD, kThreads>(q_tile, args.q, b, q0, count, h);
+  stage_tile<kD, kThreads>(q_tile + Tile<kD>::kElements, args.dout, b, q0, count, h);
+  async_copy_commit();
+  query_statistics<kD, kThreads, kTileRows>(shape, args, b, h, q0, delta_of + stage * kTileRows,
+                                            lse_of + stage * kTileRows);
+}
+
 template <int kD, int kWarps>
 __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     flash_dkdv_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
   constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
-  constexpr int kQueries = 64;  // queries per tile
-  constexpr int kRowStride = kD + kPad, kTStride = kQueries + kPad;
-  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kQueryTiles = kQueries / 8;
-  __align__(16) __shared__ bf16 q_tile[kQueries * kRowStride];     // [query][d]
-  __align__(16) __shared__ bf16 dout_tile[kQueries * kRowStride];  // [query][d]
-  __align__(16) __shared__ bf16 qt_tile[kD * kTStride];            // [d][query]
-  __align__(16) __shared__ bf16 doutt_tile[kD * kTStride];         // [d][query]
-  __shared__ float delta_of[kQueries], lse_of[kQueries];
+  constexpr int kStride = Tile<kD>::kStride;
+  constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kQueryTiles = kTileRows / 8;
+  KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of [query][d] q and dout tiles
+  __shared__ float delta_of[2 * kTileRows], lse_of[2 * kTileRows];
   __shared__ int64_t key_lo[kBlockRows], key_hi[kBlockRows];
 
   const int64_t b = blockIdx.z, kv_head = blockIdx.y, k0 = int64_t{blockIdx.x} * kBlockRows;
@@ -425,6 +489,15 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const int64_t last_position = key_hi[n - 1];
   const int64_t first_query = larger(0, first_position - offset);
   const int64_t queries = larger(0, smaller(shape.tq, last_position - offset) - first_query);
+  const int64_t tiles_per_head = tile_count(0, queries);
+  const int64_t items = group * tiles_per_head;
+  // Work item i: query head kv_head * group + i / tiles_per_head, its query tile i % tiles_per_head.
+  const auto item_head = [&](int64_t item) { return kv_head * group + item / tiles_per_head; };
+  const auto item_first_query = [&](int64_t item) { return first_query + (item % tiles_per_head) * kTileRows; };
+  const auto item_count = [&](int64_t item) { return smaller(kTileRows, first_query + queries - item_first_query(item)); };
+  if (items > 0)
+    stage_queries<kD, kThreads>(tiles, delta_of, lse_of, 0, shape, args, b, item_head(0), item_first_query(0),
+                                item_count(0));
 
   const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
   int64_t key[2], lo[2], hi[2];
@@ -435,6 +508,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     lo[r] = key_lo[slot[r]], hi[r] = key_hi[slot[r]];
     const bool real = slot[r] < n;
     if (!real) hi[r] = lo[r];  // sees no query
+    // Causal: a key is seen from its own position on.
+    if (shape.causal) lo[r] = larger(lo[r], key[r]);
     k_row[r] = real ? args.k.row(b, key[r], kv_head) : nullptr;
     v_row[r] = real ? args.v.row(b, key[r], kv_head) : nullptr;
   }
@@ -448,47 +523,43 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   KILN_UNROLL
   for (int t = 0; t < kDTiles; ++t) dk[t] = zero_accumulator(), dv[t] = zero_accumulator();
   const float scale_log2 = shape.scale * kLog2e;
-  const int64_t tiles_per_head = (queries + kQueries - 1) / kQueries;
 
-  for (int64_t item = 0; item < group * tiles_per_head; ++item) {
-    const int64_t h = kv_head * group + item / tiles_per_head;
-    const int64_t q0 = first_query + (item % tiles_per_head) * kQueries;
-    const int64_t count = smaller(kQueries, first_query + queries - q0);
-    __syncthreads();  // the previous tile is read
-    stage_rows<kD, kThreads>(q_tile, kRowStride, args.q, b, q0, count, h, kQueries);
-    stage_rows<kD, kThreads>(dout_tile, kRowStride, args.dout, b, q0, count, h, kQueries);
-    stage_rows_transposed<kD, kThreads>(qt_tile, kTStride, args.q, b, q0, count, h, kQueries);
-    stage_rows_transposed<kD, kThreads>(doutt_tile, kTStride, args.dout, b, q0, count, h, kQueries);
-    query_statistics<kD, kThreads, kQueries>(shape, args, b, h, q0, delta_of, lse_of);
-    __syncthreads();
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t q0 = item_first_query(item), count = item_count(item);
+    const bool next = item + 1 < items;
+    const int stage = static_cast<int>(item & 1);
+    if (next)
+      stage_queries<kD, kThreads>(tiles, delta_of, lse_of, stage ^ 1, shape, args, b, item_head(item + 1),
+                                  item_first_query(item + 1), item_count(item + 1));
+    wait_for_current_tile(next);
+    const bf16* const q_tile = tiles + 2 * stage * Tile<kD>::kElements;
+    const bf16* const dout_tile = q_tile + Tile<kD>::kElements;
+    const float* const tile_delta = delta_of + stage * kTileRows;
+    const float* const tile_lse = lse_of + stage * kTileRows;
 
     // Transposed: rows are this warp's keys, columns the tile's queries.
     MmaAccumulator p[kQueryTiles], ds[kQueryTiles];
+    products_with_tile(p, k, q_tile, kStride);
+    products_with_tile(ds, v, dout_tile, kStride);  // dp, then ds in place
+    const bool unmasked = count == kTileRows && warp_sees_whole_tile(lo, hi, offset + q0);
     KILN_UNROLL
     for (int t = 0; t < kQueryTiles; ++t) {
-      MmaAccumulator score, dp;
-      scores_and_dp(score, dp, k, q_tile, v, dout_tile, kRowStride, t);
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1, column = 8 * t + 2 * member_of_lane() + (e & 1);
         const int64_t position = offset + q0 + column;
-        const bool visible = column < count && lo[r] <= position && position < hi[r] &&
-                             (!shape.causal || key[r] <= position);
-        const float probability = visible ? exp2f(score.reg[e] * scale_log2 - lse_of[column]) : 0.0f;
+        const bool visible = unmasked || (column < count && lo[r] <= position && position < hi[r]);
+        const float probability = visible ? exp2f(p[t].reg[e] * scale_log2 - tile_lse[column]) : 0.0f;
         p[t].reg[e] = probability;
-        ds[t].reg[e] = probability * (dp.reg[e] - delta_of[column]);
+        ds[t].reg[e] = probability * (ds[t].reg[e] - tile_delta[column]);
       }
     }
     KILN_UNROLL
     for (int j = 0; j < kQueryTiles / 2; ++j) {
-      const MmaFragmentA pa = a_from_accumulators(p[2 * j], p[2 * j + 1]);
-      const MmaFragmentA dsa = a_from_accumulators(ds[2 * j], ds[2 * j + 1]);
-      KILN_UNROLL
-      for (int t = 0; t < kDTiles; ++t) {
-        mma_m16n8k16(dv[t], pa, b_from_shared(doutt_tile, kTStride, 8 * t, 16 * j), dv[t]);
-        mma_m16n8k16(dk[t], dsa, b_from_shared(qt_tile, kTStride, 8 * t, 16 * j), dk[t]);
-      }
+      mma_row_of_tiles<kDTiles, false>(dv, a_from_accumulators(p[2 * j], p[2 * j + 1]), dout_tile, 16 * j, kStride);
+      mma_row_of_tiles<kDTiles, false>(dk, a_from_accumulators(ds[2 * j], ds[2 * j + 1]), q_tile, 16 * j, kStride);
     }
+    __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
   bf16 *dk_row[2], *dv_row[2];
   KILN_UNROLL
@@ -511,14 +582,32 @@ bool rows_aligned(const HeadTensor<T>& x) {
 
 unsigned tiles(int64_t count, int64_t tile) { return static_cast<unsigned>((count + tile - 1) / tile); }
 
+// Launches `kernel` with the dynamic shared memory of two stages of kTensors tiles; above the
+// 48 KiB default (the 128-dim forward) the kernel opts in first.
+template <int kD, int kTensors, class Kernel, class Args>
+void launch_staged(const char* name, Kernel* kernel, dim3 grid, int threads, const AttentionShape& shape,
+                   const Args& args, cudaStream_t stream) {
+  constexpr std::size_t kBytes = staged_shared_bytes<kD, kTensors>();
+  if (kBytes > 48 * 1024) {
+    const cudaError_t error =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
+    if (error != cudaSuccess)
+      cuda_launch::fail_kernel_launch(name, cudaGetErrorName(error), cudaGetErrorString(error),
+                                      "cudaFuncSetAttribute(MaxDynamicSharedMemorySize) refused the staging buffers");
+  }
+  KILN_LAUNCH_NAMED(name, kernel, grid, dim3(threads), kBytes, stream, shape, args);
+}
+
 template <int kWarps>
 void launch_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
   using Block = BlockShape<kWarps>;
   const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
   if (shape.dim == 64) {
-    KILN_LAUNCH_NAMED("flash_forward_kernel", (&flash_forward_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+    launch_staged<64, 2>("flash_forward_kernel", &flash_forward_kernel<64, kWarps>, grid, Block::kThreads, shape, args,
+                         stream);
   } else {
-    KILN_LAUNCH_NAMED("flash_forward_kernel", (&flash_forward_kernel<128, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+    launch_staged<128, 2>("flash_forward_kernel", &flash_forward_kernel<128, kWarps>, grid, Block::kThreads, shape,
+                          args, stream);
   }
 }
 
@@ -527,10 +616,10 @@ void launch_backward(const AttentionShape& shape, const AttentionBackward<bf16>&
   using Block = BlockShape<kWarps>;
   if (shape.tq > 0) {
     const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
-    KILN_LAUNCH_NAMED("flash_dq_kernel", (&flash_dq_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+    launch_staged<64, 2>("flash_dq_kernel", &flash_dq_kernel<64, kWarps>, grid, Block::kThreads, shape, args, stream);
   }
   const dim3 grid(tiles(shape.tk, Block::kRows), static_cast<unsigned>(shape.kv_heads), static_cast<unsigned>(shape.batch));
-  KILN_LAUNCH_NAMED("flash_dkdv_kernel", (&flash_dkdv_kernel<64, kWarps>), grid, dim3(Block::kThreads), 0, stream, shape, args);
+  launch_staged<64, 2>("flash_dkdv_kernel", &flash_dkdv_kernel<64, kWarps>, grid, Block::kThreads, shape, args, stream);
 }
 
 }  // namespace

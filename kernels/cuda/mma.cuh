@@ -2,7 +2,8 @@
 // kiln's tensor-core tile: D = A * B + C with A 16x16 bf16 (row), B 16x8 bf16 (col), C and D
 // 16x8 f32, one warp (mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32). On the GPU it is
 // the PTX instruction; on the emulated device the warp exchanges its fragment registers by the
-// PTX layout (mma_fragment_layout.hpp, emulation/tensor_core.hpp).
+// PTX layout (mma_fragment_layout.hpp, emulation/tensor_core.hpp). Also ldmatrix, which loads
+// fragments from shared memory in that layout.
 #include "kernels/cuda/cuda_compat.cuh"
 #include "kernels/cuda/mma_fragment_layout.hpp"
 
@@ -44,6 +45,36 @@ __device__ __forceinline__ void mma_m16n8k16(MmaAccumulator& d, const MmaFragmen
       : "=f"(d.reg[0]), "=f"(d.reg[1]), "=f"(d.reg[2]), "=f"(d.reg[3])
       : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "r"(b.reg[0]), "r"(b.reg[1]), "f"(c.reg[0]),
         "f"(c.reg[1]), "f"(c.reg[2]), "f"(c.reg[3]));
+}
+#endif
+
+// ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16: four 8x8 matrices of 16-bit elements from
+// shared memory, one register of each per lane. Lane 8m + r gives the address of row r of
+// matrix m (16-byte aligned); reg[m] of lane l is elements 2 (l % 4) and 2 (l % 4) + 1 of row
+// l / 4 of matrix m, or with .trans elements (2 (l % 4), l / 4) and (2 (l % 4) + 1, l / 4): the
+// B-fragment layout of mma.m16n8k16 for a matrix stored with n (plain) or k (.trans) as rows.
+#if KILN_CUDA_EMULATED
+inline void load_matrices_x4(unsigned (&reg)[4], const void* row, std::source_location site = std::source_location::current()) {
+  ::kiln::emu::ldmatrix_b16(reg, row, 4, false, site);
+}
+inline void load_matrices_x4_transposed(unsigned (&reg)[4], const void* row,
+                                        std::source_location site = std::source_location::current()) {
+  ::kiln::emu::ldmatrix_b16(reg, row, 4, true, site);
+}
+#else
+__device__ __forceinline__ void load_matrices_x4(unsigned (&reg)[4], const void* row) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(reg[0]), "=r"(reg[1]), "=r"(reg[2]), "=r"(reg[3])
+               : "r"(address)
+               : "memory");
+}
+__device__ __forceinline__ void load_matrices_x4_transposed(unsigned (&reg)[4], const void* row) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(reg[0]), "=r"(reg[1]), "=r"(reg[2]), "=r"(reg[3])
+               : "r"(address)
+               : "memory");
 }
 #endif
 

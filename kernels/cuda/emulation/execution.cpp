@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/cuda/emulation/async_copy.hpp"
 #include "kernels/cuda/emulation/fiber_context.hpp"
 #include "trainer/core/error.hpp"
 
@@ -43,6 +44,7 @@ struct Fiber {
   unsigned mask = 0;          // warp collective mask
   WarpCombine combine = nullptr;
   LaneSlot slot;
+  AsyncCopyQueue async_copies;  // cp.async issued and not yet waited for
 };
 
 class StackPool {
@@ -78,6 +80,7 @@ struct Block {
   std::exception_ptr failure;
   std::vector<unsigned char> shared;
   std::mt19937_64 random;
+  bool async_copies_land_early = false;  // drawn per block (async_copy.hpp)
 };
 
 thread_local Block* running_block = nullptr;
@@ -240,6 +243,18 @@ bool release_barrier(Block& b) {
   fail_block("deadlock: no thread can continue (" + text + ")");
 }
 
+// Warps that sit out this round (bit w % 32 for warp w): each of them with probability 1/2,
+// never all of them. So warps drift apart between barriers by whole collectives, as they do on
+// the GPU, instead of marching in step, and a race between warps inside a barrier interval
+// (one warp staging into a buffer another still reads) gets a chance to show.
+std::uint32_t draw_paused_warps(Block& b) {
+  std::uint32_t ready_warps = 0;
+  for (unsigned linear : b.ready) ready_warps |= 1u << (linear / warpSize % 32);
+  if (std::popcount(ready_warps) < 2) return 0;
+  const auto paused = static_cast<std::uint32_t>(b.random()) & ready_warps;
+  return paused == ready_warps ? 0 : paused;
+}
+
 void run_block(Block& b, unsigned threads) {
   start_fibers(b, threads);
   for (;;) {
@@ -250,9 +265,15 @@ void run_block(Block& b, unsigned threads) {
     std::swap(b.ready, b.ready_next);
     b.ready_next.clear();
     std::shuffle(b.ready.begin(), b.ready.end(), b.random);
+    const std::uint32_t paused_warps = draw_paused_warps(b);
     for (unsigned linear : b.ready) {
       Fiber& fiber = b.fibers[linear];
-      if (fiber.state == State::Runnable) resume(b, fiber);
+      if (fiber.state != State::Runnable) continue;
+      if (paused_warps >> (linear / warpSize % 32) & 1u) {
+        b.ready_next.push_back(linear);  // this warp sits the round out
+        continue;
+      }
+      resume(b, fiber);
     }
   }
 }
@@ -292,6 +313,7 @@ void run_grid(const GridShape& shape, const std::function<void()>& body) {
     blockIdx = {static_cast<unsigned>(linear % shape.grid.x), static_cast<unsigned>((linear / shape.grid.x) % shape.grid.y),
                 static_cast<unsigned>(linear / (std::uint64_t{shape.grid.x} * shape.grid.y))};
     b.shared.assign(shape.dynamic_shared_bytes, 0xFF);
+    b.async_copies_land_early = (b.random() & 1) != 0;
     run_block(b, threads);
   }
 }
@@ -306,6 +328,10 @@ int block_barrier(int predicate, const char* what, std::source_location site) {
 }
 
 unsigned lane_id() { return block().current->linear % warpSize; }
+
+AsyncCopyQueue& async_copy_queue() { return block().current->async_copies; }
+
+bool async_copies_land_early() { return block().async_copies_land_early; }
 
 [[noreturn]] void fail_in_kernel(const std::string& message, std::source_location site) {
   fail_block(fmt::format("{} at {}: {}", thread_name(*block().current), where(site), message));

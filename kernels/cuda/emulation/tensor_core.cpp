@@ -1,8 +1,12 @@
 #include "kernels/cuda/emulation/tensor_core.hpp"
 
+#include <cstdint>
+#include <cstring>
+
 #include "kernels/cuda/emulation/execution.hpp"
 #include "kernels/cuda/mma_fragment_layout.hpp"
 #include "kernels/tensor.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::emu {
 namespace {
@@ -45,7 +49,46 @@ void combine_mma(LaneSlot* lanes, unsigned, const char*) {
   }
 }
 
+std::uint16_t element_at(const void* row, int column) {
+  std::uint16_t value;
+  std::memcpy(&value, static_cast<const unsigned char*>(row) + 2 * column, sizeof value);
+  return value;
+}
+
+// LaneSlot.arg: the number of matrices, | 8 for .trans; the same in every lane.
+void combine_ldmatrix(LaneSlot* lanes, unsigned, const char*) {
+  for (int lane = 1; lane < warpSize; ++lane)
+    if (lanes[lane].arg != lanes[0].arg) kiln::fail("ldmatrix: the lanes of a warp disagree on .num or .trans");
+  const int matrices = lanes[0].arg & 7;
+  const bool transposed = (lanes[0].arg & 8) != 0;
+  for (int lane = 0; lane < warpSize; ++lane) {
+    auto* regs = static_cast<unsigned*>(lanes[lane].out);
+    const int group = lane / 4, member = lane % 4;
+    for (int m = 0; m < matrices; ++m) {
+      const LaneSlot* rows = lanes + 8 * m;  // row r of matrix m comes from lane 8m + r
+      const std::uint16_t low = transposed ? element_at(rows[2 * member].in, group)
+                                           : element_at(rows[group].in, 2 * member);
+      const std::uint16_t high = transposed ? element_at(rows[2 * member + 1].in, group)
+                                            : element_at(rows[group].in, 2 * member + 1);
+      regs[m] = static_cast<unsigned>(low) | (static_cast<unsigned>(high) << 16);
+    }
+  }
+}
+
 }  // namespace
+
+void ldmatrix_b16(unsigned* regs, const void* row_address, int matrices, bool transposed, std::source_location site) {
+  if (matrices != 1 && matrices != 2 && matrices != 4) fail_in_kernel("ldmatrix loads 1, 2 or 4 matrices", site);
+  // Lanes past the last matrix's rows bring addresses the instruction ignores (any value).
+  const bool provides_a_row = static_cast<int>(lane_id()) < 8 * matrices;
+  if (provides_a_row && reinterpret_cast<std::uintptr_t>(row_address) % 16 != 0)
+    fail_in_kernel("ldmatrix: a row address must be 16-byte aligned", site);
+  unsigned result[4] = {};
+  const LaneSlot slot{provides_a_row ? row_address : nullptr, result, matrices | (transposed ? 8 : 0), warpSize};
+  // .aligned: every lane of the warp executes the same ldmatrix; a missing lane is an error.
+  warp_collective(0xffffffffu, "ldmatrix.sync.m8n8", combine_ldmatrix, slot, site);
+  for (int m = 0; m < matrices; ++m) regs[m] = result[m];
+}
 
 void mma_m16n8k16_bf16(float* d, const unsigned* a, const unsigned* b, const float* c, std::source_location site) {
   const MmaOperands operands{a, b, c};

@@ -12,4 +12,11 @@ namespace kiln::emu {
 // D = A * B + C for one m16n8k16 tile: a[4] and b[2] hold packed bf16 pairs, c and d four f32.
 void mma_m16n8k16_bf16(float* d, const unsigned* a, const unsigned* b, const float* c, std::source_location site);
 
+// ldmatrix.sync.aligned.m8n8.x{matrices}{.trans}.shared.b16: a warp collective over all 32
+// lanes. Lane 8m + r brings the address of row r (eight 16-bit elements, 16-byte aligned) of
+// matrix m; every lane gets one 32-bit register per matrix: word (lane % 4) of row lane / 4,
+// or with .trans the elements (2 (lane % 4), lane / 4) and (2 (lane % 4) + 1, lane / 4), the
+// lower row in the low half (PTX ISA, "Warp-level matrix load instruction: ldmatrix").
+void ldmatrix_b16(unsigned* regs, const void* row_address, int matrices, bool transposed, std::source_location site);
+
 }  // namespace kiln::emu

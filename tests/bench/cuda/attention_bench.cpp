@@ -1,12 +1,12 @@
 // Attention on the GPU: kiln::ops::flash_attention_forward/backward on bf16 device tensors
 // (the tensor-core kernels where they apply, kernels/cuda/flash_attention.cu), each block size
-// in turn, causal, q/k/v as separate [B, T, H, D] tensors. A benchmark, not a test: prints one
-// line per block size,
-//   attention B T H/KV D warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>
-// counting 4 B H T^2 D / 2 FLOPs forward (causal: half the score matrix) and 2.5 times that
-// backward, the convention FlashAttention's papers use. scripts/bench_attention_torch.py times
-// PyTorch's scaled_dot_product_attention on the same shapes.
-// usage: kiln_cuda_attention_bench B T H KV D [REPS]
+// in turn, causal (the default) or full, q/k/v as separate [B, T, H, D] tensors. A benchmark,
+// not a test: prints one line per block size,
+//   attention B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>
+// counting 4 B H T^2 D FLOPs forward (halved when causal: half the score matrix) and 2.5 times
+// that backward, the convention FlashAttention's papers use. scripts/bench_attention_torch.py
+// times PyTorch's scaled_dot_product_attention on the same shapes.
+// usage: kiln_cuda_attention_bench B T H KV D [REPS] [causal|full]
 #include <fmt/format.h>
 
 #include <chrono>
@@ -46,9 +46,15 @@ double seconds_per_call(int reps, const std::function<void()>& call) {
 
 int run(int argc, char** argv) {
   if (argc < 6) {
-    fmt::print(stderr, "usage: kiln_cuda_attention_bench B T H KV D [REPS]\n");
+    fmt::print(stderr, "usage: kiln_cuda_attention_bench B T H KV D [REPS] [causal|full]\n");
     return 2;
   }
+  const std::string mask = argc > 7 ? argv[7] : "causal";
+  if (mask != "causal" && mask != "full") {
+    fmt::print(stderr, "kiln_cuda_attention_bench: the mask is causal or full, not '{}'\n", mask);
+    return 2;
+  }
+  const bool causal = mask == "causal";
   const std::int64_t B = std::atoll(argv[1]), T = std::atoll(argv[2]), H = std::atoll(argv[3]),
                      KV = std::atoll(argv[4]), D = std::atoll(argv[5]);
   const int reps = argc > 6 ? std::atoi(argv[6]) : 20;
@@ -61,8 +67,10 @@ int run(int argc, char** argv) {
       v(values(kv_shape, 3), DType::BF16, kv_shape), dout(values(q_shape, 4), DType::BF16, q_shape);
   const DeviceTensor out(DType::BF16, q_shape), lse(DType::F32, lse_shape), dq(DType::BF16, q_shape),
       dk(DType::BF16, kv_shape), dv(DType::BF16, kv_shape);
-  const kiln::ops::AttentionOptions options{.causal = true, .softmax_scale = 0.0};
-  const double forward_flops = 4.0 * B * H * T * T * D / 2.0, backward_flops = 2.5 * forward_flops;
+  const kiln::ops::AttentionOptions options{.causal = causal, .softmax_scale = 0.0};
+  const auto score_elements = static_cast<double>(B * H * T * T);
+  const double forward_flops = 4.0 * score_elements * static_cast<double>(D) / (causal ? 2.0 : 1.0);
+  const double backward_flops = 2.5 * forward_flops;
   for (const int warps : {4, 8}) {
     kiln::cuda::set_flash_attention_block_warps(warps);
     const double forward = seconds_per_call(reps, [&] {
@@ -71,8 +79,8 @@ int run(int argc, char** argv) {
     const double backward = seconds_per_call(reps, [&] {
       kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options);
     });
-    fmt::print("attention B{} T{} H{}/{} D{} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n", B,
-               T, H, KV, D, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
+    fmt::print("attention B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n",
+               B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
                backward_flops / backward / 1e12);
   }
   kiln::cuda::set_flash_attention_block_warps(4);
