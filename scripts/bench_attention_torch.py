@@ -1,16 +1,30 @@
 #!/usr/bin/env python3
-"""PyTorch's side of the attention benchmark (tests/bench/cuda/attention_bench.cpp): causal
-scaled_dot_product_attention in bf16 on the GPU (FlashAttention-2 kernels on Hopper), forward
-and backward, timed with CUDA events (median of REPS after warm-up), the same FLOP convention.
+"""PyTorch's side of the attention benchmark (tests/bench/cuda/attention_bench.cpp):
+scaled_dot_product_attention in bf16 on the GPU, causal (the default) or full, forward and
+backward, timed with CUDA events (median of REPS after warm-up), the same FLOP convention
+(4 B H T^2 D forward, halved when causal; backward 2.5 times the forward).
 
-usage: bench_attention_torch.py B T H KV D [REPS]
-prints: "torch-attention B<B> T<T> H<H>/<KV> D<D>: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>" """
+--backend picks PyTorch's kernel: default lets PyTorch choose (FlashAttention-2 on Hopper),
+flash, cudnn (cuDNN's fused SDPA) or efficient (memory-efficient attention) force one through
+torch.nn.attention.sdpa_kernel. A backend that cannot run the shape prints "unsupported" and
+exits 0; one that refuses grouped-query attention (KV != H) runs on K/V heads repeated H/KV
+times, marked "(kv repeated)".
+
+usage: bench_attention_torch.py B T H KV D [REPS] [--mask causal|full]
+                                [--backend default|flash|cudnn|efficient]
+prints: "torch-attention B<B> T<T> H<H>/<KV> D<D> <mask> <backend>: fwd <ms> ms <TFLOP/s> TFLOP/s
+         bwd <ms> ms <TFLOP/s> TFLOP/s" (one line), or
+        "torch-attention B<B> T<T> H<H>/<KV> D<D> <mask> <backend>: unsupported (<reason>)" """
+import argparse
+import contextlib
 import statistics
-import sys
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
+
+BACKENDS = {"flash": "FLASH_ATTENTION", "cudnn": "CUDNN_ATTENTION", "efficient": "EFFICIENT_ATTENTION"}
 
 
 def median_ms(call, reps):
@@ -31,26 +45,85 @@ def median_ms(call, reps):
     return statistics.median(times)
 
 
+def backend_context(backend):
+    """The sdpa_kernel context that forces the backend; a null context for default."""
+    if backend == "default":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    member = getattr(SDPBackend, BACKENDS[backend], None)
+    if member is None:
+        raise RuntimeError(f"this PyTorch has no SDPBackend.{BACKENDS[backend]}")
+    return sdpa_kernel(member)
+
+
+def short_reason(error, caught):
+    """One line of why: PyTorch's warning about the refused kernel when it gave one, else the error."""
+    texts = [str(w.message) for w in caught if "not used because" not in str(w.message)]
+    text = texts[0] if texts else (str(error) or type(error).__name__)
+    text = " ".join(text.split(" (Triggered internally")[0].split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def main():
-    b, t, h, kv, d = map(int, sys.argv[1:6])
-    reps = int(sys.argv[6]) if len(sys.argv) > 6 else 20
+    parser = argparse.ArgumentParser(description="PyTorch scaled_dot_product_attention benchmark")
+    for name in ("B", "T", "H", "KV", "D"):
+        parser.add_argument(name, type=int)
+    parser.add_argument("REPS", type=int, nargs="?", default=20)
+    parser.add_argument("--mask", choices=("causal", "full"), default="causal")
+    parser.add_argument("--backend", choices=("default", *BACKENDS), default="default")
+    args = parser.parse_args()
+    b, t, h, kv, d, reps = args.B, args.T, args.H, args.KV, args.D, args.REPS
+    causal = args.mask == "causal"
+    label = f"torch-attention B{b} T{t} H{h}/{kv} D{d} {args.mask} {args.backend}"
+
     torch.manual_seed(0)
-    q = torch.rand(b, h, t, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) * 2 - 1
-    k = torch.rand(b, kv, t, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) * 2 - 1
-    v = torch.rand(b, kv, t, d, device="cuda", dtype=torch.bfloat16, requires_grad=True) * 2 - 1
-    q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
+    q = torch.rand(b, h, t, d, device="cuda", dtype=torch.bfloat16) * 2 - 1
+    k = torch.rand(b, kv, t, d, device="cuda", dtype=torch.bfloat16) * 2 - 1
+    v = torch.rand(b, kv, t, d, device="cuda", dtype=torch.bfloat16) * 2 - 1
     dout = torch.rand(b, h, t, d, device="cuda", dtype=torch.bfloat16)
+    inputs = [x.detach().requires_grad_() for x in (q, k, v)]
+    gqa = kv != h
 
     def forward():
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=kv != h)
+        q_, k_, v_ = inputs
+        if gqa:
+            return F.scaled_dot_product_attention(q_, k_, v_, is_causal=causal, enable_gqa=True)
+        return F.scaled_dot_product_attention(q_, k_, v_, is_causal=causal)
 
-    out = forward()
-    forward_ms = median_ms(forward, reps)
-    backward_ms = median_ms(lambda: torch.autograd.grad(forward(), (q, k, v), dout), reps) - forward_ms
-    flops = 4.0 * b * h * t * t * d / 2.0
-    print(f"torch-attention B{b} T{t} H{h}/{kv} D{d}: fwd {forward_ms:.3f} ms {flops / forward_ms / 1e9:.0f} TFLOP/s "
+    def backward():
+        return torch.autograd.grad(forward(), inputs, dout)
+
+    stage = "forward"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with backend_context(args.backend):
+                try:
+                    forward()
+                except (RuntimeError, TypeError):
+                    if not gqa:
+                        raise
+                    # The backend (or this PyTorch) refuses enable_gqa: K/V heads repeated to H
+                    # instead (the same FLOPs; the gradients land on the repeated tensors).
+                    inputs[1:] = [x.repeat_interleave(h // kv, dim=1).detach().requires_grad_() for x in (k, v)]
+                    gqa = False
+                    label += " (kv repeated)"
+                    caught.clear()
+                    forward()
+                torch.cuda.synchronize()
+                forward_ms = median_ms(forward, reps)
+                stage = "backward"
+                backward()
+                torch.cuda.synchronize()
+                backward_ms = median_ms(backward, reps) - forward_ms
+        except (RuntimeError, ImportError) as error:
+            reason = short_reason(error, caught)
+            print(f"{label}: unsupported ({'backward: ' if stage == 'backward' else ''}{reason})")
+            return
+    flops = 4.0 * b * h * t * t * d / (2.0 if causal else 1.0)
+    print(f"{label}: fwd {forward_ms:.3f} ms {flops / forward_ms / 1e9:.0f} TFLOP/s "
           f"bwd {backward_ms:.3f} ms {2.5 * flops / backward_ms / 1e9:.0f} TFLOP/s")
-    del out
 
 
 if __name__ == "__main__":

@@ -103,6 +103,13 @@ attention_rows() {
     # shellcheck disable=SC2086
     timeout 60 python3 "$root/scripts/bench_attention_torch.py" $shape 50 2>&1 | tee -a "$logs/bench.log" | tail -1 | sed 's/^/    /'
   done
+  # Head dim 128 beside cuDNN's fused SDPA and FlashAttention-2 (raw output in bench_attention.log):
+  # T = 4096 in the full check, T = 1k/4k/16k with KILN_GPU_CHECK_ONLY=attention.
+  local lengths=4096
+  [[ ${KILN_GPU_CHECK_ONLY:-} == attention ]] && lengths="1024 4096 16384"
+  KILN_BENCH_ATTENTION_T=${KILN_BENCH_ATTENTION_T:-$lengths} KILN_BENCH_LOG=$logs/bench_attention.log \
+    timeout 240 "$root/scripts/bench_attention.sh" "$bundle/bin/kiln_cuda_attention_bench" 10 2>&1 |
+    tee -a "$logs/bench.log" | sed 's/^/    /' || true
 }
 
 check() {
