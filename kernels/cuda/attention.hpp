@@ -2,7 +2,7 @@
 // Attention on the device with kiln::ops::flash_attention_forward/backward's semantics:
 // causal or not, grouped-query heads, packed documents, queries that are the last Tq of Tk
 // positions (a KV cache). Tiled with an online softmax in fp32, so no T x T matrix exists;
-// fp32 CUDA-core arithmetic, except bf16 with head dims 64 and 128 (backward: 64), which take
+// fp32 CUDA-core arithmetic, except bf16 with head dims 64 and 128, which take
 // the tensor-core kernels of flash_attention.hpp.
 //   q, out, dq, dout [B, Tq, Hq, D]   k, v, dk, dv [B, Tk, Hkv, D]   (f32 or bf16, strided
 //                                                                      heads, unit inner stride)

@@ -14,7 +14,8 @@
 //    kernel held in a function pointer);
 //  - KILN_DYNAMIC_SHARED(T, name) instead of `extern __shared__ T name[]` (it declares a T*);
 //  - KILN_UNROLL before a loop of compile-time trip count whose per-iteration registers must
-//    stay registers (`#pragma unroll` under nvcc; nothing for g++);
+//    stay registers (`#pragma unroll` under nvcc; nothing for g++), KILN_NO_UNROLL before one
+//    whose iterations must not overlap (`#pragma unroll 1`: register pressure);
 //  - namespace kiln::KILN_CUDA_NS around its host wrappers;
 //  - only C++17 (CMake's nvcc dialect), and __expf/__logf take one plain argument.
 #include "kernels/cuda/kernel_launch.hpp"
@@ -45,6 +46,7 @@ using namespace kiln::emu;  // NOLINT(google-global-names-in-headers)
 // is not poisoned between blocks (see README.md).
 #define __shared__ static thread_local
 #define KILN_UNROLL
+#define KILN_NO_UNROLL
 #define __expf(x) ::kiln::emu::exp_intrinsic(x)
 #define __logf(x) ::kiln::emu::log_intrinsic(x)
 
@@ -62,6 +64,7 @@ using namespace kiln::emu;  // NOLINT(google-global-names-in-headers)
 #include <cuda_runtime.h>
 
 #define KILN_UNROLL _Pragma("unroll")
+#define KILN_NO_UNROLL _Pragma("unroll 1")
 
 #define KILN_CUDA_NS cuda
 #define KILN_CUDA_EMULATED 0

@@ -64,13 +64,13 @@ __device__ __forceinline__ int member_of_lane() { return lane_id() & 3; }  // th
 
 // ---- staging ---------------------------------------------------------------------------------
 
-// Rows t0 .. t0 + kTileRows - 1 of head h of x into dst[r * stride + d] by cp.async (one
-// 16-byte word per copy, consecutive threads along a row); rows r >= n are zero-filled and
-// their source is not read. The caller commits the group.
-template <int kD, int kThreads>
+// Rows t0 .. t0 + kRows - 1 of head h of x into dst[r * stride + d] by cp.async (one 16-byte
+// word per copy, consecutive threads along a row); rows r >= n are zero-filled and their source
+// is not read. The caller commits the group.
+template <int kD, int kThreads, int kRows = kTileRows>
 __device__ void stage_tile(bf16* dst, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n, int64_t h) {
   constexpr int kWords = kD / 8;
-  for (int e = static_cast<int>(threadIdx.x); e < kTileRows * kWords; e += kThreads) {
+  for (int e = static_cast<int>(threadIdx.x); e < kRows * kWords; e += kThreads) {
     const int r = e / kWords, w = e % kWords;
     const bool real = r < n;
     async_copy_16(dst + r * Tile<kD>::kStride + 8 * w, x.row(b, real ? t0 + r : t0, h) + 8 * w, real);
@@ -142,15 +142,36 @@ __device__ __forceinline__ void mma_row_of_tiles(MmaAccumulator (&acc)[kTiles], 
   }
 }
 
-// acc = rows x tile^T over the head dim: the 16 x 64 scores (or dp) of this warp's rows
-// against the tile's 64 rows.
-template <int kDSteps>
-__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTileRows / 8],
-                                                   const MmaFragmentA (&rows)[kDSteps], const bf16* tile, int stride) {
+// The A fragment of this warp's 16 rows from row0 of a row-major shared block, k-step k0, by
+// one ldmatrix x4: matrix m is the 8 x 8 block at rows (m & 1) * 8, columns (m >> 1) * 8.
+__device__ __forceinline__ MmaFragmentA a_from_shared(const bf16* rows, int stride, int row0, int k0) {
+  const int m = lane_id() >> 3, r = lane_id() & 7;
+  unsigned reg[4];
+  load_matrices_x4(reg, rows + (row0 + r + (m & 1) * 8) * stride + k0 + (m >> 1) * 8);
+  return {{reg[0], reg[1], reg[2], reg[3]}};
+}
+
+// acc = rows x tile^T over the head dim: the 16 x (8 kTiles) scores (or dp) of this warp's rows
+// against the tile's first 8 kTiles rows; row_fragment(s) is the rows' A fragment of k-step s.
+template <int kDSteps, int kTiles, class RowFragment>
+__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const RowFragment& row_fragment,
+                                                   const bf16* tile, int stride) {
   KILN_UNROLL
-  for (int t = 0; t < kTileRows / 8; ++t) acc[t] = zero_accumulator();
+  for (int t = 0; t < kTiles; ++t) acc[t] = zero_accumulator();
   KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) mma_row_of_tiles<kTileRows / 8, true>(acc, rows[s], tile, 16 * s, stride);
+  for (int s = 0; s < kDSteps; ++s) mma_row_of_tiles<kTiles, true>(acc, row_fragment(s), tile, 16 * s, stride);
+}
+// ... the rows' fragments held in registers,
+template <int kTiles, int kDSteps>
+__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const MmaFragmentA (&rows)[kDSteps],
+                                                   const bf16* tile, int stride) {
+  products_with_tile<kDSteps>(acc, [&](int s) { return rows[s]; }, tile, stride);
+}
+// ... or loaded from this warp's rows of a shared block (stride `stride` too).
+template <int kDSteps, int kTiles>
+__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const bf16* rows, int row0,
+                                                   const bf16* tile, int stride) {
+  products_with_tile<kDSteps>(acc, [&](int s) { return a_from_shared(rows, stride, row0, 16 * s); }, tile, stride);
 }
 
 // The max or sum over the 4 lanes of a fragment row (they hold its 8-wide tile's columns).
@@ -468,7 +489,12 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   constexpr int kThreads = BlockShape<kWarps>::kThreads, kBlockRows = BlockShape<kWarps>::kRows;
   constexpr int kStride = Tile<kD>::kStride;
   constexpr int kDSteps = kD / 16, kDTiles = kD / 8, kQueryTiles = kTileRows / 8;
-  KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of [query][d] q and dout tiles
+  constexpr int kChunkTiles = kD > 64 ? kQueryTiles / 2 : kQueryTiles;
+  // Two stages of [query][d] q and dout tiles, then the block's [key][d] k and v rows: the
+  // keys' A fragments come from there (ldmatrix) rather than registers, which dk and dv need.
+  KILN_DYNAMIC_SHARED(bf16, tiles);
+  bf16* const k_rows = tiles + 4 * Tile<kD>::kElements;
+  bf16* const v_rows = k_rows + kBlockRows * kStride;
   __shared__ float delta_of[2 * kTileRows], lse_of[2 * kTileRows];
   __shared__ int64_t key_lo[kBlockRows], key_hi[kBlockRows];
 
@@ -495,30 +521,24 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const auto item_head = [&](int64_t item) { return kv_head * group + item / tiles_per_head; };
   const auto item_first_query = [&](int64_t item) { return first_query + (item % tiles_per_head) * kTileRows; };
   const auto item_count = [&](int64_t item) { return smaller(kTileRows, first_query + queries - item_first_query(item)); };
+  stage_tile<kD, kThreads, kBlockRows>(k_rows, args.k, b, k0, n, kv_head);
+  stage_tile<kD, kThreads, kBlockRows>(v_rows, args.v, b, k0, n, kv_head);
+  async_copy_commit();  // completes before the first query tile's group (groups land in order)
   if (items > 0)
     stage_queries<kD, kThreads>(tiles, delta_of, lse_of, 0, shape, args, b, item_head(0), item_first_query(0),
                                 item_count(0));
 
   const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
   int64_t key[2], lo[2], hi[2];
-  const bf16 *k_row[2], *v_row[2];
   KILN_UNROLL
   for (int r = 0; r < 2; ++r) {
     key[r] = k0 + slot[r];
     lo[r] = key_lo[slot[r]], hi[r] = key_hi[slot[r]];
-    const bool real = slot[r] < n;
-    if (!real) hi[r] = lo[r];  // sees no query
+    if (slot[r] >= n) hi[r] = lo[r];  // not a key: sees no query (its staged row is zeros)
     // Causal: a key is seen from its own position on.
     if (shape.causal) lo[r] = larger(lo[r], key[r]);
-    k_row[r] = real ? args.k.row(b, key[r], kv_head) : nullptr;
-    v_row[r] = real ? args.v.row(b, key[r], kv_head) : nullptr;
   }
-  MmaFragmentA k[kDSteps], v[kDSteps];
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) {
-    k[s] = a_from_rows(k_row[0], k_row[1], 16 * s);
-    v[s] = a_from_rows(v_row[0], v_row[1], 16 * s);
-  }
+  const int row0 = warp_id() * kWarpRows;
   MmaAccumulator dk[kDTiles], dv[kDTiles];
   KILN_UNROLL
   for (int t = 0; t < kDTiles; ++t) dk[t] = zero_accumulator(), dv[t] = zero_accumulator();
@@ -538,26 +558,34 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     const float* const tile_lse = lse_of + stage * kTileRows;
 
     // Transposed: rows are this warp's keys, columns the tile's queries.
-    MmaAccumulator p[kQueryTiles], ds[kQueryTiles];
-    products_with_tile(p, k, q_tile, kStride);
-    products_with_tile(ds, v, dout_tile, kStride);  // dp, then ds in place
     const bool unmasked = count == kTileRows && warp_sees_whole_tile(lo, hi, offset + q0);
-    KILN_UNROLL
-    for (int t = 0; t < kQueryTiles; ++t) {
+    // The tile in chunks of kChunkTiles 8-query tiles, so that only a chunk's p and ds are live
+    // beside dk and dv (a whole tile's at head dim 128 would spill); not unrolled, so the
+    // compiler cannot overlap two chunks' scores either.
+    KILN_NO_UNROLL
+    for (int chunk = 0; chunk < kQueryTiles; chunk += kChunkTiles) {
+      const bf16* const q_chunk = q_tile + 8 * chunk * kStride;
+      const bf16* const dout_chunk = dout_tile + 8 * chunk * kStride;
+      MmaAccumulator p[kChunkTiles], ds[kChunkTiles];
+      products_with_tile<kDSteps>(p, k_rows, row0, q_chunk, kStride);
+      products_with_tile<kDSteps>(ds, v_rows, row0, dout_chunk, kStride);  // dp, then ds in place
       KILN_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1, column = 8 * t + 2 * member_of_lane() + (e & 1);
-        const int64_t position = offset + q0 + column;
-        const bool visible = unmasked || (column < count && lo[r] <= position && position < hi[r]);
-        const float probability = visible ? exp2f(p[t].reg[e] * scale_log2 - tile_lse[column]) : 0.0f;
-        p[t].reg[e] = probability;
-        ds[t].reg[e] = probability * (ds[t].reg[e] - tile_delta[column]);
+      for (int t = 0; t < kChunkTiles; ++t) {
+        KILN_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int r = e >> 1, column = 8 * (chunk + t) + 2 * member_of_lane() + (e & 1);
+          const int64_t position = offset + q0 + column;
+          const bool visible = unmasked || (column < count && lo[r] <= position && position < hi[r]);
+          const float probability = visible ? exp2f(p[t].reg[e] * scale_log2 - tile_lse[column]) : 0.0f;
+          p[t].reg[e] = probability;
+          ds[t].reg[e] = probability * (ds[t].reg[e] - tile_delta[column]);
+        }
       }
-    }
-    KILN_UNROLL
-    for (int j = 0; j < kQueryTiles / 2; ++j) {
-      mma_row_of_tiles<kDTiles, false>(dv, a_from_accumulators(p[2 * j], p[2 * j + 1]), dout_tile, 16 * j, kStride);
-      mma_row_of_tiles<kDTiles, false>(dk, a_from_accumulators(ds[2 * j], ds[2 * j + 1]), q_tile, 16 * j, kStride);
+      KILN_UNROLL
+      for (int j = 0; j < kChunkTiles / 2; ++j) {
+        mma_row_of_tiles<kDTiles, false>(dv, a_from_accumulators(p[2 * j], p[2 * j + 1]), dout_chunk, 16 * j, kStride);
+        mma_row_of_tiles<kDTiles, false>(dk, a_from_accumulators(ds[2 * j], ds[2 * j + 1]), q_chunk, 16 * j, kStride);
+      }
     }
     __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
@@ -582,12 +610,12 @@ bool rows_aligned(const HeadTensor<T>& x) {
 
 unsigned tiles(int64_t count, int64_t tile) { return static_cast<unsigned>((count + tile - 1) / tile); }
 
-// Launches `kernel` with the dynamic shared memory of two stages of kTensors tiles; above the
-// 48 KiB default (the 128-dim forward) the kernel opts in first.
-template <int kD, int kTensors, class Kernel, class Args>
+// Launches `kernel` with the dynamic shared memory of two stages of kTensors tiles and
+// kExtraBytes after them; above the 48 KiB default (head dim 128, dk/dv) the kernel opts in.
+template <int kD, int kTensors, std::size_t kExtraBytes = 0, class Kernel, class Args>
 void launch_staged(const char* name, Kernel* kernel, dim3 grid, int threads, const AttentionShape& shape,
                    const Args& args, cudaStream_t stream) {
-  constexpr std::size_t kBytes = staged_shared_bytes<kD, kTensors>();
+  constexpr std::size_t kBytes = staged_shared_bytes<kD, kTensors>() + kExtraBytes;
   if (kBytes > 48 * 1024) {
     const cudaError_t error =
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
@@ -611,15 +639,23 @@ void launch_forward(const AttentionShape& shape, const AttentionForward<bf16>& a
   }
 }
 
-template <int kWarps>
-void launch_backward(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
+template <int kD, int kWarps>
+void launch_backward_for_dim(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
   using Block = BlockShape<kWarps>;
   if (shape.tq > 0) {
     const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
-    launch_staged<64, 2>("flash_dq_kernel", &flash_dq_kernel<64, kWarps>, grid, Block::kThreads, shape, args, stream);
+    launch_staged<kD, 2>("flash_dq_kernel", &flash_dq_kernel<kD, kWarps>, grid, Block::kThreads, shape, args, stream);
   }
   const dim3 grid(tiles(shape.tk, Block::kRows), static_cast<unsigned>(shape.kv_heads), static_cast<unsigned>(shape.batch));
-  launch_staged<64, 2>("flash_dkdv_kernel", &flash_dkdv_kernel<64, kWarps>, grid, Block::kThreads, shape, args, stream);
+  constexpr std::size_t kKeyRowBytes = 2 * Block::kRows * Tile<kD>::kStride * sizeof(bf16);  // k and v
+  launch_staged<kD, 2, kKeyRowBytes>("flash_dkdv_kernel", &flash_dkdv_kernel<kD, kWarps>, grid, Block::kThreads, shape,
+                                     args, stream);
+}
+
+template <int kWarps>
+void launch_backward(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
+  if (shape.dim == 64) return launch_backward_for_dim<64, kWarps>(shape, args, stream);
+  launch_backward_for_dim<128, kWarps>(shape, args, stream);
 }
 
 }  // namespace
@@ -630,7 +666,7 @@ bool flash_attention_forward_supports(const AttentionShape& shape, const Attenti
 }
 
 bool flash_attention_backward_supports(const AttentionShape& shape, const AttentionBackward<bf16>& args) {
-  return shape.dim == 64 && rows_aligned(args.dq) && rows_aligned(args.dk) && rows_aligned(args.dv) &&
+  return (shape.dim == 64 || shape.dim == 128) && rows_aligned(args.dq) && rows_aligned(args.dk) && rows_aligned(args.dv) &&
          rows_aligned(args.dout) && rows_aligned(args.q) && rows_aligned(args.k) && rows_aligned(args.v) &&
          rows_aligned(args.out);
 }

@@ -1,5 +1,5 @@
 #pragma once
-// Tensor-core attention: bf16 q, k, v with head dims 64 and 128 (the backward: 64), the fast
+// Tensor-core attention: bf16 q, k, v with head dims 64 and 128, forward and backward, the fast
 // path of attention.hpp's attention_forward/attention_backward with the same tensors and
 // semantics (causal or not, grouped-query heads, packed documents, queries that are the last Tq
 // of Tk positions). Scores, softmax statistics and every accumulation are f32; the
@@ -11,14 +11,14 @@
 //   forward  grid (Tq / 64, Hq, B): a warp's 16 queries walk 64-key tiles with an online softmax
 //   dq       grid (Tq / 64, Hq, B): the same walk, dq += ds k
 //   dk, dv   grid (Tk / 64, Hkv, B): a warp's 16 keys walk every (query head of the group, query
-//            tile) that sees them: dv += p^T dout, dk += ds^T q
+//            tile) that sees them: dv += p^T dout, dk += ds^T q (head dim 128: each query
+//            tile in two halves, so a half's p and ds fit in registers beside dk and dv)
 #include "kernels/cuda/attention.hpp"
 
 namespace kiln::KILN_CUDA_NS {
 
 // Whether the tensor-core kernels take these tensors: bf16 (the caller's choice of overload),
-// head dim 64 or 128 (backward: 64), 16-byte aligned rows (pointers and strides multiples of 8
-// elements).
+// head dim 64 or 128, 16-byte aligned rows (pointers and strides multiples of 8 elements).
 bool flash_attention_forward_supports(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args);
 bool flash_attention_backward_supports(const AttentionShape& shape, const AttentionBackward<__nv_bfloat16>& args);
 
