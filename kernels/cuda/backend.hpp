@@ -14,6 +14,7 @@
 // host (copy_to_host) wait for it.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "kernels/memory/allocator.hpp"
@@ -53,12 +54,26 @@ class CudaBackend {
 
   // ---- copies -------------------------------------------------------------------------------
   // Byte copies between this device and the host (or within the device), ordered on the
-  // compute stream. copy_to_host returns when the bytes are on the host.
+  // compute stream. copy_to_device returns once host_src may be reused (a pageable source is
+  // staged by the driver then, without waiting for the queued work); copy_to_host returns when
+  // the bytes are on the host.
   virtual void copy_to_device(void* device_dst, const void* host_src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) = 0;
   virtual void copy_on_device(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void zero(void* device_dst, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
+
+  // A page-locked host buffer for uploads that overlap the queued work (a micro-batch's
+  // inputs): fill host(bytes), then upload() enqueues the copy and returns at once. host()
+  // waits until the previous upload from the buffer has been copied, so keep two and
+  // alternate to never wait.
+  class PinnedUpload {
+   public:
+    virtual ~PinnedUpload() = default;
+    virtual void* host(std::size_t bytes) = 0;  // at least `bytes`, writable now
+    virtual void upload(void* device_dst, std::size_t bytes) = 0;
+  };
+  virtual std::unique_ptr<PinnedUpload> make_pinned_upload() = 0;
   // A device f64 [1] for one of a step's scalar results (gradient norm, finite flag) that the
   // host reads back: kept for the backend's lifetime, so a step allocates nothing for them.
   static constexpr int kScalarSlots = 8;

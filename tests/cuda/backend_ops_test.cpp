@@ -179,6 +179,31 @@ TEST_P(CudaBackendOps, SwigluOnTheFusedGateUpBufferMatchesTheCpuOp) {
   EXPECT_NE(message.find("two halves of one"), std::string::npos) << message;
 }
 
+// The backend keeps the frequency tables it uploaded (one per distinct content): alternating
+// between two configurations, each call must use its own table.
+TEST_P(CudaBackendOps, RopeWithAlternatingConfigurationsUsesEachItsOwnTable) {
+  const DType dtype = GetParam();
+  const std::int64_t B = 1, T = 6, H = 2, D = 8;
+  const auto n = static_cast<std::size_t>(B * T * H * D);
+  OwnedTensor positions(DType::I32, {B * T}), hpos(DType::I64, {B * T});
+  for (std::int64_t i = 0; i < B * T; ++i) positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(i);
+  for (std::int64_t i = 0; i < B * T; ++i) hpos.data<std::int64_t>()[i] = i;
+  const DeviceTensor gpos(DType::I32, {B * T});
+  ops::copy(gpos, positions);
+  ops::RopeConfig plain, scaled;
+  scaled.theta = 500000.0;
+  scaled.llama3_scaling = true;
+  for (int round = 0; round < 4; ++round) {
+    const ops::RopeConfig& config = round % 2 == 0 ? plain : scaled;
+    const std::vector<float> x = as_stored(random_values(n, 30 + static_cast<std::uint32_t>(round)), dtype);
+    const DeviceTensor g(x, dtype, {B, T, H, D});
+    ops::rope_forward(g, g, gpos, config);
+    const OwnedTensor h = host_f64(x, {B, T, H, D});
+    ops::rope_forward(h, h, hpos, config);
+    EXPECT_TRUE(matches(g.download(), h, dtype, 1e-5)) << "round " << round;
+  }
+}
+
 TEST_P(CudaBackendOps, RopeOnQkvSlicesMatchesTheCpuOp) {
   const DType dtype = GetParam();
   const std::int64_t B = 2, T = 5, H = 3, D = 8, row = 5 * D;  // 3 rotated heads of a 5-head row

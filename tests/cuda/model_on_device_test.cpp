@@ -227,5 +227,24 @@ TEST(DeviceBatch, IndexTensorsArriveAsI32AndTheMaskAsU8) {
   EXPECT_EQ(on_host.upload({tokens, {}, {}, {}, positions}).tokens.ptr, tokens.tensor().ptr);
 }
 
+// Uploads alternate between two pinned buffers and one device buffer: each batch, read back
+// before the next upload, is its own, also when [B, T] grows (the buffers are replaced).
+TEST(DeviceBatch, ConsecutiveUploadsEachArriveWhole) {
+  select_the_test_device();
+  model::DeviceBatch staging(cuda_backend::cuda_allocator());
+  for (std::int64_t round = 0; round < 5; ++round) {
+    const std::int64_t B = round < 3 ? 2 : 3, T = 7 + 4 * round;
+    OwnedTensor tokens(DType::U32, {B, T}), positions(DType::I32, {B, T});
+    for (std::int64_t i = 0; i < B * T; ++i) {
+      tokens.data<std::uint32_t>()[i] = static_cast<std::uint32_t>(1000 * round + i);
+      positions.data<std::int32_t>()[i] = static_cast<std::int32_t>(i % T);
+    }
+    const model::Batch& on_device = staging.upload({tokens, {}, {}, {}, positions});
+    OwnedTensor back(DType::I32, {B, T});
+    ops::copy(back, on_device.tokens);
+    EXPECT_EQ(index_values(back, "test"), index_values(tokens, "test")) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace kiln::cuda_test

@@ -47,7 +47,7 @@ OwnedTensor zeros_f64(Shape shape) {
 }
 
 // A contiguous copy of a (strided) view: this rank's slice of a full tensor.
-OwnedTensor slice(const Tensor& full, std::int64_t dim, std::int64_t first, std::int64_t count) {
+OwnedTensor slice(const Tensor& full, int dim, std::int64_t first, std::int64_t count) {
   const Tensor part = full.narrow(dim, first, count);
   OwnedTensor copy(full.dtype, part.shape);
   ops::copy(copy, part);

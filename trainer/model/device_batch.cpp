@@ -1,9 +1,9 @@
 #include "trainer/model/device_batch.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
-#include "kernels/ops.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::model {
@@ -15,24 +15,25 @@ namespace {
 constexpr std::size_t kAlign = 256;
 std::size_t aligned(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-}  // namespace
-
-Tensor DeviceBatch::stage(const Tensor& host, DType dtype, std::size_t byte_offset) {
-  if (!host.defined()) return {};
-  const Tensor device = memory_.view(dtype, host.shape, byte_offset);
-  if (host.dtype == dtype) {
-    ops::copy(device, host);
-    return device;
+// `host` as `dtype` (i32 or u8) at `at`: copied when it already is, else narrowed from its
+// index values (check_batch_values bounded ids by the vocabulary and positions by
+// max_seq_len, both far below 2^31; mask values are 0 or 1).
+void write_narrowed(std::byte* at, const Tensor& host, DType dtype) {
+  if (host.dtype == dtype && host.is_contiguous()) {
+    std::memcpy(at, host.ptr, host.nbytes());
+    return;
   }
-  // Index dtypes narrow to i32 (check_batch_values bounded them by the vocabulary and
-  // max_seq_len, both far below 2^31).
   const std::vector<std::int64_t> values = index_values(host, "device batch");
-  OwnedTensor narrowed(DType::I32, host.shape);
-  std::transform(values.begin(), values.end(), narrowed.data<std::int32_t>(),
-                 [](std::int64_t v) { return static_cast<std::int32_t>(v); });
-  ops::copy(device, narrowed);
-  return device;
+  if (dtype == DType::I32) {
+    auto* out = reinterpret_cast<std::int32_t*>(at);
+    std::transform(values.begin(), values.end(), out, [](std::int64_t v) { return static_cast<std::int32_t>(v); });
+  } else {
+    auto* out = reinterpret_cast<std::uint8_t*>(at);
+    std::transform(values.begin(), values.end(), out, [](std::int64_t v) { return static_cast<std::uint8_t>(v); });
+  }
 }
+
+}  // namespace
 
 const Batch& DeviceBatch::upload(const Batch& host) {
   if (allocator_->device() == Device::Cpu) {
@@ -46,12 +47,22 @@ const Batch& DeviceBatch::upload(const Batch& host) {
   const std::size_t needed = 4 * index_bytes + aligned(count);
   if (memory_.size() < needed)
     memory_ = memory::DeviceBuffer(needed, memory::MemoryCategory::workspace, *allocator_);
+  auto& pinned = pinned_[static_cast<std::size_t>(next_pinned_)];
+  next_pinned_ ^= 1;
+  if (!pinned) pinned = cuda_backend::active_backend("device batch").make_pinned_upload();
+  auto* staging = static_cast<std::byte*>(pinned->host(needed));
   device_ = Batch{};
-  device_.tokens = stage(host.tokens, DType::I32, 0);
-  device_.targets = stage(host.targets, DType::I32, index_bytes);
-  device_.positions = stage(host.positions, DType::I32, 2 * index_bytes);
-  device_.doc_ids = stage(host.doc_ids, DType::I32, 3 * index_bytes);
-  device_.loss_mask = stage(host.loss_mask, DType::U8, 4 * index_bytes);
+  const auto place = [&](const Tensor& source, DType dtype, std::size_t offset) -> Tensor {
+    if (!source.defined()) return {};
+    write_narrowed(staging + offset, source, dtype);
+    return memory_.view(dtype, source.shape, offset);
+  };
+  device_.tokens = place(host.tokens, DType::I32, 0);
+  device_.targets = place(host.targets, DType::I32, index_bytes);
+  device_.positions = place(host.positions, DType::I32, 2 * index_bytes);
+  device_.doc_ids = place(host.doc_ids, DType::I32, 3 * index_bytes);
+  device_.loss_mask = place(host.loss_mask, DType::U8, 4 * index_bytes);
+  pinned->upload(memory_.data(), needed);
   return device_;
 }
 

@@ -63,11 +63,11 @@ MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, 
                            batch.positions.begin() + static_cast<std::ptrdiff_t>((first_row + rows) * t));
   }
   for (std::uint64_t r = 0; r < rows; ++r) {
-    const std::uint64_t source = (first_row + r) * (t + 1);
-    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(source), t, micro.tokens.begin() + static_cast<std::ptrdiff_t>(r * t));
-    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(source + 1), t, micro.targets.begin() + static_cast<std::ptrdiff_t>(r * t));
+    const std::uint64_t window = (first_row + r) * (t + 1);  // the row's t + 1 tokens in the batch
+    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(window), t, micro.tokens.begin() + static_cast<std::ptrdiff_t>(r * t));
+    std::copy_n(batch.tokens.begin() + static_cast<std::ptrdiff_t>(window + 1), t, micro.targets.begin() + static_cast<std::ptrdiff_t>(r * t));
     if (masked) {
-      std::copy_n(batch.loss_mask.begin() + static_cast<std::ptrdiff_t>(source + 1), t,
+      std::copy_n(batch.loss_mask.begin() + static_cast<std::ptrdiff_t>(window + 1), t,
                   micro.loss_mask.begin() + static_cast<std::ptrdiff_t>(r * t));
     }
     if (packed) fill_doc_ids(batch, first_row + r, micro.doc_ids.data() + r * t);

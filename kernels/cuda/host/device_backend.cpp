@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cuda/backend_registry.hpp"
@@ -14,6 +15,23 @@ namespace kiln::KILN_CUDA_NS {
 namespace {
 
 double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+constexpr std::size_t kCachedTables = 16;
+
+// Page-locked (cudaMallocHost or registered) host memory: the device reads it by DMA after
+// the copy call returns, so the caller must not reuse it before the copy has run.
+bool is_pinned_host(const void* pointer) {
+#if KILN_CUDA_EMULATED
+  return kiln::emu::is_kernel_accessible(pointer) && !kiln::emu::is_device_pointer(pointer);
+#else
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, pointer) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeHost;
+#endif
+}
 
 }  // namespace
 
@@ -32,7 +50,7 @@ DeviceBackend::~DeviceBackend() {
   if (ones_f32_) cudaFree(ones_f32_);
   if (ones_bf16_) cudaFree(ones_bf16_);
   if (workspace_) cudaFree(workspace_);
-  if (table_) cudaFree(table_);
+  for (const StagedTable& table : tables_) cudaFree(table.device);
   if (scalars_) cudaFree(scalars_);
   if (compute_) cudaStreamDestroy(compute_);
 }
@@ -73,8 +91,9 @@ void DeviceBackend::copy_to_device(void* device_dst, const void* host_src, std::
   if (bytes == 0) return;
   check_cuda(cudaMemcpyAsync(device_dst, host_src, bytes, cudaMemcpyHostToDevice, compute_),
              "CUDA backend: copy to the device");
-  // The host buffer may be reused as soon as this returns (pageable memory): wait for the copy.
-  check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: copy to the device");
+  // From pageable memory the driver has staged the bytes when the call returns, so the queued
+  // work is not waited for; a pinned source is read later, by DMA, so wait for that copy.
+  if (is_pinned_host(host_src)) check_cuda(cudaStreamSynchronize(compute_), "CUDA backend: copy to the device");
 }
 
 void DeviceBackend::copy_to_host(void* host_dst, const void* device_src, std::size_t bytes) {
@@ -114,16 +133,73 @@ void* DeviceBackend::workspace(std::size_t bytes) {
 }
 
 void* DeviceBackend::stage_table(const void* host, std::size_t bytes) {
-  if (bytes > table_bytes_) {
-    if (table_) check_cuda(cudaFree(table_), "CUDA backend: growing the table buffer");
-    table_ = nullptr;
-    table_bytes_ = 0;
-    table_ = allocate(bytes);
-    table_bytes_ = bytes;
+  const auto* begin = static_cast<const unsigned char*>(host);
+  for (auto it = tables_.begin(); it != tables_.end(); ++it) {
+    if (it->content.size() != bytes || std::memcmp(it->content.data(), host, bytes) != 0) continue;
+    std::rotate(it, it + 1, tables_.end());  // now the most recently used
+    return tables_.back().device;
   }
-  // Synchronous: the host table is often a temporary of the caller.
-  copy_to_device(table_, host, bytes);
-  return table_;
+  if (tables_.size() == kCachedTables) {
+    cudaFree(tables_.front().device);  // synchronises the device: no queued kernel still reads it
+    tables_.erase(tables_.begin());
+  }
+  StagedTable table{std::vector<unsigned char>(begin, begin + bytes), allocate(bytes)};
+  copy_to_device(table.device, table.content.data(), bytes);
+  tables_.push_back(std::move(table));
+  return tables_.back().device;
+}
+
+// ---- pinned uploads --------------------------------------------------------------------------
+
+namespace {
+
+class PinnedUploadBuffer final : public cuda_backend::CudaBackend::PinnedUpload {
+ public:
+  explicit PinnedUploadBuffer(cudaStream_t stream) : stream_(stream) {
+    check_cuda(cudaEventCreateWithFlags(&copied_, cudaEventDisableTiming), "CUDA backend: creating an upload event");
+  }
+  ~PinnedUploadBuffer() override {
+    if (in_flight_) (void)cudaEventSynchronize(copied_);
+    if (buffer_) cudaFreeHost(buffer_);
+    cudaEventDestroy(copied_);
+  }
+  PinnedUploadBuffer(const PinnedUploadBuffer&) = delete;
+  PinnedUploadBuffer& operator=(const PinnedUploadBuffer&) = delete;
+
+  void* host(std::size_t bytes) override {
+    if (in_flight_) check_cuda(cudaEventSynchronize(copied_), "CUDA backend: waiting for an upload");
+    in_flight_ = false;
+    if (bytes > capacity_) {
+      if (buffer_) check_cuda(cudaFreeHost(buffer_), "CUDA backend: freeing pinned memory");
+      buffer_ = nullptr;
+      capacity_ = 0;
+      check_cuda(cudaMallocHost(&buffer_, bytes), "CUDA backend: allocating pinned host memory");
+      capacity_ = bytes;
+    }
+    return buffer_;
+  }
+
+  void upload(void* device_dst, std::size_t bytes) override {
+    if (bytes > capacity_) fail("CUDA backend: an upload of {} bytes from a pinned buffer of {}", bytes, capacity_);
+    if (bytes == 0) return;
+    check_cuda(cudaMemcpyAsync(device_dst, buffer_, bytes, cudaMemcpyHostToDevice, stream_),
+               "CUDA backend: upload from pinned memory");
+    check_cuda(cudaEventRecord(copied_, stream_), "CUDA backend: recording an upload");
+    in_flight_ = true;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t copied_ = nullptr;
+  void* buffer_ = nullptr;
+  std::size_t capacity_ = 0;
+  bool in_flight_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<cuda_backend::CudaBackend::PinnedUpload> DeviceBackend::make_pinned_upload() {
+  return std::make_unique<PinnedUploadBuffer>(compute_);
 }
 
 // ---- registration --------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/backend.hpp"
 #include "kernels/cuda/cuda_compat.cuh"
@@ -33,6 +34,7 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void zero(void* device_dst, std::size_t bytes) override;
   void synchronize() override;
   Tensor scalar_slot(int index) override;
+  std::unique_ptr<PinnedUpload> make_pinned_upload() override;
 
   void convert(Tensor dst, Tensor src) override;
   void add(Tensor out, Tensor a, Tensor b) override;
@@ -72,8 +74,9 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   // Scratch for kernels that need it (norm weight-gradient partials, reduction partials):
   // grows to the largest request and is then reused, so only the first steps allocate.
   void* workspace(std::size_t bytes);
-  // Small host arrays a kernel reads from device memory (segment and range tables): copied
-  // into a reused device staging buffer on the compute stream.
+  // Small host arrays a kernel reads from device memory (segment and range tables, RoPE
+  // frequencies): each distinct content is uploaded once and kept (the few most recent), since
+  // a step passes the same tables every time.
   void* stage_table(const void* host, std::size_t bytes);
   // The GEMM context (cuBLASLt handle, algorithm cache, workspace), made on first use.
   GemmContext& gemm();
@@ -84,8 +87,11 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   cudaStream_t compute_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
-  void* table_ = nullptr;
-  std::size_t table_bytes_ = 0;
+  struct StagedTable {
+    std::vector<unsigned char> content;
+    void* device = nullptr;
+  };
+  std::vector<StagedTable> tables_;  // least recently used first
   double* scalars_ = nullptr;  // kScalarSlots doubles
   std::unique_ptr<GemmContext> gemm_;
   void* ones_f32_ = nullptr;
