@@ -11,10 +11,14 @@
 #
 # The CUDA backend has its own kernels for every non-GEMM op and kiln::ops dispatches to them
 # for device tensors; the check proves the toolchain end to end (sm_90 code built here loads
-# and runs there), runs the CUDA tests on the real GPU (kiln_cuda_tests: the kernel tests, the
-# ops-through-the-backend tests and the model-on-the-device tests CI runs on the emulated
-# device), the CPU reference suite on the GPU machine's cores, and kiln train of GPT-2 small
-# in bf16 on the GPU (scripts/bench_train_gpu.sh: tokens/s and MFU of the bf16 dense peak).
+# and runs there), then, GPU first: the CUDA tests on the real GPU (kiln_cuda_tests: the
+# kernel tests, the ops-through-the-backend tests and the model-on-the-device tests CI runs on
+# the emulated device), attention against PyTorch's SDPA and cuDNN, the GEMMs' TFLOP/s and
+# every memory-bound kernel's bandwidth against the device copy (kiln_cuda_kernels_bench),
+# kiln train of GPT-2 small in bf16 beside PyTorch (scripts/bench_train_gpu.sh: tokens/s and
+# MFU of the bf16 dense peak), and 200 steps of a small Llama on the GPU against the CPU's
+# losses (scripts/check_gpu_losses.sh). KILN_GPU_CHECK_CPU=1 adds the CPU reference suite and
+# CPU benchmarks on the GPU machine's cores (minutes; CI runs them anyway).
 # cuBLASLt and cuDNN are not bundled (hundreds of MB): the GPU image has them in its Python
 # packages (nvidia-cublas, nvidia-cudnn-cu13), found at run time. The scripts travel in the
 # working tree the device tool copies, so only the bundle needs carrying.
@@ -30,7 +34,8 @@ pack() {
   rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/lib"
   cp "$gpu_build/trainer/cli/kiln" "$gpu_build/tests/kiln_unit_tests" \
      "$gpu_build/tests/kiln_kernels_bench" "$gpu_build/tests/kiln_train_step_bench" \
-     "$gpu_build/tests/kiln_cuda_tests" "$gpu_build/tests/kiln_cuda_attention_bench" "$bundle/bin/"
+     "$gpu_build/tests/kiln_cuda_tests" "$gpu_build/tests/kiln_cuda_attention_bench" \
+     "$gpu_build/tests/kiln_cuda_kernels_bench" "$bundle/bin/"
   cp -r "$root/tests/fixtures" "$bundle/fixtures"
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
@@ -140,6 +145,9 @@ check() {
   awk '/tests?, listed below/ {listed = 1; next} listed && /^\[  FAILED  \]/ {print "    " $4}' \
     "$logs/cuda_tests.log" | head -20
   attention_rows
+  # The GEMMs' TFLOP/s, then each memory-bound kernel's bandwidth against a device-to-device
+  # copy in the same run (GPT-2 small step shapes, bf16).
+  timeout 90 "$bundle/bin/kiln_cuda_kernels_bench" 2>&1 | tee -a "$logs/bench.log" | sed 's/^/    /'
   # kiln train on the GPU (scripts/bench_train_gpu.sh) beside PyTorch on the same shape:
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
   # SwiGLU 2048), =2 also a batch of 16.
@@ -162,7 +170,7 @@ check() {
     printf '%-32s %s\n' "racecheck (tensor-core attention)" "rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/racecheck.log" | tr '\n' ' ')"
   fi
   [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && profile_step
-  [[ ${KILN_GPU_CHECK_GPU_ONLY:-0} == 1 ]] && return
+  [[ ${KILN_GPU_CHECK_CPU:-0} == 1 ]] || return 0
   # The CPU reference suite and CPU benchmarks on the host's cores, for the record beside the GPU's.
   local start=$(date +%s) unit
   unit=$(cd "$bundle" && timeout 240 "$bundle/bin/kiln_unit_tests" --gtest_brief=1 \
