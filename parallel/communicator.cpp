@@ -8,6 +8,7 @@
 
 #include "kernels/ops/elementwise.hpp"
 #include "parallel/mpi_environment.hpp"
+#include "parallel/watchdog.hpp"
 #include "trainer/core/error.hpp"
 
 #ifdef KILN_WITH_MPI
@@ -125,7 +126,7 @@ class PendingMpiRequest final : public PendingCollective {
   PendingMpiRequest(const char* op, std::string group, std::vector<int> counts = {})
       : op_(op), group_(std::move(group)), counts_(std::move(counts)) {}
   ~PendingMpiRequest() override {
-    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    if (request_ != MPI_REQUEST_NULL) wait_with_deadline(1, &request_, MPI_STATUSES_IGNORE, op_, group_);
   }
   MPI_Request* request() { return &request_; }
   const int* counts() const { return counts_.data(); }
@@ -134,7 +135,7 @@ class PendingMpiRequest final : public PendingCollective {
     check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), op_, group_);
     return complete != 0;
   }
-  void wait() override { check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), op_, group_); }
+  void wait() override { wait_with_deadline(1, &request_, MPI_STATUSES_IGNORE, op_, group_); }
 
  private:
   const char* op_;
@@ -162,9 +163,11 @@ class MpiCommunicator final : public Communicator {
     check_contiguous(*this, "all_reduce", x);
     if (size_ == 1) return;
     check_reducible(x, "all_reduce");
-    check(MPI_Allreduce(MPI_IN_PLACE, x.ptr, checked_count(x.numel(), "all_reduce"), mpi_type(x.dtype),
-                        op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_),
+    MPI_Request request;
+    check(MPI_Iallreduce(MPI_IN_PLACE, x.ptr, checked_count(x.numel(), "all_reduce"), mpi_type(x.dtype),
+                         op == ReduceOp::Sum ? MPI_SUM : MPI_MAX, comm_, &request),
           "all_reduce");
+    finish(request, "all_reduce");
     traffic_.all_reduce += ring_share(x.nbytes(), size_, 2.0);
   }
 
@@ -176,9 +179,11 @@ class MpiCommunicator final : public Communicator {
       fail("reduce_scatter on the {} group: full {} is not {} x shard {}", name(), full.str(), size_, shard.str());
     }
     if (size_ == 1) return ops::copy(shard, full);  // wherever they live: nothing travels
-    check(MPI_Reduce_scatter_block(full.ptr, shard.ptr, checked_count(shard.numel(), "reduce_scatter"),
-                                   mpi_type(shard.dtype), MPI_SUM, comm_),
+    MPI_Request request;
+    check(MPI_Ireduce_scatter_block(full.ptr, shard.ptr, checked_count(shard.numel(), "reduce_scatter"),
+                                    mpi_type(shard.dtype), MPI_SUM, comm_, &request),
           "reduce_scatter");
+    finish(request, "reduce_scatter");
     traffic_.reduce_scatter += ring_share(full.nbytes(), size_, 1.0);
   }
 
@@ -191,28 +196,39 @@ class MpiCommunicator final : public Communicator {
     }
     if (size_ == 1) return ops::copy(full, shard);
     const int count = checked_count(shard.numel(), "all_gather");
-    check(MPI_Allgather(shard.ptr, count, mpi_type(shard.dtype), full.ptr, count, mpi_type(full.dtype), comm_),
+    MPI_Request request;
+    check(MPI_Iallgather(shard.ptr, count, mpi_type(shard.dtype), full.ptr, count, mpi_type(full.dtype), comm_,
+                         &request),
           "all_gather");
+    finish(request, "all_gather");
     traffic_.all_gather += ring_share(full.nbytes(), size_, 1.0);
   }
 
   void broadcast(Tensor x, int root) override {
     check_contiguous(*this, "broadcast", x);
     if (size_ == 1) return;
-    check(MPI_Bcast(x.ptr, checked_count(x.numel(), "broadcast"), mpi_type(x.dtype), root, comm_), "broadcast");
+    MPI_Request request;
+    check(MPI_Ibcast(x.ptr, checked_count(x.numel(), "broadcast"), mpi_type(x.dtype), root, comm_, &request),
+          "broadcast");
+    finish(request, "broadcast");
     if (rank_ == root) traffic_.broadcast += x.nbytes();
   }
 
   void send(Tensor x, int destination) override {
     check_contiguous(*this, "send", x);
-    check(MPI_Send(x.ptr, checked_count(x.numel(), "send"), mpi_type(x.dtype), destination, kTag, comm_), "send");
+    MPI_Request request;
+    check(MPI_Isend(x.ptr, checked_count(x.numel(), "send"), mpi_type(x.dtype), destination, kTag, comm_, &request),
+          "send");
+    finish(request, "send");
     traffic_.send += x.nbytes();
   }
 
   void recv(Tensor x, int source) override {
     check_contiguous(*this, "recv", x);
+    MPI_Request request;
     MPI_Status status;
-    check(MPI_Recv(x.ptr, checked_count(x.numel(), "recv"), mpi_type(x.dtype), source, kTag, comm_, &status), "recv");
+    check(MPI_Irecv(x.ptr, checked_count(x.numel(), "recv"), mpi_type(x.dtype), source, kTag, comm_, &request), "recv");
+    wait_with_deadline(1, &request, &status, "recv", name());
     int received = 0;
     MPI_Get_count(&status, mpi_type(x.dtype), &received);
     if (received != x.numel()) {
@@ -223,14 +239,22 @@ class MpiCommunicator final : public Communicator {
   void send_recv(Tensor out, int destination, Tensor in, int source) override {
     check_contiguous(*this, "send_recv", out);
     check_contiguous(*this, "send_recv", in);
-    MPI_Status status;
-    check(MPI_Sendrecv(out.ptr, checked_count(out.numel(), "send_recv"), mpi_type(out.dtype), destination, kTag,
-                       in.ptr, checked_count(in.numel(), "send_recv"), mpi_type(in.dtype), source, kTag, comm_, &status),
+    MPI_Request requests[2];
+    check(MPI_Irecv(in.ptr, checked_count(in.numel(), "send_recv"), mpi_type(in.dtype), source, kTag, comm_,
+                    &requests[0]),
           "send_recv");
+    check(MPI_Isend(out.ptr, checked_count(out.numel(), "send_recv"), mpi_type(out.dtype), destination, kTag, comm_,
+                    &requests[1]),
+          "send_recv");
+    wait_with_deadline(2, requests, MPI_STATUSES_IGNORE, "send_recv", name());
     traffic_.send += out.nbytes();
   }
 
-  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+  void barrier() override {
+    MPI_Request request;
+    check(MPI_Ibarrier(comm_, &request), "barrier");
+    finish(request, "barrier");
+  }
 
   CollectiveHandle all_reduce_async(Tensor x, ReduceOp op) override {
     check_contiguous(*this, "all_reduce_async", x);
@@ -271,6 +295,10 @@ class MpiCommunicator final : public Communicator {
   static constexpr int kTag = 7;
 
   void check(int code, const char* op) const { check_mpi(code, op, name()); }
+  // Every blocking operation is its non-blocking form waited for with the watchdog's deadline.
+  void finish(MPI_Request& request, const char* op) const {
+    wait_with_deadline(1, &request, MPI_STATUSES_IGNORE, op, name());
+  }
 
   MPI_Comm comm_;
   bool owned_;

@@ -11,7 +11,7 @@
 // count, for that order, when they start. Several may be in flight on one group at once.
 // Tensors must be contiguous; dtypes F32, F64, I32, I64, U32, U16, U8 (reductions: floating
 // and integer types). Errors (an MPI failure, a mismatched size) throw kiln::Error; a peer
-// that dies ends the job through the launcher (mpirun kills the remaining ranks).
+// that dies or hangs ends the job once a wait passes parallel.timeout_s (watchdog.hpp).
 //
 // Each communicator counts the bytes this rank sends, per kind of operation, so benchmarks can
 // compare them with the analytic traffic of a layout. The count is the payload a ring

@@ -82,6 +82,7 @@ MpiEnvironment::MpiEnvironment() {
 }
 
 MpiEnvironment::~MpiEnvironment() {
+  for (auto hook = finalize_hooks_.rbegin(); hook != finalize_hooks_.rend(); ++hook) (*hook)();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (initialised_here_ && !finalized) MPI_Finalize();

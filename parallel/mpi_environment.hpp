@@ -3,8 +3,10 @@
 // by a launcher (mpirun/srun set the variables checked in launched_under_mpi()), so a plain
 // `kiln ...` stays a single process with rank 0 of 1 and needs no MPI runtime at all.
 // The full Communicator interface of DESIGN.md §6 builds on this in the parallel issue.
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kiln::parallel {
 
@@ -26,6 +28,8 @@ class MpiEnvironment {
   std::string receive_bytes(int source, int tag) const;
   // Ends every rank of the job: used when one rank hits an error the others would wait on.
   [[noreturn]] void abort(int exit_code) const;
+  // Runs `hook` at shutdown, before MPI_Finalize (MPI objects a module keeps for the process).
+  void at_finalize(std::function<void()> hook) { finalize_hooks_.push_back(std::move(hook)); }
 
   ~MpiEnvironment();
   MpiEnvironment(const MpiEnvironment&) = delete;
@@ -37,6 +41,7 @@ class MpiEnvironment {
   int world_size_ = 1;
   int local_size_ = 1;
   bool initialised_here_ = false;
+  std::vector<std::function<void()>> finalize_hooks_;
 };
 
 // True when a launcher (Open MPI, MPICH/PMI, PMIx, SLURM) started this process.

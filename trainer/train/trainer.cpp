@@ -21,6 +21,7 @@
 #include "parallel/mpi_environment.hpp"
 #include "parallel/pipeline.hpp"
 #include "parallel/process_grid.hpp"
+#include "parallel/watchdog.hpp"
 #include "trainer/checkpoint/checkpoint_finder.hpp"
 #include "trainer/checkpoint/checkpoint_names.hpp"
 #include "trainer/checkpoint/model_state.hpp"
@@ -197,6 +198,7 @@ Trainer::Trainer(config::Recipe recipe) {
   state_ = std::make_unique<State>(std::move(recipe), std::move(tokenizer), std::move(schedule));
   auto& s = *state_;
   s.world = parallel::world_communicator();
+  parallel::start_collective_watchdog(s.recipe.parallel.timeout_s);  // every rank, before any collective
   s.layout = config::resolve_layout(s.recipe, s.world->size());
   s.grid = std::make_unique<parallel::ProcessGrid>(*s.world, s.layout.dp, s.layout.tp, s.layout.pp);
   s.run_dir = s.recipe.run.dir;
@@ -569,6 +571,7 @@ TrainOutcome Trainer::run() {
   while (s.step < steps && !stopping) {
     const auto step_start = Clock::now();
     const double lr = s.schedule.lr_at(s.step);
+    parallel::set_watchdog_step(s.step + 1);
     const double loss = s.train_step();
     double norm = 0.0;
     if (!s.apply_update(lr, norm)) {
