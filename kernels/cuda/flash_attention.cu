@@ -250,6 +250,27 @@ __device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
   __syncthreads();
 }
 
+// Key tile `tile` of a walk over key_tiles tiles from first_key, ready in shared memory: issues
+// the copy of the next tile into the other stage (it stays in flight), waits for this one.
+struct KeyTile {
+  int64_t k0;
+  const bf16* k;
+  const bf16* v;
+};
+template <int kD, int kThreads>
+__device__ KeyTile next_key_tile(bf16* tiles, int64_t tile, int64_t key_tiles, int64_t first_key,
+                                 const AttentionShape& shape, const HeadTensor<const bf16>& k,
+                                 const HeadTensor<const bf16>& v, int64_t b, int64_t kv_head) {
+  const int64_t k0 = first_key + tile * kTileRows;
+  const bool next = tile + 1 < key_tiles;
+  if (next)
+    stage_keys_and_values<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, k, v, b, kv_head,
+                                        k0 + kTileRows);
+  wait_for_current_tile(next);
+  const bf16* const k_tile = tiles + 2 * (tile & 1) * Tile<kD>::kElements;
+  return {k0, k_tile, k_tile + Tile<kD>::kElements};
+}
+
 template <int kD, int kWarps>
 __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     flash_forward_kernel(AttentionShape shape, AttentionForward<bf16> args) {
@@ -289,13 +310,11 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const int64_t k0 = block_keys.lo + tile * kTileRows;
-    const bool next = tile + 1 < key_tiles;
-    if (next) stage_keys_and_values<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, args.k, args.v, b,
-                                                  kv_head, k0 + kTileRows);
-    wait_for_current_tile(next);
-    const bf16* const k_tile = tiles + 2 * (tile & 1) * Tile<kD>::kElements;
-    const bf16* const v_tile = k_tile + Tile<kD>::kElements;
+    const KeyTile current = next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v,
+                                                        b, kv_head);
+    const int64_t k0 = current.k0;
+    const bf16* const k_tile = current.k;
+    const bf16* const v_tile = current.v;
 
     MmaAccumulator score[kKeyTiles];
     products_with_tile(score, q, k_tile, kStride);
@@ -432,13 +451,11 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const int64_t k0 = block_keys.lo + tile * kTileRows;
-    const bool next = tile + 1 < key_tiles;
-    if (next) stage_keys_and_values<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, args.k, args.v, b,
-                                                  kv_head, k0 + kTileRows);
-    wait_for_current_tile(next);
-    const bf16* const k_tile = tiles + 2 * (tile & 1) * Tile<kD>::kElements;
-    const bf16* const v_tile = k_tile + Tile<kD>::kElements;
+    const KeyTile current = next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v,
+                                                        b, kv_head);
+    const int64_t k0 = current.k0;
+    const bf16* const k_tile = current.k;
+    const bf16* const v_tile = current.v;
 
     // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v, into the score tiles.
     MmaAccumulator ds[kKeyTiles], dp[kKeyTiles];
