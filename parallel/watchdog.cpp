@@ -129,9 +129,8 @@ LivenessBoard* board = nullptr;
 
 }  // namespace
 
-void start_collective_watchdog(double seconds) {
-  if (!(seconds > 0)) fail("parallel.timeout_s: {} is not a positive number of seconds", seconds);
-  timeout_s.store(seconds);
+// This rank on its machine's liveness board (collective over the job; once).
+static void join_liveness_board() {
   auto& environment = MpiEnvironment::instance();
   if (board || !environment.distributed()) return;
   board = new LivenessBoard();
@@ -168,13 +167,14 @@ void wait_with_deadline(int count, MPI_Request* requests, MPI_Status* statuses, 
   }
 }
 
-#else
+#endif
 
 void start_collective_watchdog(double seconds) {
   if (!(seconds > 0)) fail("parallel.timeout_s: {} is not a positive number of seconds", seconds);
   timeout_s.store(seconds);
-}
-
+#ifdef KILN_WITH_MPI
+  join_liveness_board();
 #endif
+}
 
 }  // namespace kiln::parallel

@@ -310,11 +310,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const KeyTile current = next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v,
-                                                        b, kv_head);
-    const int64_t k0 = current.k0;
-    const bf16* const k_tile = current.k;
-    const bf16* const v_tile = current.v;
+    const auto [k0, k_tile, v_tile] =
+        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
 
     MmaAccumulator score[kKeyTiles];
     products_with_tile(score, q, k_tile, kStride);
@@ -451,11 +448,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const KeyTile current = next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v,
-                                                        b, kv_head);
-    const int64_t k0 = current.k0;
-    const bf16* const k_tile = current.k;
-    const bf16* const v_tile = current.v;
+    const auto [k0, k_tile, v_tile] =
+        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
 
     // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v, into the score tiles.
     MmaAccumulator ds[kKeyTiles], dp[kKeyTiles];

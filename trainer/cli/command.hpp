@@ -3,7 +3,17 @@
 // it declares its flags and sets the callback that runs when the verb is chosen.
 #include <CLI/CLI.hpp>
 
+#include <string>
+
 namespace kiln::cli {
+
+// The --device option of the verbs that load a checkpoint (eval, generate, score): where the
+// model runs, passed to train::load_checkpoint_model.
+inline void add_device_option(CLI::App* command, std::string& device) {
+  command->add_option("--device", device, "Where the model runs: cpu, cuda, or auto (the GPU when one is usable)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
 
 void add_tokenizer_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);

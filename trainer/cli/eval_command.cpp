@@ -77,8 +77,7 @@ void add_eval_command(CLI::App& app) {
   auto* command = app.add_subcommand("eval", "Loss and perplexity of a checkpoint on a dataset (and accuracy on tasks), as JSON");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
-  command->add_option("--device", flags->device, train::kDeviceHelp)
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(command, flags->device);
   command->add_option("--data", flags->data, "Token dataset (.h5) to measure the loss on");
   command->add_option("--batches", flags->batches, "Forward passes to average over (0: the whole dataset)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -47,8 +47,7 @@ void add_generate_command(CLI::App& app) {
   auto* command = app.add_subcommand("generate", "Continue a prompt with a trained checkpoint (KV cache, sampling)");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
-  command->add_option("--device", flags->device, train::kDeviceHelp)
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(command, flags->device);
   auto* prompt = command->add_option("--prompt", flags->prompt, "Prompt text");
   auto* prompt_file = command->add_option("--prompt-file", flags->prompt_file, "Read the prompt from a file");
   prompt->excludes(prompt_file);

@@ -76,8 +76,7 @@ void add_score_command(CLI::App& app) {
   auto* command = app.add_subcommand("score", "Per-line token count, negative log-likelihood and log-probabilities, as JSONL");
   command->add_option("--checkpoint", flags->checkpoint, "Step directory, checkpoints/ directory or run directory")
       ->required();
-  command->add_option("--device", flags->device, train::kDeviceHelp)
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_option(command, flags->device);
   command->add_option("--input", flags->input, "JSONL file, one text per line")->required();
   command->add_option("--text-field", flags->text_field, "JSON field holding the text")->capture_default_str();
   command->add_flag("--logprobs", flags->logprobs, "Also print log p(t_i | t_<i) for i = 1..n-1");

@@ -37,7 +37,4 @@ struct CheckpointModel {
 // and the problem.
 CheckpointModel load_checkpoint_model(const std::filesystem::path& path, std::string_view device = "cpu");
 
-// The --device option of the verbs that load a checkpoint (eval, generate, score).
-inline constexpr const char* kDeviceHelp = "Where the model runs: cpu, cuda, or auto (the GPU when one is usable)";
-
 }  // namespace kiln::train

@@ -20,6 +20,7 @@
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_tensor.hpp"
 #include "tests/cuda/kernel_reference.hpp"
+#include "tests/bench/cuda/seconds_per_call.hpp"
 #include "tests/cuda/test_device.hpp"
 
 namespace {
@@ -27,20 +28,8 @@ namespace {
 using kiln::DType;
 using kiln::Shape;
 using kiln::cuda_test::DeviceTensor;
-
-// Half a second of calls first: module load, caches, and the clocks, which an idle GPU holds low
-// (an H200 idles at 345 MHz; 20 calls straight after start ran at a third of the speed).
-double seconds_per_call(int reps, const std::function<void()>& call) {
-  const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
-  while (std::chrono::steady_clock::now() < warm_until) {
-    for (int i = 0; i < 10; ++i) call();
-    cudaDeviceSynchronize();
-  }
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i) call();
-  cudaDeviceSynchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
-}
+using kiln::cuda_bench::seconds_per_call;
+constexpr std::chrono::milliseconds kWarmUp{500};
 
 }  // namespace
 
@@ -73,12 +62,12 @@ int run(int argc, char** argv) {
   const double backward_flops = 2.5 * forward_flops;
   for (const int warps : {4, 8}) {
     kiln::cuda::set_flash_attention_block_warps(warps);
-    const double forward = seconds_per_call(reps, [&] {
-      kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options);
-    });
-    const double backward = seconds_per_call(reps, [&] {
-      kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options);
-    });
+    const double forward = seconds_per_call(
+        reps, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options); }, kWarmUp);
+    const double backward = seconds_per_call(
+        reps,
+        [&] { kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options); },
+        kWarmUp);
     fmt::print("attention B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n",
                B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
                backward_flops / backward / 1e12);

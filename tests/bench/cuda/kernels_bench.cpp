@@ -21,6 +21,7 @@
 #include "kernels/ops.hpp"
 #include "tests/cuda/device_tensor.hpp"
 #include "tests/cuda/kernel_reference.hpp"
+#include "tests/bench/cuda/seconds_per_call.hpp"
 #include "tests/cuda/test_device.hpp"
 
 namespace {
@@ -30,19 +31,8 @@ using kiln::Shape;
 using kiln::Tensor;
 using kiln::cuda_test::DeviceTensor;
 namespace ops = kiln::ops;
-
-// Seconds per call: warm-up calls for a tenth of a second (clocks, caches), then `reps` timed.
-double seconds_per_call(int reps, const std::function<void()>& call) {
-  const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
-  do {
-    call();
-    cudaDeviceSynchronize();
-  } while (std::chrono::steady_clock::now() < warm_until);
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < reps; ++i) call();
-  cudaDeviceSynchronize();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps;
-}
+using kiln::cuda_bench::seconds_per_call;
+constexpr std::chrono::milliseconds kWarmUp{100};
 
 DeviceTensor random_tensor(DType dtype, const Shape& shape, std::uint32_t seed) {
   return DeviceTensor(kiln::cuda_test::random_values(static_cast<std::size_t>(shape.numel()), seed, -1.0f, 1.0f), dtype,
@@ -146,7 +136,7 @@ int run(int argc, char** argv) {
   fmt::print("GEMMs through cuBLASLt (bf16 in, f32 accumulate), {} rows:\n", N);
   fmt::print("{:<26} {:>10} {:>9}\n", "gemm", "us/call", "TFLOP/s");
   for (const Row& row : gemms) {
-    const double seconds = seconds_per_call(reps, row.call);
+    const double seconds = seconds_per_call(reps, row.call, kWarmUp);
     fmt::print("{:<26} {:>10.1f} {:>9.0f}\n", row.kernel, seconds * 1e6, row.bytes / seconds / 1e12);
   }
 
@@ -155,7 +145,7 @@ int run(int argc, char** argv) {
   fmt::print("{:<26} {:>10} {:>9} {:>9}\n", "kernel", "us/call", "GB/s", "of copy");
   double ceiling = 0.0;
   for (const Row& row : rows) {
-    const double seconds = seconds_per_call(reps, row.call);
+    const double seconds = seconds_per_call(reps, row.call, kWarmUp);
     const double rate = row.bytes / seconds;
     if (ceiling == 0.0) ceiling = rate;
     fmt::print("{:<26} {:>10.1f} {:>9.0f} {:>8.0f}%\n", row.kernel, seconds * 1e6, rate / 1e9, 100.0 * rate / ceiling);
