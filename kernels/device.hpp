@@ -18,7 +18,8 @@ struct DeviceInfo {
 std::vector<DeviceInfo> cuda_devices(std::string* why_none = nullptr);
 
 // The CUDA libraries this build runs on, for `kiln --version`: "CUDA runtime 12.8, cuBLASLt
-// 12.8.4 (cuDNN: not used yet)"; "none" in a build without CUDA.
+// 12.8.4, cuDNN 9.19.0" (cuDNN: the loaded libcudnn, or why it is not available for
+// train.attention: cudnn); "none" in a build without CUDA.
 std::string cuda_library_versions();
 
 }  // namespace kiln::kernels

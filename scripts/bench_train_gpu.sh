@@ -35,7 +35,9 @@ fi
   --quiet >/dev/null
 # KILN_BENCH_FAMILY=llama: the Llama family at the same width (GQA 12/4 heads, SwiGLU 2048, RoPE,
 # RMSNorm). KILN_BENCH_BATCH: sequences per step (8), one micro-batch.
+# KILN_BENCH_ATTENTION=cudnn: cuDNN's fused SDPA instead of kiln's flash kernels (train.attention).
 family=${KILN_BENCH_FAMILY:-gpt2}
+attention=${KILN_BENCH_ATTENTION:-flash}
 batch=${KILN_BENCH_BATCH:-8}
 case $family in
   gpt2) model="{family: gpt2, d_model: 768, n_layers: 12, n_heads: 12, max_seq_len: 1024}" ;;
@@ -45,7 +47,8 @@ esac
 cat >"$work/gpt2.yaml" <<YAML
 model: $model
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5}
-train: {steps: $steps, seq_len: 1024, batch_size: $batch, micro_batch_size: $batch, device: cuda, precision: bf16}
+train: {steps: $steps, seq_len: 1024, batch_size: $batch, micro_batch_size: $batch, device: cuda, precision: bf16,
+        attention: $attention}
 optim: {lr: 6.0e-4, warmup_steps: $(( steps > 5 ? 5 : steps - 1 ))}
 checkpoint: {every_steps: 0}
 log: {every_steps: 5}

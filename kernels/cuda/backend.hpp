@@ -18,6 +18,7 @@
 #include <string>
 
 #include "kernels/memory/allocator.hpp"
+#include "kernels/ops/attention.hpp"
 #include "kernels/tensor.hpp"
 
 namespace kiln::cuda_backend {
@@ -120,6 +121,15 @@ class CudaBackend {
                                  double scale) = 0;
   virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                                   Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale) = 0;
+  // The same through cuDNN's fused SDPA (kernels/cuda/cudnn_sdpa.hpp), bf16 only, Tq == Tk;
+  // `documents` are doc_ids' runs (already checked to tile [B, T]); lse is token-major
+  // (ops::AttentionOptions). On the emulated device a host implementation over the same
+  // ragged offsets computes the result after cuDNN's frontend has validated the graph.
+  virtual void cudnn_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
+                                       const ops::DocumentRuns& documents, bool causal, double scale) = 0;
+  virtual void cudnn_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
+                                        Tensor out, Tensor lse, Tensor doc_ids, const ops::DocumentRuns& documents,
+                                        bool causal, double scale) = 0;
   // One multi-tensor AdamW launch (ops::adamw_step_segments): params f32 masters [P],
   // grads/m/v f32 [S], working_copy bf16 [P] or undefined; segments already range-checked.
   struct AdamWSegmentView {

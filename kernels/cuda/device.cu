@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "kernels/cuda/cudnn_sdpa.hpp"
 #include "kernels/device.hpp"
 
 namespace kiln::kernels {
@@ -31,7 +32,7 @@ std::string cuda_library_versions() {
   const std::size_t blas = cublasLtGetVersion();  // 120804 -> 12.8.4
   return "CUDA runtime " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + ", cuBLASLt " +
          std::to_string(blas / 10000) + "." + std::to_string(blas % 10000 / 100) + "." + std::to_string(blas % 100) +
-         " (cuDNN: not used yet)";
+         ", cuDNN " + cudnn_sdpa::library_version();
 }
 
 }  // namespace kiln::kernels

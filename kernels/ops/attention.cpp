@@ -54,6 +54,38 @@ std::vector<std::int64_t> document_ids(const char* op, const Tensor& doc_ids, co
   return indices(op, "doc_ids", doc_ids, dims.batch * dims.tk);
 }
 
+// The cudnn library's extra demands (AttentionOptions): checked here, where the tensors' shapes
+// are known; the backend checks the rest of cuDNN's contract (strides, alignment).
+void check_cudnn_attention(const char* op, const Tensor& q, const AttentionDims& dims,
+                           const AttentionOptions& options) {
+  constexpr const char* fix = "set train.attention: flash";
+  if (q.dtype != DType::BF16)
+    fail("ops::{}: cuDNN attention takes bf16 tensors, not {} (q {}); {}", op, dtype_name(q.dtype), q.str(), fix);
+  if (dims.tq != dims.tk)
+    fail("ops::{}: cuDNN attention needs as many queries as keys (q {} positions, k {}); {}", op, dims.tq, dims.tk,
+         fix);
+  if (dims.dim % 8 != 0 || dims.dim > 256)
+    fail("ops::{}: cuDNN attention needs a head dim that is a multiple of 8 and at most 256 (q {}); {}", op, q.str(),
+         fix);
+  if (options.documents == nullptr) fail("ops::{}: cuDNN attention needs the batch's document runs", op);
+  std::int64_t row = 0, next = 0;
+  for (const DocumentRun& run : *options.documents) {
+    if (run.start == 0 && next == dims.tk) ++row, next = 0;
+    if (run.row != row || run.start != next || run.length < 1 || run.start + run.length > dims.tk)
+      fail("ops::{}: document run (row {}, start {}, length {}) does not continue row {} at {} of [{}, {}]", op,
+           run.row, run.start, run.length, row, next, dims.batch, dims.tk);
+    next += run.length;
+  }
+  if (row != dims.batch - 1 || next != dims.tk)
+    fail("ops::{}: the document runs cover {} rows and {} tokens of the last; expected [{}, {}]", op, row + 1, next,
+         dims.batch, dims.tk);
+}
+
+void refuse_cudnn_on_cpu(const char* op, const AttentionOptions& options) {
+  if (options.library == AttentionLibrary::cudnn)
+    fail("ops::{}: cuDNN attention runs on CUDA tensors only; on the CPU set train.attention: flash", op);
+}
+
 // ---- the CUDA side: kernels/cuda/attention.cu through the backend ---------------------------
 
 void cuda_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
@@ -64,7 +96,13 @@ void cuda_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v
   const AttentionDims dims = check_attention(op, q, k, v, lse);
   check_shape(op, "out", out, q.shape);
   check_document_ids(op, doc_ids, dims);
-  cuda_backend_for(op).attention_forward(out, lse, q, k, v, doc_ids, options.causal, softmax_scale(options, dims.dim));
+  const double scale = softmax_scale(options, dims.dim);
+  if (options.library == AttentionLibrary::cudnn) {
+    check_cudnn_attention(op, q, dims, options);
+    return cuda_backend_for(op).cudnn_attention_forward(out, lse, q, k, v, doc_ids, *options.documents, options.causal,
+                                                        scale);
+  }
+  cuda_backend_for(op).attention_forward(out, lse, q, k, v, doc_ids, options.causal, scale);
 }
 
 void cuda_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
@@ -79,17 +117,40 @@ void cuda_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tenso
   check_shape(op, "dk", dk, k.shape);
   check_shape(op, "dv", dv, v.shape);
   check_document_ids(op, doc_ids, dims);
-  cuda_backend_for(op).attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options.causal,
-                                          softmax_scale(options, dims.dim));
+  const double scale = softmax_scale(options, dims.dim);
+  if (options.library == AttentionLibrary::cudnn) {
+    check_cudnn_attention(op, q, dims, options);
+    return cuda_backend_for(op).cudnn_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids,
+                                                         *options.documents, options.causal, scale);
+  }
+  cuda_backend_for(op).attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options.causal, scale);
 }
 
 }  // namespace
+
+DocumentRuns document_runs(const std::vector<std::int64_t>& doc_ids, std::int64_t rows, std::int64_t seq_len) {
+  if (!doc_ids.empty() && static_cast<std::int64_t>(doc_ids.size()) != rows * seq_len)
+    fail("ops::document_runs: {} doc ids for [{}, {}]", doc_ids.size(), rows, seq_len);
+  DocumentRuns runs;
+  for (std::int64_t row = 0; row < rows; ++row) {
+    std::int64_t start = 0;
+    for (std::int64_t t = 1; t <= seq_len; ++t) {
+      const bool boundary = t == seq_len || (!doc_ids.empty() && doc_ids[static_cast<std::size_t>(row * seq_len + t)] !=
+                                                                     doc_ids[static_cast<std::size_t>(row * seq_len + t - 1)]);
+      if (!boundary) continue;
+      runs.push_back({row, start, t - start});
+      start = t;
+    }
+  }
+  return runs;
+}
 
 void flash_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
                              const AttentionOptions& options) {
   constexpr const char* op = "flash_attention_forward";
   if (on_cuda(op, {{"out", out}, {"lse", lse}, {"q", q}, {"k", k}, {"v", v}, {"doc_ids", doc_ids}}))
     return cuda_attention_forward(out, lse, q, k, v, doc_ids, options);
+  refuse_cudnn_on_cpu(op, options);
   const Bf16Staging staged(op, {write("out", out), write("lse", lse), read("q", q), read("k", k), read("v", v)});
   if (staged.active()) {
     flash_attention_forward(out, lse, q, k, v, doc_ids, options);
@@ -119,6 +180,7 @@ void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
   if (on_cuda(op, {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v},
                    {"out", out}, {"lse", lse}, {"doc_ids", doc_ids}}))
     return cuda_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options);
+  refuse_cudnn_on_cpu(op, options);
   const Bf16Staging staged(op, {write("dq", dq), write("dk", dk), write("dv", dv), read("dout", dout), read("q", q),
                                 read("k", k), read("v", v), read("out", out), read("lse", lse)});
   if (staged.active()) {

@@ -9,9 +9,27 @@
 
 namespace kiln::ops {
 
+// Which kernels run the attention of CUDA tensors (`train.attention`): kiln's own, or cuDNN's
+// fused SDPA (kernels/cuda/cudnn_sdpa.hpp). The CPU has only kiln's.
+enum class AttentionLibrary { kiln, cudnn };
+
+// One document of a packed batch: tokens [start, start + length) of batch row `row`.
+struct DocumentRun {
+  std::int64_t row = 0, start = 0, length = 0;
+};
+// A batch's documents in order (row, then start), covering every token once: the runs of
+// equal doc_ids, or one per row. document_runs builds them on the host.
+using DocumentRuns = std::vector<DocumentRun>;
+DocumentRuns document_runs(const std::vector<std::int64_t>& doc_ids, std::int64_t rows, std::int64_t seq_len);
+
 struct AttentionOptions {
   bool causal = true;
   double softmax_scale = 0.0;  // 0 means 1 / sqrt(Dh)
+  // cudnn: CUDA bf16 tensors, Tq == Tk, head dim a multiple of 8, and `documents` (host
+  // memory) describing doc_ids. Its lse holds the same log-sum-exps token-major, [B, Tq, Hq]
+  // in the [B, Hq, Tq] tensor (cuDNN's ragged layout), so only cudnn's backward reads it.
+  AttentionLibrary library = AttentionLibrary::kiln;
+  const DocumentRuns* documents = nullptr;
 };
 // q [B, Tq, Hq, Dh], k/v [B, Tk, Hkv, Dh] (Hq % Hkv == 0: query head h reads kv head
 // h / (Hq / Hkv); Tq <= Tk, the queries are the last Tq positions, as with a KV cache; strided

@@ -4,7 +4,8 @@
 # step as the CPU backend does; a run rolled back to a checkpoint resumes bit for bit; a CUDA
 # checkpoint resumes on the CPU; precision auto is bf16 on CUDA and still learns; the banner,
 # meta.json and metrics.jsonl say cuda/bf16; MFU uses log.peak_tflops when given; a device that
-# is not there, cuDNN attention and more than one rank are refused naming the key; eval, score
+# is not there and more than one rank are refused naming the key; cuDNN attention trains
+# within bf16 of kiln's attention and resumes bit for bit (refused on the CPU and in fp32); eval, score
 # and generate with --device cuda give the CPU's numbers and tokens.
 # $1: the kiln binary.
 set -uo pipefail
@@ -93,6 +94,28 @@ echo step_00000003 >"$bf16_moved/checkpoints/latest"
 check "cuda bf16 checkpoint resumes on the CPU in fp32" train "$bf16_moved" --set train.device=cpu --set train.precision=fp32
 check "cuda bf16 -> cpu fp32 continues within $BF16_RTOL" within "$BF16_RTOL" "$bf16_moved" "$bf16"
 
+# train.attention: cudnn (cuDNN's fused SDPA; on the emulated device the frontend validates each
+# graph and a host implementation attends through the same ragged offsets): bf16 like the run
+# above, within the bf16 bound of it, and a rolled-back run repeats its steps bit for bit.
+if "$kiln" --version | grep -q "cuDNN [0-9]"; then
+  cudnn=$work/cuda-cudnn
+  check "cuda bf16 run with cuDNN attention" train "$cudnn" "${on_cuda[@]}" --set train.attention=cudnn
+  check "banner names cuDNN attention" grep -q "train.attention cudnn (cuDNN 9" "$cudnn.log"
+  # (Often equal to the bit here: both attend in >= f32 and round each output once to bf16.)
+  check "cuDNN attention within $BF16_RTOL of kiln's bf16 attention" within "$BF16_RTOL" "$cudnn" "$bf16"
+  cudnn_rolled=$work/cuda-cudnn-rolled
+  cp -r "$cudnn" "$cudnn_rolled"
+  rm -rf "$cudnn_rolled/checkpoints/step_00000006"
+  echo step_00000003 >"$cudnn_rolled/checkpoints/latest"
+  check "cuDNN attention resume" train "$cudnn_rolled" "${on_cuda[@]}" --set train.attention=cudnn
+  check "cuDNN attention resumed losses identical to the last bit" diff <(losses "$cudnn") <(losses "$cudnn_rolled")
+  expect_error "cuDNN attention in fp32 refused with the fix" "set train.precision: bf16" \
+    "$kiln" train "$work/llama.yaml" --run-dir "$work/cudnn-fp32" "${on_cuda[@]}" --set train.attention=cudnn \
+    --set train.precision=fp32
+else
+  echo "  (cuDNN attention not checked: $("$kiln" --version | grep -o 'cuDNN not available.*'))"
+fi
+
 # eval, score and generate of the fp32 CPU run's checkpoint with --device cuda: the model, its
 # activations and the KV cache on the device; the same numbers as on the CPU (fp32 either
 # way), and greedy and seeded sampling pick the same tokens.
@@ -137,6 +160,6 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
   check "no GPU: eval --device auto runs on the CPU" grep -q '"device":"cpu"' <("$kiln" eval --checkpoint "$ckpt" \
     --device auto --data "$work/data/val.h5" --batches 1)
 fi
-expect_error "cudnn attention refused with the fix" "set train.attention: flash" \
-  "$kiln" train "$work/llama.yaml" --run-dir "$work/cudnn" --set train.attention=cudnn
+expect_error "cuDNN attention on the CPU refused with the fix" "set train.attention: flash" \
+  "$kiln" train "$work/llama.yaml" --run-dir "$work/cudnn" --set train.attention=cudnn --set train.device=cpu
 finish

@@ -1,5 +1,6 @@
-// train.device and train.attention at load time: every device loads (whether it is there is the
-// trainer's question); cuDNN attention, not built yet, is refused naming the key and the fix.
+// train.device and train.attention at load time: every device loads (whether it is there, and
+// whether cuDNN runs on it, is the trainer's question); cuDNN attention with a head dim it cannot
+// take is refused naming the key and the fix.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -26,10 +27,22 @@ std::string refusal(const std::string& override_text) {
   return "";
 }
 
-TEST(RecipeDevice, CudnnAttentionIsRefusedNamingTheKey) {
-  const std::string message = refusal("train.attention=cudnn");
+std::string refusal(const std::vector<std::string>& overrides) {
+  try {
+    kiln::config::recipe_from_yaml_text(kRecipe, "recipes/device.yaml", overrides);
+  } catch (const kiln::Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(RecipeDevice, CudnnAttentionWithAHeadDimNotAMultipleOf8IsRefusedNamingTheKey) {
+  EXPECT_EQ(refusal("train.attention=cudnn"), "");  // head dim 16
+  const std::string message = refusal(std::vector<std::string>{"train.attention=cudnn", "model.d_model=60"});
   EXPECT_NE(message.find("train.attention"), std::string::npos) << message;
+  EXPECT_NE(message.find("head dim"), std::string::npos) << message;
   EXPECT_NE(message.find("set train.attention: flash"), std::string::npos) << "the fix is named: " << message;
+  EXPECT_EQ(refusal("model.d_model=60"), "") << "kiln's own attention takes any head dim";
 }
 
 TEST(RecipeDevice, CpuCudaAutoAndFlashLoad) {

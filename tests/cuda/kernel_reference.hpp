@@ -3,6 +3,7 @@
 // of host data, and the tolerances (stated once, derived from the formats, not tuned).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <bit>
 #include <cstdint>
@@ -70,6 +71,34 @@ inline ::testing::AssertionResult all_close(const std::vector<float>& got, const
                                            << " (error " << error << ")";
   }
   return ::testing::AssertionSuccess();
+}
+
+// Attention that rounds its probabilities (and their gradients) to bf16 before the second
+// product, as FlashAttention-2 and cuDNN do: no longer within one bf16 rounding per element, so
+// the bound is on the whole tensor (relative L2 error 6e-3) and on each element against the
+// tensor's largest magnitude (2e-2).
+inline ::testing::AssertionResult close_to_bf16_accuracy(const std::vector<float>& got, const std::vector<double>& want) {
+  if (got.size() != want.size()) return ::testing::AssertionFailure() << "sizes " << got.size() << " vs " << want.size();
+  double error_squares = 0.0, want_squares = 0.0, largest = 0.0;
+  for (const double w : want) largest = std::max(largest, std::abs(w));
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double error = std::abs(static_cast<double>(got[i]) - want[i]);
+    if (!(error <= 2e-2 * largest + 1e-6))
+      return ::testing::AssertionFailure() << "element " << i << ": " << got[i] << " vs reference " << want[i]
+                                           << " (largest magnitude " << largest << ")";
+    error_squares += error * error, want_squares += want[i] * want[i];
+  }
+  const double relative = std::sqrt(error_squares / std::max(want_squares, 1e-300));
+  if (!(relative <= 6e-3)) return ::testing::AssertionFailure() << "relative L2 error " << relative;
+  return ::testing::AssertionSuccess();
+}
+
+// A [B, T, H, D] view of heads [first, first + H) of a [B, T, width, D] buffer (q, k, v of
+// one fused qkv row).
+inline Tensor heads_view(const Tensor& buffer, std::int64_t first, std::int64_t count) {
+  const std::int64_t B = buffer.size(0), T = buffer.size(1), width = buffer.size(2), D = buffer.size(3);
+  auto* start = static_cast<char*>(buffer.ptr) + first * D * static_cast<std::int64_t>(dtype_size(buffer.dtype));
+  return Tensor(start, buffer.dtype, Shape{B, T, count, D}, Shape{T * width * D, width * D, D, 1}, buffer.device);
 }
 
 }  // namespace kiln::cuda_test

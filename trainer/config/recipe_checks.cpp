@@ -126,13 +126,17 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
-// The CUDA backend trains on one GPU (one rank; the trainer refuses more) with kiln's own
-// kernels; cuDNN's fused attention is not wired yet, so asking for it is refused rather than
-// silently running another kernel.
-void check_device(const TrainConfig& t, RecipeProblems& problems) {
-  if (t.attention == AttentionBackend::cudnn) {
-    problems.add("train.attention", "cudnn (cuDNN's fused SDPA) is not built into this kiln yet",
-                 "set train.attention: flash (kiln's own attention kernels, on the CPU and on CUDA)");
+// cuDNN's fused attention takes head dims that are multiples of 8 up to 256. Whether the resolved
+// device and precision can run it (CUDA, bf16, libcudnn present) the trainer checks once
+// train.device and train.precision `auto` are resolved.
+void check_device(const Recipe& r, RecipeProblems& problems) {
+  if (r.train.attention != AttentionBackend::cudnn || r.model.n_heads < 1) return;
+  if (r.model.head_dim() % 8 != 0 || r.model.head_dim() > 256) {
+    problems.add("train.attention",
+                 fmt::format("cudnn needs a head dim that is a multiple of 8 and at most 256 (model.d_model / "
+                             "model.n_heads = {})",
+                             r.model.head_dim()),
+                 "set train.attention: flash, or choose d_model and n_heads so the head dim is a multiple of 8");
   }
 }
 
@@ -176,7 +180,7 @@ void check_recipe(const Recipe& recipe, RecipeProblems& problems) {
   check_batching(recipe, problems);
   check_schedule(recipe, problems);
   check_parallel(recipe, problems);
-  check_device(recipe.train, problems);
+  check_device(recipe, problems);
   check_precision(recipe, problems);
   check_run(recipe, problems);
 }

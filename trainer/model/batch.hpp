@@ -8,10 +8,12 @@
 // check_batch_values and document_positions: MicroBatch (training, eval) and BatchInputs
 // (every other caller) both go through them.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "kernels/ops/attention.hpp"
 #include "kernels/tensor.hpp"
 #include "trainer/model/model_config.hpp"
 
@@ -27,6 +29,9 @@ struct Batch {
                      // crosses a run boundary. Undefined = one document per row.
   Tensor positions;  // required: 0..T-1 per row, restarting at each document of doc_ids
                      // (document_positions), or the caller's own (KV-cache prefixes)
+  // Host copy of doc_ids' runs, for cuDNN attention (it takes documents as ragged offsets
+  // and lengths the host computes): DeviceBatch::upload fills it on a CUDA device.
+  std::shared_ptr<const ops::DocumentRuns> documents;
 };
 
 // What a batch's values must satisfy for one model.

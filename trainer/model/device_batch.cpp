@@ -33,6 +33,14 @@ void write_narrowed(std::byte* at, const Tensor& host, DType dtype) {
   }
 }
 
+// The runs of the batch's doc_ids (one per row without them), read while they are on the host.
+std::shared_ptr<const ops::DocumentRuns> document_runs_of(const Batch& host) {
+  const std::vector<std::int64_t> ids =
+      host.doc_ids.defined() ? index_values(host.doc_ids, "device batch") : std::vector<std::int64_t>{};
+  return std::make_shared<const ops::DocumentRuns>(
+      ops::document_runs(ids, host.tokens.size(0), host.tokens.size(1)));
+}
+
 }  // namespace
 
 const Batch& DeviceBatch::upload(const Batch& host) {
@@ -62,6 +70,7 @@ const Batch& DeviceBatch::upload(const Batch& host) {
   device_.positions = place(host.positions, DType::I32, 2 * index_bytes);
   device_.doc_ids = place(host.doc_ids, DType::I32, 3 * index_bytes);
   device_.loss_mask = place(host.loss_mask, DType::U8, 4 * index_bytes);
+  device_.documents = host.documents ? host.documents : document_runs_of(host);
   pinned->upload(memory_.data(), needed);
   return device_;
 }

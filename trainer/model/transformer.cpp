@@ -206,11 +206,20 @@ void Transformer::attention_input(const BlockTensors& w, Tensor x, LayerActivati
 
 // a.attn [B, Tq, Hq*Dh], a.attn_lse <- attention of the queries in a.qkv over k, v
 // [B, Tk, Hkv, Dh] (the block's own keys in training, the KV cache when decoding).
-void Transformer::attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids) const {
+void Transformer::attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids,
+                                 const ops::AttentionOptions& options) const {
   const QkvViews qkv = split_qkv(a.qkv, dims_);
-  ops::flash_attention_forward(as_heads(a.attn, dims_.q_heads), a.attn_lse, qkv.q, k, v, doc_ids,
-                               {.causal = true, .softmax_scale = 0.0});
+  ops::flash_attention_forward(as_heads(a.attn, dims_.q_heads), a.attn_lse, qkv.q, k, v, doc_ids, options);
 }
+
+// Training and scoring attend with the library set_attention_library chose.
+ops::AttentionOptions Transformer::batch_attention(const Batch& batch) const {
+  if (attention_library_ == ops::AttentionLibrary::kiln) return {};
+  if (!batch.documents) fail("model: cuDNN attention needs the batch's document runs (a batch uploaded by DeviceBatch)");
+  return {.causal = true, .softmax_scale = 0.0, .library = attention_library_, .documents = batch.documents.get()};
+}
+
+void Transformer::set_attention_library(ops::AttentionLibrary library) { attention_library_ = library; }
 
 // x, a.attn -> a.mid = x + attn proj; MLP; y = a.mid + MLP out. y may alias x (inference).
 void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
@@ -296,7 +305,7 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
     LayerActivations& a = acts.layers[l];
     attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions);
     const QkvViews qkv = split_qkv(a.qkv, dims_);
-    attention_core(a, qkv.k, qkv.v, batch.doc_ids);
+    attention_core(a, qkv.k, qkv.v, batch.doc_ids, batch_attention(batch));
     attention_output_and_mlp(weights_.blocks[l], block_input(acts, l), acts, a, a.out);
   }
   if (!last_stage()) {
@@ -446,7 +455,7 @@ void Transformer::block_backward(Slot& slot, std::size_t layer) {
   const QkvViews d_qkv = split_qkv(acts.d_qkv, dims_);
   ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads),
                                 qkv.q, qkv.k, qkv.v, as_heads(a.attn, dims_.q_heads), a.attn_lse,
-                                slot.batch.doc_ids, {.causal = true, .softmax_scale = 0.0});
+                                slot.batch.doc_ids, batch_attention(slot.batch));
   if (config_.uses_rope()) {
     ops::rope_backward(d_qkv.q, d_qkv.q, slot.batch.positions, config_.rope);
     ops::rope_backward(d_qkv.k, d_qkv.k, slot.batch.positions, config_.rope);
@@ -517,7 +526,9 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
     const Tensor keys = cache.keys[l], values = cache.values[l];
     ops::copy(keys.narrow(1, cache.length, Tn), fresh.k);
     ops::copy(values.narrow(1, cache.length, Tn), fresh.v);
-    attention_core(a, keys.narrow(1, 0, filled), values.narrow(1, 0, filled), {});
+    // Queries that are the last of the cached keys: kiln's kernels, whatever the library
+    // (cuDNN's fused attention serves training's square batches).
+    attention_core(a, keys.narrow(1, 0, filled), values.narrow(1, 0, filled), {}, {});
     attention_output_and_mlp(weights_.blocks[l], decode_.embedded, decode_, a, decode_.embedded);
   }
   head_forward(decode_, decode_.embedded);

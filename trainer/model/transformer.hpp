@@ -101,6 +101,9 @@ class Transformer {
   // backward_stage. Default 1.
   void set_pipeline_slots(int slots);
   int pipeline_slots() const { return static_cast<int>(slots_.size()); }
+  // Which kernels attend in training and scoring on CUDA (`train.attention`); KV-cache
+  // decoding always takes kiln's. Default kiln.
+  void set_attention_library(ops::AttentionLibrary library);
 
   struct StageForward {
     // Last stage (with targets): the micro-batch's loss_sum [2] f64 = (sum, count), a tensor
@@ -179,7 +182,9 @@ class Transformer {
   void embed(Tensor out, Tensor tokens, Tensor positions) const;
   void attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
                        Tensor positions) const;
-  void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids) const;
+  void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids,
+                      const ops::AttentionOptions& options) const;
+  ops::AttentionOptions batch_attention(const Batch& batch) const;
   void attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                 LayerActivations& a, Tensor y) const;
   void head_forward(Activations& acts, Tensor x) const;
@@ -198,6 +203,7 @@ class Transformer {
   ModelConfig config_;
   ParallelPlacement placement_;
   StageDims dims_;                // this rank's widths and blocks
+  ops::AttentionLibrary attention_library_ = ops::AttentionLibrary::kiln;
   // Tensor-parallel layers (parallel/tensor_parallel.hpp); the serial ops when tp = 1.
   parallel::ColumnParallelLinear column_parallel_;
   parallel::RowParallelLinear row_parallel_;

@@ -39,6 +39,7 @@
 #include "trainer/metrics/throughput.hpp"
 #include "trainer/optim/adamw.hpp"
 #include "trainer/optim/lr_schedule.hpp"
+#include "kernels/cuda/cudnn_sdpa.hpp"
 #include "kernels/memory/device_buffer.hpp"
 #include "trainer/model/device_batch.hpp"
 #include "trainer/train/cuda_device.hpp"
@@ -122,6 +123,11 @@ DType storage_dtype(config::Precision precision) {
   return precision == config::Precision::bf16 ? DType::BF16 : DType::F32;
 }
 
+std::string attention_banner(config::AttentionBackend attention) {
+  if (attention == config::AttentionBackend::cudnn) return "cudnn (cuDNN " + cudnn_sdpa::library_version() + " fused SDPA)";
+  return "flash (kiln's kernels)";
+}
+
 std::string precision_banner(config::Precision precision) {
   if (precision == config::Precision::bf16) return "bf16 (bf16 weights and activations, fp32 compute and masters)";
   return "fp32";
@@ -172,6 +178,7 @@ struct Trainer::State {
     return device == Device::Cuda ? cuda_backend::cuda_allocator() : memory::host_allocator();
   }
   void choose_device();
+  void check_cudnn_attention() const;
   void build_model();
   void resume_or_initialise();
   void load_weights(const checkpoint::CheckpointReader& reader);
@@ -248,6 +255,24 @@ void Trainer::State::choose_device() {
   }
   if (train.precision == config::Precision::auto_select)
     train.precision = device == Device::Cuda ? config::Precision::bf16 : config::Precision::fp32;
+  if (train.attention == config::AttentionBackend::cudnn) check_cudnn_attention();
+}
+
+// cuDNN's fused attention is a CUDA, bf16 kernel that needs libcudnn: refused before any
+// memory is spent when the resolved device, precision or machine cannot run it.
+void Trainer::State::check_cudnn_attention() const {
+  const auto& train = recipe.train;
+  if (device != Device::Cuda)
+    fail("train.attention: cudnn runs on CUDA, but this run trains on the CPU ({}). Fix: set train.attention: flash, "
+         "or train.device: cuda",
+         device_choice);
+  if (train.precision != config::Precision::bf16)
+    fail("train.attention: cudnn takes bf16 tensors, but train.precision is {}. Fix: set train.precision: bf16, or "
+         "train.attention: flash",
+         config::to_string(train.precision));
+  std::string why;
+  if (!cudnn_sdpa::available(&why))
+    fail("train.attention: cudnn: {}. Fix: set train.attention: flash (kiln's own attention kernels)", why);
 }
 
 void Trainer::State::build_model() {
@@ -259,6 +284,7 @@ void Trainer::State::build_model() {
   placement.pp_size = grid->pp_size();
   const auto config = model::from_recipe(recipe.model, layout.tp);
   model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
+  if (recipe.train.attention == config::AttentionBackend::cudnn) model->set_attention_library(ops::AttentionLibrary::cudnn);
   device_batch = std::make_unique<model::DeviceBatch>(allocator());
   loss_total = memory::DeviceBuffer(2 * sizeof(double), memory::MemoryCategory::workspace, allocator());
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
@@ -357,10 +383,10 @@ void Trainer::State::print_banner() {
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("device {} ({}) | train.precision {} | layout dp={} tp={} pp={} zero={} on {} rank(s) x {} thread(s) | "
-             "{} tokens/step = {} x {} | {} micro-batch(es) of {} per dp rank\n",
+  fmt::print("device {} ({}) | train.precision {} | train.attention {} | layout dp={} tp={} pp={} zero={} on {} "
+             "rank(s) x {} thread(s) | {} tokens/step = {} x {} | {} micro-batch(es) of {} per dp rank\n",
              device == Device::Cuda ? fmt::format("cuda, {}", cuda_device_name) : std::string("cpu"), device_choice,
-             precision_banner(recipe.train.precision),
+             precision_banner(recipe.train.precision), attention_banner(recipe.train.attention),
              layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
              layout.micro_batch_size);

@@ -10,9 +10,12 @@
 
 #include "kernels/cuda/backend.hpp"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/cudnn_sdpa.hpp"
 #include "kernels/cuda/gemm.hpp"
 
 namespace kiln::KILN_CUDA_NS {
+
+struct RaggedBatch;  // a packed batch in cuDNN's ragged layout (attention_ops.cpp)
 
 class DeviceBackend final : public cuda_backend::CudaBackend {
  public:
@@ -60,6 +63,11 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
                          double scale) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                           Tensor lse, Tensor doc_ids, bool causal, double scale) override;
+  void cudnn_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
+                               const ops::DocumentRuns& documents, bool causal, double scale) override;
+  void cudnn_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                                Tensor lse, Tensor doc_ids, const ops::DocumentRuns& documents, bool causal,
+                                double scale) override;
   void adamw_step_segments(Tensor params, Tensor grads, Tensor m, Tensor v, const AdamWSegmentView* segments,
                            int count, const AdamWHyperView& hyper, Tensor working_copy) override;
   void matmul(cuda_backend::RowMatrix c, cuda_backend::RowMatrix a, cuda_backend::RowMatrix b, bool transpose_a,
@@ -80,6 +88,13 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void* stage_table(const void* host, std::size_t bytes);
   // The GEMM context (cuBLASLt handle, algorithm cache, workspace), made on first use.
   GemmContext& gemm();
+#if !KILN_CUDA_EMULATED
+  // cuDNN's handle, graphs and workspace (attention_ops.cpp), made on first use.
+  cudnn_sdpa::Runner& cudnn();
+  std::unique_ptr<cudnn_sdpa::Runner> cudnn_;
+#endif
+  // A batch's ragged lengths and offsets as one device table (attention_ops.cpp).
+  cudnn_sdpa::RaggedTables stage_ragged(const RaggedBatch& ragged);
   // A device vector of at least `count` ones of `dtype` (the left operand of a column sum).
   const void* ones(DType dtype, std::int64_t count);
 
