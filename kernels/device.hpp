@@ -18,8 +18,10 @@ struct DeviceInfo {
 std::vector<DeviceInfo> cuda_devices(std::string* why_none = nullptr);
 
 // The CUDA libraries this build runs on, for `kiln --version`: "CUDA runtime 12.8, cuBLASLt
-// 12.8.4, cuDNN 9.19.0" (cuDNN: the loaded libcudnn, or why it is not available for
+// 12.8.4, cuDNN 9.19.0, NCCL 2.28.9" (cuDNN: the loaded libcudnn, or why it is not available for
 // train.attention: cudnn); "none" in a build without CUDA.
 std::string cuda_library_versions();
+// "NCCL 2.28.9", or "NCCL not built" (CUDA builds only: kernels/cuda/host/collectives_ops.cpp).
+std::string nccl_version();
 
 }  // namespace kiln::kernels

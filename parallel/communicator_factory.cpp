@@ -1,5 +1,7 @@
 #include "parallel/communicator_factory.hpp"
 
+#include "parallel/nccl_communicator.hpp"
+
 namespace kiln::parallel {
 
 namespace {
@@ -18,6 +20,7 @@ class HostCommunicatorFactory final : public CommunicatorFactory {
 std::unique_ptr<CommunicatorFactory> communicator_factory(CommunicatorBackend backend) {
   switch (backend) {
     case CommunicatorBackend::host: return std::make_unique<HostCommunicatorFactory>();
+    case CommunicatorBackend::nccl: return nccl_communicator_factory();
   }
   return std::make_unique<HostCommunicatorFactory>();
 }
@@ -25,6 +28,7 @@ std::unique_ptr<CommunicatorFactory> communicator_factory(CommunicatorBackend ba
 std::string_view backend_name(CommunicatorBackend backend) {
   switch (backend) {
     case CommunicatorBackend::host: return "host";
+    case CommunicatorBackend::nccl: return "nccl";
   }
   return "unknown";
 }

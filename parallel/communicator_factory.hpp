@@ -13,7 +13,9 @@
 
 namespace kiln::parallel {
 
-enum class CommunicatorBackend { host };
+// host: MPI (or a group of one) on host tensors; nccl: device tensors over NCCL, host tensors
+// over the same ranks' MPI group (parallel/nccl_communicator.hpp).
+enum class CommunicatorBackend { host, nccl };
 
 class CommunicatorFactory {
  public:

@@ -1,9 +1,9 @@
 #include "parallel/data_parallel.hpp"
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 
+#include "kernels/ops.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::parallel {
@@ -63,10 +63,10 @@ DataParallel::DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bo
 
 DataParallel::DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero,
                            std::span<const std::int64_t> ready_offsets, std::size_t bucket_bytes,
-                           std::size_t min_bucket_bytes)
+                           std::size_t min_bucket_bytes, memory::Allocator& allocator)
     : dp_(dp), numel_(numel), zero_(zero && dp.size() > 1),
       buckets_(plan_gradient_buckets(ready_offsets, numel, dtype_size(dtype), bucket_bytes, min_bucket_bytes)),
-      held_back_(buckets_.size(), false) {
+      held_back_(buckets_.size(), false), staging_(allocator), gather_staging_(allocator) {
   shard_end_ = numel_;
   if (zero_) setup_shards(dtype);
 }
@@ -165,13 +165,12 @@ void DataParallel::all_gather_parameters(Tensor values) {
   gather_through(values, gather_staging_);
 }
 
+// Through kiln::ops, so the copies run where the values live (in stream order on a GPU).
 void DataParallel::gather_through(Tensor values, const Staging& staging) {
-  const std::size_t element = values.element_size();
-  const auto owned = static_cast<std::size_t>(shard_end_ - shard_begin_);
-  std::memcpy(staging.shard.ptr, static_cast<std::byte*>(values.ptr) + static_cast<std::size_t>(shard_begin_) * element,
-              owned * element);
+  const std::int64_t owned = shard_end_ - shard_begin_;
+  ops::copy(staging.shard.narrow(0, 0, owned), values.narrow(0, shard_begin_, owned));
   dp_.all_gather(staging.padded, staging.shard);
-  std::memcpy(values.ptr, staging.padded.ptr, values.nbytes());
+  ops::copy(values, staging.padded.narrow(0, 0, numel_));
 }
 
 }  // namespace kiln::parallel

@@ -54,8 +54,11 @@ class DataParallel {
   // Fixed-size buckets from offset 0 (no group structure).
   DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero, std::size_t bucket_bytes = 64u << 20);
   // Buckets planned on the model's ready offsets (see plan_gradient_buckets).
+  // `allocator` holds ZeRO's staging: where the gradients and parameters live (a GPU's
+  // memory under NCCL).
   DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bool zero, std::span<const std::int64_t> ready_offsets,
-               std::size_t bucket_bytes = kDefaultBucketBytes, std::size_t min_bucket_bytes = kDefaultMinBucketBytes);
+               std::size_t bucket_bytes = kDefaultBucketBytes, std::size_t min_bucket_bytes = kDefaultMinBucketBytes,
+               memory::Allocator& allocator = memory::host_allocator());
 
   bool zero() const { return zero_; }
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
@@ -89,7 +92,8 @@ class DataParallel {
   // ZeRO staging of one dtype, one communication arena: the all-gather's [shard_size * dp]
   // and this rank's [shard_size] shard.
   struct Staging {
-    memory::Arena arena{memory::MemoryCategory::communication};
+    explicit Staging(memory::Allocator& allocator) : arena(memory::MemoryCategory::communication, allocator) {}
+    memory::Arena arena;
     Tensor padded;
     Tensor shard;
   };

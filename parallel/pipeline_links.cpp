@@ -2,6 +2,10 @@
 
 namespace kiln::parallel {
 
+void PipelineLinks::place_in(memory::Allocator& allocator) {
+  arena_ = memory::Arena(memory::MemoryCategory::pipeline, allocator);
+}
+
 void PipelineLinks::plan(int stages, int stage, const Shape& activation_shape, DType dtype) {
   memory::ArenaPlan plan;
   input_ = stage > 0 ? plan.reserve("input", dtype, activation_shape) : memory::ArenaSlot{};

@@ -11,6 +11,8 @@ namespace kiln::parallel {
 
 class PipelineLinks {
  public:
+  // The buffers live in `allocator`'s memory (where the model lives; the host's by default).
+  void place_in(memory::Allocator& allocator);
   // Sizes the buffers for stage `stage` of `stages`; keeps them when nothing changed.
   void plan(int stages, int stage, const Shape& activation_shape, DType dtype);
 

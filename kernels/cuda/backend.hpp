@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/cuda/collectives.hpp"
 #include "kernels/memory/allocator.hpp"
 #include "kernels/ops/attention.hpp"
 #include "kernels/tensor.hpp"
@@ -80,6 +81,14 @@ class CudaBackend {
   static constexpr int kScalarSlots = 8;
   virtual Tensor scalar_slot(int index) = 0;
 
+  // ---- collectives between GPUs (kernels/cuda/collectives.hpp) -------------------------------
+  // One rank of a group makes the id and hands it to the others over their host group; then
+  // every rank of the group calls make_collectives with it and the group's host transport.
+  // The communicator's work runs on this backend's compute stream or on its one
+  // communication stream, created with the first communicator.
+  virtual CollectivesId new_collectives_id() = 0;
+  virtual std::unique_ptr<DeviceCollectives> make_collectives(const CollectivesId& id, HostTransport& group) = 0;
+
   // ---- ops (arguments already checked by kiln::ops; every tensor on this device) ----------
   // dst = src for tensors of the same shape: equal dtypes copy between any strides (a flat
   // copy when both are contiguous); f32 <-> bf16 convert between contiguous tensors.
@@ -113,6 +122,13 @@ class CudaBackend {
                                      Tensor mask, std::int64_t valid) = 0;
   virtual void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                                       std::int64_t valid, std::int64_t first_id, double grad_scale) = 0;
+  // Vocab-parallel statistics (ops::cross_entropy_local_max / _local_sums / _finish): row_max,
+  // sum_exp, target_logit, lse, losses f32 [rows] (losses may be undefined), loss_sum f64 [2].
+  virtual void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid) = 0;
+  virtual void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits, Tensor targets,
+                                        Tensor row_max, std::int64_t valid, std::int64_t first_id) = 0;
+  virtual void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
+                                    Tensor target_logit, Tensor mask) = 0;
   // Attention with ops::flash_attention_forward/backward's semantics (kernels/cuda/attention.hpp):
   // q, out, dq, dout [B, Tq, Hq, D] and k, v, dk, dv [B, Tk, Hkv, D] of one storage dtype,
   // strided heads with unit inner stride; lse f32 [B, Hq, Tq]; doc_ids i32 [B, Tk] or

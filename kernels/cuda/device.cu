@@ -32,7 +32,7 @@ std::string cuda_library_versions() {
   const std::size_t blas = cublasLtGetVersion();  // 120804 -> 12.8.4
   return "CUDA runtime " + std::to_string(runtime / 1000) + "." + std::to_string(runtime % 1000 / 10) + ", cuBLASLt " +
          std::to_string(blas / 10000) + "." + std::to_string(blas % 10000 / 100) + "." + std::to_string(blas % 100) +
-         ", cuDNN " + cudnn_sdpa::library_version();
+         ", cuDNN " + cudnn_sdpa::library_version() + ", " + nccl_version();
 }
 
 }  // namespace kiln::kernels

@@ -181,6 +181,13 @@ void cross_entropy_backward_vocab_parallel(Tensor dlogits, Tensor logits, Tensor
 
 void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid_local) {
   constexpr const char* op = "cross_entropy_local_max";
+  if (on_cuda(op, {{"row_max", row_max}, {"logits", logits}})) {
+    require_defined(op, {{"row_max", row_max}, {"logits", logits}});
+    check_cuda_storage(op, {{"logits", logits}});
+    logits_vocab(op, logits, valid_local);
+    check_vector(op, "row_max", row_max, logits.size(0));
+    return cuda_backend_for(op).cross_entropy_local_max(row_max, logits, valid_local);
+  }
   const Bf16Staging staged(op, {write("row_max", row_max), read("logits", logits)});
   if (staged.active()) {
     cross_entropy_local_max(row_max, logits, valid_local);
@@ -201,6 +208,17 @@ void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid_l
 void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits, Tensor targets,
                               Tensor row_max, std::int64_t valid_local, std::int64_t first_id) {
   constexpr const char* op = "cross_entropy_local_sums";
+  if (on_cuda(op, {{"sum_exp", sum_exp}, {"target_logit", target_logit}, {"logits", logits}, {"targets", targets},
+                   {"row_max", row_max}})) {
+    require_defined(op, {{"sum_exp", sum_exp}, {"target_logit", target_logit}, {"logits", logits},
+                         {"targets", targets}, {"row_max", row_max}});
+    check_cuda_storage(op, {{"logits", logits}});
+    logits_vocab(op, logits, valid_local);
+    for (const auto& [name, stat] : {Arg{"sum_exp", sum_exp}, Arg{"target_logit", target_logit}, Arg{"row_max", row_max}})
+      check_vector(op, name, stat, logits.size(0));
+    return cuda_backend_for(op).cross_entropy_local_sums(sum_exp, target_logit, logits, targets, row_max, valid_local,
+                                                         first_id);
+  }
   const Bf16Staging staged(op, {write("sum_exp", sum_exp), write("target_logit", target_logit), read("logits", logits),
                                 read("row_max", row_max)});
   if (staged.active()) {
@@ -234,6 +252,18 @@ void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits
 void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
                           Tensor target_logit, Tensor mask) {
   constexpr const char* op = "cross_entropy_finish";
+  if (on_cuda(op, {{"losses", losses}, {"lse", lse}, {"loss_sum", loss_sum}, {"row_max", row_max},
+                   {"sum_exp", sum_exp}, {"target_logit", target_logit}, {"mask", mask}})) {
+    require_defined(op, {{"lse", lse}, {"loss_sum", loss_sum}, {"row_max", row_max}, {"sum_exp", sum_exp},
+                         {"target_logit", target_logit}});
+    if (loss_sum.dtype != DType::F64 || loss_sum.shape != Shape{2})
+      fail("ops::{}: `loss_sum` is {}; expected a contiguous f64 [2] (sum, count)", op, loss_sum.str());
+    const std::int64_t rows = lse.numel();
+    for (const auto& [name, stat] : {Arg{"losses", losses}, Arg{"row_max", row_max}, Arg{"sum_exp", sum_exp},
+                                     Arg{"target_logit", target_logit}})
+      check_vector(op, name, stat, rows);
+    return cuda_backend_for(op).cross_entropy_finish(losses, lse, loss_sum, row_max, sum_exp, target_logit, mask);
+  }
   const Bf16Staging staged(op, {write("losses", losses), write("lse", lse), read("row_max", row_max), read("sum_exp", sum_exp),
                                 read("target_logit", target_logit)});
   if (staged.active()) {

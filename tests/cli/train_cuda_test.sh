@@ -4,7 +4,7 @@
 # step as the CPU backend does; a run rolled back to a checkpoint resumes bit for bit; a CUDA
 # checkpoint resumes on the CPU; precision auto is bf16 on CUDA and still learns; the banner,
 # meta.json and metrics.jsonl say cuda/bf16; MFU uses log.peak_tflops when given; a device that
-# is not there and more than one rank are refused naming the key; cuDNN attention trains
+# is not there is refused naming the key (several ranks: train_multi_gpu_test.sh); cuDNN attention trains
 # within bf16 of kiln's attention and resumes bit for bit (refused on the CPU and in fp32); eval, score
 # and generate with --device cuda give the CPU's numbers and tokens.
 # $1: the kiln binary.

@@ -116,7 +116,7 @@ std::int64_t eval_batches_of(const config::Recipe& recipe, std::shared_ptr<const
 }
 
 // Whether train.device auto may take a GPU: the job is one rank and a GPU is usable.
-bool gpu_available(int ranks) { return ranks == 1 && gpu_is_usable("train.device: auto"); }
+bool gpu_available() { return gpu_is_usable("train.device: auto"); }
 
 // Storage of weights and activations; compute is fp32 either way.
 DType storage_dtype(config::Precision precision) {
@@ -155,7 +155,9 @@ struct Trainer::State {
   std::string device_choice;    // why (for the banner)
   std::string cuda_device_name;
   std::unique_ptr<model::Transformer> model;
-  std::unique_ptr<model::DeviceBatch> device_batch;  // micro-batches copied to the device
+  // Micro-batches copied to the device, one per pipeline slot: a slot's batch stays until
+  // its backward has run (1F1B keeps several micro-batches in flight).
+  std::vector<std::unique_ptr<model::DeviceBatch>> device_batches;
   memory::DeviceBuffer loss_total;  // f64 [2]: a step's loss sum and count, on the model's device
   std::unique_ptr<parallel::DataParallel> data_parallel;
   std::unique_ptr<optim::AdamW> optimizer;
@@ -207,7 +209,10 @@ Trainer::Trainer(config::Recipe recipe) {
   s.world = parallel::world_communicator();
   parallel::start_collective_watchdog(s.recipe.parallel.timeout_s);  // every rank, before any collective
   s.layout = config::resolve_layout(s.recipe, s.world->size());
-  s.grid = std::make_unique<parallel::ProcessGrid>(*s.world, s.layout.dp, s.layout.tp, s.layout.pp);
+  s.choose_device();  // before the grid: GPU ranks' data groups are NCCL's
+  s.grid = std::make_unique<parallel::ProcessGrid>(
+      *s.world, s.layout.dp, s.layout.tp, s.layout.pp,
+      s.device == Device::Cuda ? parallel::CommunicatorBackend::nccl : parallel::CommunicatorBackend::host);
   s.run_dir = s.recipe.run.dir;
   s.train_data = open_split(s.recipe.data.train, "train", s.tokenizer, s.recipe.data.tokenizer);
   if (!s.recipe.data.val.empty()) {
@@ -223,7 +228,6 @@ Trainer::Trainer(config::Recipe recipe) {
   loader.seed = static_cast<std::uint64_t>(s.recipe.train.seed);
   loader.packed = s.recipe.data.packed;
   s.loader = std::make_unique<data::TokenLoader>(s.train_data, loader);
-  s.choose_device();
   s.build_model();
   s.peak_flops = peak_flops_of(s.recipe, s.cuda_device_name);
   s.resume_or_initialise();
@@ -232,29 +236,27 @@ Trainer::Trainer(config::Recipe recipe) {
 Trainer::~Trainer() = default;
 
 // train.device and train.precision as this run uses them: `auto` takes the GPU when this build
-// has one and the job is one rank, else the CPU; precision `auto` is bf16 on CUDA, fp32 on the
-// CPU. The resolved values are what recipe.yaml, meta.json and metrics.jsonl record.
+// has one (one GPU per rank, by the rank's place on its node), else the CPU; precision `auto`
+// is bf16 on CUDA (fp32 where bf16 is not wired yet: tp or pp > 1), fp32 on the CPU. The
+// resolved values are what recipe.yaml, meta.json and metrics.jsonl record.
 void Trainer::State::choose_device() {
   auto& train = recipe.train;
   if (train.device == config::Device::auto_select) {
-    const bool gpu = gpu_available(world->size());
-    device_choice = gpu ? "train.device auto: a GPU is here"
-                        : (world->size() > 1 ? "train.device auto: the CPU, as CUDA trains on one rank for now"
-                                             : "train.device auto: no GPU here");
+    const bool gpu = gpu_available();
+    device_choice = gpu ? "train.device auto: a GPU is here" : "train.device auto: no GPU here";
     train.device = gpu ? config::Device::cuda : config::Device::cpu;
   } else {
     device_choice = fmt::format("train.device {}", config::to_string(train.device));
   }
   if (train.device == config::Device::cuda) {
-    if (world->size() > 1)
-      fail("train.device: cuda trains on one GPU, one rank, for now; this job has {} ranks. Fix: run one rank "
-           "(no mpirun), or set train.device: cpu for dp/tp/pp over MPI",
-           world->size());
     cuda_device_name = select_cuda_device("train.device: cuda").device_name();
     device = Device::Cuda;
   }
-  if (train.precision == config::Precision::auto_select)
-    train.precision = device == Device::Cuda ? config::Precision::bf16 : config::Precision::fp32;
+  if (train.precision == config::Precision::auto_select) {
+    const bool bf16_wired = layout.tp == 1 && layout.pp == 1;
+    train.precision = device == Device::Cuda && bf16_wired ? config::Precision::bf16 : config::Precision::fp32;
+    if (device == Device::Cuda && !bf16_wired) device_choice += "; precision auto: fp32, as bf16 takes tp = pp = 1 for now";
+  }
   if (train.attention == config::AttentionBackend::cudnn) check_cudnn_attention();
 }
 
@@ -285,12 +287,15 @@ void Trainer::State::build_model() {
   const auto config = model::from_recipe(recipe.model, layout.tp);
   model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
   if (recipe.train.attention == config::AttentionBackend::cudnn) model->set_attention_library(ops::AttentionLibrary::cudnn);
-  device_batch = std::make_unique<model::DeviceBatch>(allocator());
+
   loss_total = memory::DeviceBuffer(2 * sizeof(double), memory::MemoryCategory::workspace, allocator());
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));
+  for (int slot = 0; slot < model->pipeline_slots(); ++slot)
+    device_batches.push_back(std::make_unique<model::DeviceBatch>(allocator()));
   const auto& params = model->parameters();
   data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.grad_dtype(), layout.zero == 1,
-                                                           model->gradient_final_offsets());
+                                                           model->gradient_final_offsets(), parallel::kDefaultBucketBytes,
+                                                           parallel::kDefaultMinBucketBytes, allocator());
   // The tied embedding's gradient is completed by the embedding group after the backward.
   if (grid->embedding() && config.tie_embeddings) {
     const auto& embed = params.info("embed.weight");
@@ -304,6 +309,7 @@ void Trainer::State::build_model() {
   // the run's: the activation arenas and pipeline links for the (micro-batch, seq_len) of
   // every step and evaluation.
   model->reserve_activations(layout.micro_batch_size, recipe.train.seq_len);
+  pipeline_links.place_in(allocator());
   if (layout.pp > 1)
     pipeline_links.plan(layout.pp, grid->pp_rank(), {layout.micro_batch_size, recipe.train.seq_len, config.d_model},
                         params.dtype());
@@ -408,8 +414,8 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   const auto add_loss = [&](Tensor loss_sum) {
     if (loss_sum.defined()) ops::add_to(total, loss_sum);
   };
-  const auto on_model = [&](std::size_t micro) -> const model::Batch& {
-    return device_batch->upload(micro_batches[micro].view());
+  const auto on_model = [&](std::size_t micro, int slot) -> const model::Batch& {
+    return device_batches[static_cast<std::size_t>(slot)]->upload(micro_batches[micro].view());
   };
   // Gradients become final during the last backward of the step only (earlier ones accumulate).
   const auto on_final = [&](std::size_t micro) {
@@ -417,7 +423,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   };
   if (layout.pp == 1) {
     for (std::size_t micro = 0; micro < micro_batches.size(); ++micro) {
-      add_loss(model->forward_stage(0, on_model(micro), {}).loss_sum);
+      add_loss(model->forward_stage(0, on_model(micro, 0), {}).loss_sum);
       if (backward) model->backward(grad_scale, on_final(micro));
     }
     return ops::read_loss_sum(total);
@@ -426,7 +432,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   parallel::PipelineStage stage;
   stage.activation_shape = {first.rows, first.seq_len, model->config().d_model};
   stage.forward = [&](int micro, int slot, Tensor input) {
-    const auto result = model->forward_stage(slot, micro_batches[static_cast<std::size_t>(micro)].view(), input);
+    const auto result = model->forward_stage(slot, on_model(static_cast<std::size_t>(micro), slot), input);
     add_loss(result.loss_sum);
     return result.output;
   };

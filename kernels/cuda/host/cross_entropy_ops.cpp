@@ -51,4 +51,40 @@ void DeviceBackend::cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor
   });
 }
 
+// ---- vocab-parallel statistics ----------------------------------------------------------------
+
+void DeviceBackend::cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid) {
+  constexpr const char* op = "cross_entropy_local_max";
+  require_contiguous(op, "logits", logits);
+  dispatch_storage(op, logits, [&]<class T>(T) {
+    KILN_CUDA_NS::cross_entropy_local_max(f32_pointer(op, "row_max", row_max), device_pointer<const T>(logits),
+                                          logits.size(0), logits.size(1), valid, compute_);
+  });
+}
+
+void DeviceBackend::cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits, Tensor targets,
+                                             Tensor row_max, std::int64_t valid, std::int64_t first_id) {
+  constexpr const char* op = "cross_entropy_local_sums";
+  require_contiguous(op, "logits", logits);
+  const std::int64_t rows = logits.size(0);
+  dispatch_storage(op, logits, [&]<class T>(T) {
+    KILN_CUDA_NS::cross_entropy_local_sums(f32_pointer(op, "sum_exp", sum_exp),
+                                           f32_pointer(op, "target_logit", target_logit),
+                                           device_pointer<const T>(logits), target_pointer(op, targets, rows),
+                                           f32_pointer(op, "row_max", row_max), rows, logits.size(1), valid,
+                                           first_id, compute_);
+  });
+}
+
+void DeviceBackend::cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
+                                         Tensor target_logit, Tensor mask) {
+  constexpr const char* op = "cross_entropy_finish";
+  const std::int64_t rows = lse.numel();
+  KILN_CUDA_NS::cross_entropy_finish(losses.defined() ? f32_pointer(op, "losses", losses) : nullptr,
+                                     f32_pointer(op, "lse", lse), device_pointer<double>(loss_sum),
+                                     f32_pointer(op, "row_max", row_max), f32_pointer(op, "sum_exp", sum_exp),
+                                     f32_pointer(op, "target_logit", target_logit), mask_pointer(op, mask, rows), rows,
+                                     compute_);
+}
+
 }  // namespace kiln::KILN_CUDA_NS

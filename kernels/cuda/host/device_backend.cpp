@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels/cuda/backend_registry.hpp"
@@ -52,6 +53,7 @@ DeviceBackend::~DeviceBackend() {
   if (workspace_) cudaFree(workspace_);
   for (const StagedTable& table : tables_) cudaFree(table.device);
   if (scalars_) cudaFree(scalars_);
+  if (communication_) cudaStreamDestroy(communication_);
   if (compute_) cudaStreamDestroy(compute_);
 }
 
@@ -223,7 +225,25 @@ void register_emulated_backend() {
 
 namespace {
 
-// The first GPU, if it is one kiln's kernels were built for (bf16 tensor cores: sm_80 and up).
+// This process's place among the ranks its launcher started on this node (0 without one).
+int node_local_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') return std::atoi(value);
+  return 0;
+}
+
+// One GPU per rank: the node's k-th rank takes GPU k. A launcher that gives each rank one
+// visible GPU (CUDA_VISIBLE_DEVICES per task) leaves one device to take.
+int gpu_of_this_rank(int count, const std::string& setting) {
+  const int local = node_local_rank();
+  if (local < count) return local;
+  if (count == 1 && std::getenv("CUDA_VISIBLE_DEVICES") != nullptr) return 0;
+  fail("{}: this process is rank {} of its node, but the node has {} GPU(s): kiln trains one rank per GPU. Fix: "
+       "launch at most {} rank(s) per node (mpirun --map-by ppr:{}:node, or SLURM --ntasks-per-node={})",
+       setting, local, count, count, count, count);
+}
+
+// This rank's GPU, if it is one kiln's kernels were built for (bf16 tensor cores: sm_80 and up).
 std::string usable_gpu_name(const std::string& setting) {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
@@ -234,14 +254,15 @@ std::string usable_gpu_name(const std::string& setting) {
          "train.device: cpu",
          setting, why);
   }
+  const int gpu = gpu_of_this_rank(count, setting);
   cudaDeviceProp properties{};
-  check_cuda(cudaGetDeviceProperties(&properties, 0), "CUDA backend: reading the device properties");
+  check_cuda(cudaGetDeviceProperties(&properties, gpu), "CUDA backend: reading the device properties");
   if (properties.major < 8)
     fail("{}: {} has compute capability {}.{}; kiln's CUDA kernels need 8.0 or newer (bf16 tensor cores: "
          "A100, H100, H200). Fix: use a newer GPU or train.device: cpu",
          setting, properties.name, properties.major, properties.minor);
-  check_cuda(cudaSetDevice(0), "CUDA backend: cudaSetDevice(0)");
-  return fmt::format("{} (sm_{}{}, {:.1f} GiB)", properties.name, properties.major, properties.minor,
+  check_cuda(cudaSetDevice(gpu), "CUDA backend: cudaSetDevice");
+  return fmt::format("{} (GPU {}, sm_{}{}, {:.1f} GiB)", properties.name, gpu, properties.major, properties.minor,
                      static_cast<double>(properties.totalGlobalMem) / (1 << 30));
 }
 

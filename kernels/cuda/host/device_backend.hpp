@@ -59,6 +59,11 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
                              std::int64_t valid) override;
   void cross_entropy_backward(Tensor dlogits, Tensor logits, Tensor targets, Tensor lse, Tensor mask,
                               std::int64_t valid, std::int64_t first_id, double grad_scale) override;
+  void cross_entropy_local_max(Tensor row_max, Tensor logits, std::int64_t valid) override;
+  void cross_entropy_local_sums(Tensor sum_exp, Tensor target_logit, Tensor logits, Tensor targets, Tensor row_max,
+                                std::int64_t valid, std::int64_t first_id) override;
+  void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
+                            Tensor target_logit, Tensor mask) override;
   void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
                          double scale) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
@@ -75,6 +80,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void add_column_sums(Tensor sums, cuda_backend::RowMatrix x) override;
   void sum_of_squares(Tensor total, Tensor x, const std::int64_t* range_offsets, const std::int64_t* range_lengths,
                       int range_count) override;
+
+  cuda_backend::CollectivesId new_collectives_id() override;
+  std::unique_ptr<cuda_backend::DeviceCollectives> make_collectives(const cuda_backend::CollectivesId& id,
+                                                                    cuda_backend::HostTransport& group) override;
 
   cudaStream_t compute_stream() const { return compute_; }
 
@@ -98,8 +107,12 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   // A device vector of at least `count` ones of `dtype` (the left operand of a column sum).
   const void* ones(DType dtype, std::int64_t count);
 
+  // The stream data-parallel collectives overlap the kernels on (collectives_ops.cpp).
+  cudaStream_t communication_stream();
+
   std::string device_name_;
   cudaStream_t compute_ = nullptr;
+  cudaStream_t communication_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
   struct StagedTable {
