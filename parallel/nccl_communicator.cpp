@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cuda/backend.hpp"
+#include "parallel/device_collective_watch.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::parallel {
@@ -44,7 +45,7 @@ class HostGroupTransport final : public cuda_backend::HostTransport {
 // A data-parallel collective on the communication stream.
 class PendingDeviceCollective final : public PendingCollective {
  public:
-  explicit PendingDeviceCollective(std::unique_ptr<DeviceFence> fence) : fence_(std::move(fence)) {}
+  explicit PendingDeviceCollective(std::shared_ptr<DeviceFence> fence) : fence_(std::move(fence)) {}
   ~PendingDeviceCollective() override {
     try {
       wait();  // later kernels must not touch the buffers before it is done
@@ -58,7 +59,7 @@ class PendingDeviceCollective final : public PendingCollective {
   }
 
  private:
-  std::unique_ptr<DeviceFence> fence_;
+  std::shared_ptr<DeviceFence> fence_;
   bool ordered_ = false;
 };
 
@@ -75,6 +76,7 @@ class NcclCommunicator final : public Communicator {
     if (host_->rank() == 0) id = backend.new_collectives_id();
     transport_.broadcast_bytes(id.bytes.data(), id.bytes.size(), 0);
     nccl_ = backend.make_collectives(id, transport_);
+    abort_on_timeout_ = on_device_timeout([collectives = nccl_.get()] { collectives->abort(); });
   }
 
   int rank() const override { return host_->rank(); }
@@ -82,45 +84,45 @@ class NcclCommunicator final : public Communicator {
 
   void all_reduce(Tensor x, ReduceOp op) override {
     if (on_host(x, "all_reduce")) return host_->all_reduce(x, op);
-    run(Lane::compute, [&] { nccl_->all_reduce(x.ptr, x.ptr, x.numel(), x.dtype, reduce_of(op)); });
+    run(Lane::compute, "all_reduce", [&] { nccl_->all_reduce(x.ptr, x.ptr, x.numel(), x.dtype, reduce_of(op)); });
     traffic_.all_reduce += ring_share(x.nbytes(), size(), 2.0);
   }
 
   void reduce_scatter(Tensor shard, Tensor full) override {
     if (on_host(shard, "reduce_scatter") && on_host(full, "reduce_scatter")) return host_->reduce_scatter(shard, full);
     check_parts("reduce_scatter", full, shard);
-    run(Lane::compute, [&] { nccl_->reduce_scatter(full.ptr, shard.ptr, shard.numel(), shard.dtype); });
+    run(Lane::compute, "reduce_scatter", [&] { nccl_->reduce_scatter(full.ptr, shard.ptr, shard.numel(), shard.dtype); });
     traffic_.reduce_scatter += ring_share(full.nbytes(), size(), 1.0);
   }
 
   void all_gather(Tensor full, Tensor shard) override {
     if (on_host(shard, "all_gather") && on_host(full, "all_gather")) return host_->all_gather(full, shard);
     check_parts("all_gather", full, shard);
-    run(Lane::compute, [&] { nccl_->all_gather(shard.ptr, full.ptr, shard.numel(), shard.dtype); });
+    run(Lane::compute, "all_gather", [&] { nccl_->all_gather(shard.ptr, full.ptr, shard.numel(), shard.dtype); });
     traffic_.all_gather += ring_share(full.nbytes(), size(), 1.0);
   }
 
   void broadcast(Tensor x, int root) override {
     if (on_host(x, "broadcast")) return host_->broadcast(x, root);
-    run(Lane::compute, [&] { nccl_->broadcast(x.ptr, x.numel(), x.dtype, root); });
+    run(Lane::compute, "broadcast", [&] { nccl_->broadcast(x.ptr, x.numel(), x.dtype, root); });
     if (rank() == root) traffic_.broadcast += x.nbytes();
   }
 
   void send(Tensor x, int destination) override {
     if (on_host(x, "send")) return host_->send(x, destination);
-    run(Lane::compute, [&] { nccl_->send(x.ptr, x.numel(), x.dtype, destination); });
+    run(Lane::compute, "send", [&] { nccl_->send(x.ptr, x.numel(), x.dtype, destination); });
     traffic_.send += x.nbytes();
   }
 
   void recv(Tensor x, int source) override {
     if (on_host(x, "recv")) return host_->recv(x, source);
-    run(Lane::compute, [&] { nccl_->recv(x.ptr, x.numel(), x.dtype, source); });
+    run(Lane::compute, "recv", [&] { nccl_->recv(x.ptr, x.numel(), x.dtype, source); });
   }
 
   // Both directions in one NCCL group, so two ranks sending to each other cannot deadlock.
   void send_recv(Tensor out, int destination, Tensor in, int source) override {
     if (on_host(out, "send_recv") && on_host(in, "send_recv")) return host_->send_recv(out, destination, in, source);
-    run(Lane::compute, [&] {
+    run(Lane::compute, "send_recv", [&] {
       nccl_->send(out.ptr, out.numel(), out.dtype, destination);
       nccl_->recv(in.ptr, in.numel(), in.dtype, source);
     });
@@ -131,24 +133,25 @@ class NcclCommunicator final : public Communicator {
 
   CollectiveHandle all_reduce_async(Tensor x, ReduceOp op) override {
     if (on_host(x, "all_reduce_async")) return host_->all_reduce_async(x, op);
-    nccl_->begin(Lane::communication);
-    nccl_->all_reduce(x.ptr, x.ptr, x.numel(), x.dtype, reduce_of(op));
+    auto fence = run(Lane::communication, "all_reduce_async",
+                     [&] { nccl_->all_reduce(x.ptr, x.ptr, x.numel(), x.dtype, reduce_of(op)); });
     traffic_.all_reduce += ring_share(x.nbytes(), size(), 2.0);
-    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(nccl_->end()));
+    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(std::move(fence)));
   }
 
   CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) override {
     if (on_host(part, "reduce_scatter_async") && on_host(full, "reduce_scatter_async"))
       return host_->reduce_scatter_async(part, full, counts);
     check_counts(part, full, counts);
-    nccl_->begin(Lane::communication);
-    if (std::all_of(counts.begin(), counts.end(), [&](std::int64_t n) { return n == counts[0]; })) {
-      nccl_->reduce_scatter(full.ptr, part.ptr, part.numel(), part.dtype);
-    } else {
-      reduce_each_part(part, full, counts);
-    }
+    auto fence = run(Lane::communication, "reduce_scatter_async", [&] {
+      if (std::all_of(counts.begin(), counts.end(), [&](std::int64_t n) { return n == counts[0]; })) {
+        nccl_->reduce_scatter(full.ptr, part.ptr, part.numel(), part.dtype);
+      } else {
+        reduce_each_part(part, full, counts);
+      }
+    });
     traffic_.reduce_scatter += ring_share(full.nbytes(), size(), 1.0);
-    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(nccl_->end()));
+    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(std::move(fence)));
   }
 
   std::unique_ptr<Communicator> split(int color, int key, std::string name) override {
@@ -158,11 +161,14 @@ class NcclCommunicator final : public Communicator {
  private:
   static DeviceReduce reduce_of(ReduceOp op) { return op == ReduceOp::Sum ? DeviceReduce::sum : DeviceReduce::max; }
 
+  // One bracket of NCCL operations, watched until it finishes on the device.
   template <class Issue>
-  void run(Lane lane, Issue&& issue) {
+  std::shared_ptr<DeviceFence> run(Lane lane, const char* op, Issue&& issue) {
     nccl_->begin(lane);
     issue();
-    (void)nccl_->end();
+    std::shared_ptr<DeviceFence> fence = nccl_->end();
+    device_collective_watch().watch(fence, op, name());
+    return fence;
   }
 
   // Host tensors take the host group; a device tensor must be contiguous.
@@ -203,6 +209,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Communicator> host_;
   HostGroupTransport transport_;
   std::unique_ptr<DeviceCollectives> nccl_;
+  std::shared_ptr<void> abort_on_timeout_;  // unregistered before nccl_ is destroyed
 };
 
 class NcclCommunicatorFactory final : public CommunicatorFactory {

@@ -6,11 +6,13 @@
 // One DeviceCollectives is one NCCL communicator of `size` ranks. Operations are issued in
 // brackets, begin(lane) ... end(), each bracket one NCCL group, on the lane it names:
 //   Lane::compute        in stream order with the kernels (tensor and pipeline parallelism:
-//                        the next kernel needs the result); end() returns nullptr.
+//                        the next kernel needs the result).
 //   Lane::communication  on the backend's communication stream, after everything queued on
 //                        the compute stream so far (an event), so it overlaps the kernels
-//                        queued next (data-parallel buckets); end() returns a DeviceFence that
-//                        orders later compute work after the bracket.
+//                        queued next (data-parallel buckets); its fence's
+//                        order_compute_after() makes later compute work wait for it.
+// end() returns the bracket's fence on either lane: the watchdog asks it whether the bracket
+// has finished on the device (parallel/device_collective_watch.hpp).
 // Buffers are device memory of the active CUDA backend, untouched by anyone else until the
 // bracket is complete in stream order; counts are elements of `dtype`. In-place forms as NCCL
 // defines them: all_reduce send == recv; reduce_scatter recv == send + rank * count;
@@ -57,7 +59,7 @@ class HostTransport {
                               std::size_t in_bytes, int source) = 0;
 };
 
-// A collective running on the communication lane.
+// A bracket of collectives in flight on the device.
 class DeviceFence {
  public:
   virtual ~DeviceFence() = default;
@@ -75,7 +77,7 @@ class DeviceCollectives {
   virtual int size() const = 0;
 
   virtual void begin(Lane lane) = 0;
-  virtual std::unique_ptr<DeviceFence> end() = 0;
+  virtual std::shared_ptr<DeviceFence> end() = 0;
 
   virtual void all_reduce(const void* send, void* recv, std::int64_t count, DType dtype, DeviceReduce op) = 0;
   // send [count] of every rank -> recv [count] on `root` only (the sum); recv unused elsewhere.

@@ -327,24 +327,23 @@ class Collectives final : public cuda_backend::DeviceCollectives {
     operations_.clear();
   }
 
-  std::unique_ptr<DeviceFence> end() override {
+  std::shared_ptr<DeviceFence> end() override {
     if (!open_) fail("collectives: end() without begin()");
     open_ = false;
     check_point_to_point_only_or_none();
-    if (lane_ == Lane::compute) {
-      run(compute_);
-      return nullptr;
+    const cudaStream_t stream = lane_ == Lane::compute ? compute_ : communication_;
+    if (lane_ == Lane::communication) {
+      // The communication stream starts after the compute work queued so far (the gradients
+      // it sends were written by it); compute may later wait for it through the fence.
+      cudaEvent_t ready = new_event();
+      check_cuda(cudaEventRecord(ready, compute_), "collectives: recording the compute stream");
+      check_cuda(cudaStreamWaitEvent(communication_, ready, 0), "collectives: ordering communication after compute");
+      cudaEventDestroy(ready);
     }
-    // The communication stream starts after the compute work queued so far (the gradients it
-    // sends were written by it), and compute may later wait for it through the fence.
-    cudaEvent_t ready = new_event();
-    check_cuda(cudaEventRecord(ready, compute_), "collectives: recording the compute stream");
-    check_cuda(cudaStreamWaitEvent(communication_, ready, 0), "collectives: ordering communication after compute");
-    cudaEventDestroy(ready);
-    run(communication_);
+    run(stream);
     cudaEvent_t done = new_event();
-    check_cuda(cudaEventRecord(done, communication_), "collectives: recording the communication stream");
-    return std::make_unique<StreamFence>(done, compute_);
+    check_cuda(cudaEventRecord(done, stream), "collectives: recording the end of a group");
+    return std::make_shared<StreamFence>(done, compute_);
   }
 
   void all_reduce(const void* send, void* recv, std::int64_t count, DType dtype, DeviceReduce op) override {
