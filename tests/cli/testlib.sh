@@ -31,3 +31,13 @@ finish() {
   echo "$failures failure(s)"
   exit $((failures > 0))
 }
+
+# losses RUN_DIR: the training losses of metrics.jsonl, one per step.
+losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
+# within RTOL A B: A's per-step losses agree with B's within RTOL relative; prints the worst.
+within() {
+  [[ -s $2/metrics.jsonl && $(losses "$2" | wc -l) -eq $(losses "$3" | wc -l) ]] || { echo "step counts differ"; return 1; }
+  paste <(losses "$2") <(losses "$3") | awk -v tol="$1" '
+    { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) { worst = r; at = NR } }
+    END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
+}

@@ -24,13 +24,6 @@ F32_RTOL=1e-5
 # the CPU's bf16 test, whose bound is the same).
 BF16_RTOL=1e-3
 
-losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
-within() {  # within RTOL A B: per-step losses agree within RTOL; prints the worst
-  [[ -s $2/metrics.jsonl && $(losses "$2" | wc -l) -eq $(losses "$3" | wc -l) ]] || { echo "step counts differ"; return 1; }
-  paste <(losses "$2") <(losses "$3") | awk -v tol="$1" '
-    { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) { worst = r; at = NR } }
-    END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
-}
 train() {  # train RUN_DIR [--set ...]: on the CPU unless the arguments say cuda
   local dir=$1
   shift

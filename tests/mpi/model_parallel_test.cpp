@@ -1,5 +1,7 @@
 // Tensor- and pipeline-parallel model against the serial model, under mpirun with 2 or 4
-// ranks (ctest mpi.ranks2 / mpi.ranks4); skipped in a single process.
+// ranks (ctest mpi.ranks2 / mpi.ranks4); skipped in a single process. With sequence
+// parallelism too: then the stages exchange [B, T/tp, C] chunks and the norms' gradients are
+// summed over tp after the backward, as the trainer does.
 //
 // Every rank builds the serial model too (same weights), runs it on the same two
 // micro-batches (loss mask, packed documents) and compares its own part of the parallel run:
@@ -34,6 +36,7 @@ Communicator& world() {
 
 struct Layout {
   int tp = 1, pp = 1;
+  bool sequence_parallel = false;
 };
 
 // This rank's place in one replica of a layout, and its groups.
@@ -85,7 +88,8 @@ std::vector<ModelConfig> all_configs() {
 std::string describe(const ModelConfig& c, DType dtype, const Layout& layout) {
   return std::string(family_name(c.family)) + (c.tie_embeddings ? " tied " : " untied ") +
          std::string(dtype_name(dtype)) + " tp " + std::to_string(layout.tp) + " pp " +
-         std::to_string(layout.pp) + " rank " + std::to_string(world().rank());
+         std::to_string(layout.pp) + (layout.sequence_parallel ? " sp" : "") + " rank " +
+         std::to_string(world().rank());
 }
 
 // True when x is the same on every rank of the group (bit for bit).
@@ -134,6 +138,7 @@ void check_layout(const ModelConfig& serial_config, DType dtype, const Layout& l
   placement.tp_size = layout.tp;
   placement.pp_rank = grid.pp_rank;
   placement.pp_size = layout.pp;
+  placement.sequence_parallel = layout.sequence_parallel;
   const double loss_tolerance = dtype == DType::F32 ? 1e-6 : 1e-12;
   const double grad_tolerance = dtype == DType::F32 ? 1e-5 : 1e-10;
 
@@ -179,8 +184,10 @@ void check_layout(const ModelConfig& serial_config, DType dtype, const Layout& l
   model.set_pipeline_slots(kMicroBatches);
   model.zero_grads();
   const bool first = grid.pp_rank == 0, last = grid.pp_rank == layout.pp - 1;
-  const Shape activation_shape{batches[0].tokens.size(0), batches[0].tokens.size(1),
-                               config.d_model};
+  const std::int64_t B = batches[0].tokens.size(0), T = batches[0].tokens.size(1);
+  const Shape activation_shape = model.stage_activation_shape(B, T);
+  EXPECT_EQ(activation_shape, (Shape{B, layout.sequence_parallel ? T / layout.tp : T, config.d_model}))
+      << what << ": what the stages exchange";
   std::vector<OwnedTensor> inputs, output_grads;
   for (int mb = 0; mb < kMicroBatches; ++mb) {
     inputs.emplace_back(dtype, activation_shape);
@@ -192,7 +199,10 @@ void check_layout(const ModelConfig& serial_config, DType dtype, const Layout& l
     const Transformer::StageForward out =
         model.forward_stage(mb, batches[mb].view(), first ? Tensor{} : inputs[mb].tensor());
     if (out.loss_sum.defined()) losses[mb] = ops::read_loss_sum(out.loss_sum);
-    if (!last) grid.pp->send(out.output, grid.pp_rank + 1);
+    if (!last) {
+      EXPECT_EQ(out.output.shape, activation_shape) << what << ": stage output";
+      grid.pp->send(out.output, grid.pp_rank + 1);
+    }
   }
   for (int mb = 0; mb < kMicroBatches; ++mb) {
     if (!last) grid.pp->recv(output_grads[mb], grid.pp_rank + 1);
@@ -203,6 +213,8 @@ void check_layout(const ModelConfig& serial_config, DType dtype, const Layout& l
   // What the trainer does for a tied embedding split over the first and last stage.
   if (config.tie_embeddings && layout.pp > 1 && (first || last))
     grid.ends->all_reduce(store.grad("embed.weight"));
+  // And what it does after the backward under sequence parallelism (a no-op otherwise).
+  model.complete_sequence_parallel_gradients(store.grads());
 
   if (last) {
     for (int mb = 0; mb < kMicroBatches; ++mb) {
@@ -263,6 +275,9 @@ TEST(ModelParallel, TensorParallelFourMatchesSerial) { run_everywhere({4, 1}); }
 TEST(ModelParallel, PipelineTwoStagesMatchesSerial) { run_everywhere({1, 2}); }
 TEST(ModelParallel, PipelineFourStagesMatchesSerial) { run_everywhere({1, 4}); }
 TEST(ModelParallel, TensorTimesPipelineMatchesSerial) { run_everywhere({2, 2}); }
+TEST(ModelParallel, SequenceParallelTwoMatchesSerial) { run_everywhere({2, 1, true}); }
+TEST(ModelParallel, SequenceParallelFourMatchesSerial) { run_everywhere({4, 1, true}); }
+TEST(ModelParallel, SequenceParallelTimesPipelineMatchesSerial) { run_everywhere({2, 2, true}); }
 
 }  // namespace
 }  // namespace kiln::model

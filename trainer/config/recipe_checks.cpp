@@ -108,6 +108,24 @@ void check_schedule(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
+// Sequence parallelism splits the sequence over the tensor-parallel ranks: without them there
+// is nothing to split (refused rather than ignored), and the chunks must be equal.
+void check_sequence_parallel(const Recipe& r, RecipeProblems& problems) {
+  const auto& p = r.parallel;
+  if (!p.sequence_parallel) return;
+  if (p.tp == 1) {
+    problems.add("parallel.sequence_parallel",
+                 "splits the sequence over the tensor-parallel ranks, but parallel.tp = 1",
+                 "set parallel.tp > 1, or parallel.sequence_parallel: false");
+  } else if (r.train.seq_len % p.tp != 0) {
+    problems.add("parallel.sequence_parallel",
+                 fmt::format("train.seq_len = {} is not a multiple of parallel.tp = {} (each tp rank "
+                             "keeps an equal chunk of the sequence)",
+                             r.train.seq_len, p.tp),
+                 "choose a train.seq_len divisible by parallel.tp, or parallel.sequence_parallel: false");
+  }
+}
+
 void check_parallel(const Recipe& r, RecipeProblems& problems) {
   const auto& m = r.model;
   const int tp = r.parallel.tp;
@@ -124,6 +142,7 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
                  fmt::format("{} does not divide model.n_layers = {}", r.parallel.pp, m.n_layers),
                  "choose a pp that divides n_layers, so every stage gets the same layer count");
   }
+  check_sequence_parallel(r, problems);
 }
 
 // cuDNN's fused attention takes head dims that are multiples of 8 up to 256. Whether the resolved

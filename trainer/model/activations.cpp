@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "kernels/ops.hpp"
+#include "trainer/core/error.hpp"
 
 namespace kiln::model {
 
@@ -39,45 +40,56 @@ class ArenaCarver {
 // stay f32 under bf16 storage, which is also what the CUDA kernels take.
 DType statistics_dtype(DType storage) { return storage == DType::BF16 ? DType::F32 : storage; }
 
+// T: the whole sequence (inside the column -> row regions); Tc: the residual stream's chunk.
 LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype, std::int64_t B,
-                             std::int64_t T) {
-  const std::int64_t N = B * T;
+                             std::int64_t T, std::int64_t Tc) {
+  const std::int64_t Nc = B * Tc;
   const bool layernorm = c.layernorm;
   const DType stats = statistics_dtype(dtype);
   LayerActivations a;
-  a.attn_norm = arena.take("attn_norm", dtype, {B, T, c.d_model});
-  if (layernorm) a.attn_mean = arena.take("attn_mean", stats, {N});
-  a.attn_rstd = arena.take("attn_rstd", stats, {N});
+  a.attn_norm = arena.take("attn_norm", dtype, {B, Tc, c.d_model});
+  if (layernorm) a.attn_mean = arena.take("attn_mean", stats, {Nc});
+  a.attn_rstd = arena.take("attn_rstd", stats, {Nc});
   a.qkv = arena.take("qkv", dtype, {B, T, c.qkv_dim()});
   a.attn = arena.take("attn", dtype, {B, T, c.q_dim()});
   a.attn_lse = arena.take("attn_lse", stats, {B, c.q_heads, T});
-  a.mid = arena.take("mid", dtype, {B, T, c.d_model});
-  a.mlp_norm = arena.take("mlp_norm", dtype, {B, T, c.d_model});
-  if (layernorm) a.mlp_mean = arena.take("mlp_mean", stats, {N});
-  a.mlp_rstd = arena.take("mlp_rstd", stats, {N});
+  a.mid = arena.take("mid", dtype, {B, Tc, c.d_model});
+  a.mlp_norm = arena.take("mlp_norm", dtype, {B, Tc, c.d_model});
+  if (layernorm) a.mlp_mean = arena.take("mlp_mean", stats, {Nc});
+  a.mlp_rstd = arena.take("mlp_rstd", stats, {Nc});
   a.mlp_in = arena.take("mlp_in", dtype, {B, T, c.mlp_in_dim()});
   a.mlp_act = arena.take("mlp_act", dtype, {B, T, c.d_ff});
-  a.out = arena.take("out", dtype, {B, T, c.d_model});
+  a.out = arena.take("out", dtype, {B, Tc, c.d_model});
   return a;
 }
 
+// The sequence collectives' scratch (sequence parallelism only).
+void carve_sequence_parallel(ArenaCarver& arena, Activations& acts, const StageDims& c,
+                             DType dtype) {
+  if (c.sequence_shards == 1) return;
+  const std::int64_t B = acts.batch;
+  acts.sequence_full = arena.take("sequence_full", dtype, {B, acts.seq, c.d_model});
+  acts.sequence_staging = arena.take("sequence_staging", dtype, {B, acts.seq, c.d_model});
+}
+
 void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtype) {
-  const std::int64_t B = acts.batch, T = acts.seq, N = B * T;
+  const std::int64_t B = acts.batch, T = acts.seq, N = B * T, Tc = acts.seq_chunk, Nc = B * Tc;
   const DType stats = statistics_dtype(dtype);
   acts.positions = arena.take("positions", DType::I32, {B, T});
-  acts.zero_ids = arena.take("zero_ids", DType::I32, {N});
-  acts.embedded = arena.take("embedded", dtype, {B, T, c.d_model});
+  acts.zero_ids = arena.take("zero_ids", DType::I32, {Nc});
+  acts.embedded = arena.take("embedded", dtype, {B, Tc, c.d_model});
+  carve_sequence_parallel(arena, acts, c, dtype);
   const std::int64_t kept_layers = acts.for_training ? c.layers : 1;
   acts.layers.clear();
   for (std::int64_t l = 0; l < kept_layers; ++l) {
     arena.set_prefix(fmt::format("blocks.{}.", l));
-    acts.layers.push_back(carve_layer(arena, c, dtype, B, T));
+    acts.layers.push_back(carve_layer(arena, c, dtype, B, T, Tc));
   }
   arena.set_prefix("");
   if (c.vocab_local > 0) {
-    acts.final_norm = arena.take("final_norm", dtype, {B, T, c.d_model});
-    if (c.layernorm) acts.final_mean = arena.take("final_mean", stats, {N});
-    acts.final_rstd = arena.take("final_rstd", stats, {N});
+    acts.final_norm = arena.take("final_norm", dtype, {B, Tc, c.d_model});
+    if (c.layernorm) acts.final_mean = arena.take("final_mean", stats, {Nc});
+    acts.final_rstd = arena.take("final_rstd", stats, {Nc});
     acts.logits = arena.take("logits", dtype, {N, c.vocab_local});
     acts.lse = arena.take("lse", stats, {N});
     acts.losses = arena.take("losses", stats, {N});
@@ -85,8 +97,8 @@ void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtyp
     acts.exp_and_target = arena.take("exp_and_target", stats, {2, N});
   }
   if (!acts.for_training) return;
-  acts.d_residual = arena.take("d_residual", dtype, {B, T, c.d_model});
-  acts.d_norm = arena.take("d_norm", dtype, {B, T, c.d_model});
+  acts.d_residual = arena.take("d_residual", dtype, {B, Tc, c.d_model});
+  acts.d_norm = arena.take("d_norm", dtype, {B, Tc, c.d_model});
   acts.d_qkv = arena.take("d_qkv", dtype, {B, T, c.qkv_dim()});
   acts.d_attn = arena.take("d_attn", dtype, {B, T, c.q_dim()});
   acts.d_mlp_in = arena.take("d_mlp_in", dtype, {B, T, c.mlp_in_dim()});
@@ -118,17 +130,22 @@ StageDims stage_dims(const ModelConfig& config, const ParallelPlacement& placeme
   dims.layernorm = config.norm() == NormKind::layernorm;
   dims.layers = stage_layers(config.n_layers, placement.pp_size, placement.pp_rank).count();
   dims.vocab_local = placement.last_stage() ? config.padded_vocab() / tp : 0;
+  dims.sequence_shards = placement.sequence_parallel ? tp : 1;
   return dims;
 }
 
 void plan_activations(Activations& acts, const StageDims& dims, DType dtype, std::int64_t batch, std::int64_t seq,
                       bool for_training) {
+  if (seq % dims.sequence_shards != 0)
+    fail("activations: sequence length {} does not split into {} equal sequence-parallel chunks",
+         seq, dims.sequence_shards);
   // Every view is carved again: none may survive from an earlier, different plan.
   memory::Arena arena = std::move(acts.arena);
   acts = Activations{};
   acts.arena = std::move(arena);
   acts.batch = batch;
   acts.seq = seq;
+  acts.seq_chunk = seq / dims.sequence_shards;
   acts.for_training = for_training;
   memory::ArenaPlan plan;
   ArenaCarver reserve(plan);

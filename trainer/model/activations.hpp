@@ -4,15 +4,16 @@
 // planned once per (micro-batch, seq_len): forward() and backward() allocate no activation
 // memory.
 //
-// Per block l (input x_l = l == 0 ? embedded : layers[l-1].out), [B, T, ...]:
-//   attn_norm [B,T,C], attn_mean/attn_rstd [B*T]   norm before attention (mean: LayerNorm only)
+// Per block l (input x_l = l == 0 ? embedded : layers[l-1].out), [B, T, ...] (Tc = T without
+// sequence parallelism, see below):
+//   attn_norm [B,Tc,C], attn_mean/attn_rstd [B*Tc] norm before attention (mean: LayerNorm only)
 //   qkv       [B,T,(Hq+2Hkv)*Dh]                   fused projection, q and k after RoPE
 //   attn      [B,T,Hq*Dh], attn_lse [B,Hq,T]       attention output, its logsumexp
-//   mid       [B,T,C]                              x_l + attention projection
-//   mlp_norm  [B,T,C], mlp_mean/mlp_rstd [B*T]
+//   mid       [B,Tc,C]                             x_l + attention projection
+//   mlp_norm  [B,Tc,C], mlp_mean/mlp_rstd [B*Tc]
 //   mlp_in    [B,T,F] (GELU input) or [B,T,2F] (gate|up)
 //   mlp_act   [B,T,F]                              GELU / SwiGLU output
-//   out       [B,T,C]                              mid + MLP projection = x_{l+1}
+//   out       [B,Tc,C]                             mid + MLP projection = x_{l+1}
 // An inference arena (kept_layers = 1) reuses one block's slots for every layer and writes
 // the residual stream back into `embedded`.
 //
@@ -20,6 +21,15 @@
 // heads and hidden width and the logits hold the local vocabulary shard; a pipeline stage
 // keeps only its own blocks, and `embedded` is the stage input (the previous stage's output
 // copied in) on every stage but the first. Only the last stage has the head's buffers.
+//
+// Sequence parallelism (StageDims::sequence_shards = tp) shortens the tensors of the residual
+// stream to this rank's chunk of Tc = T / tp positions: embedded, attn_norm, mid, mlp_norm,
+// out, final_norm, the norms' statistics, zero_ids, d_residual and d_norm are [B, Tc, ...];
+// what lives inside the column -> row regions (qkv, attn, attn_lse, mlp_in, mlp_act, logits
+// and their gradients) still covers all T. Added: the shared scratch of the sequence
+// collectives, sequence_full and sequence_staging, [B, T, C] each.
+// Per block that keeps 4 [B, T, C] tensors and 2 (RMSNorm) or 4 (LayerNorm) [B*T] statistics
+// at 1/tp of their size.
 #include <cstdint>
 #include <vector>
 
@@ -39,6 +49,7 @@ struct StageDims {
   bool layernorm = false;
   std::int64_t layers = 0;       // blocks of this stage
   std::int64_t vocab_local = 0;  // logits columns (padded_vocab / tp); 0: no head on this stage
+  std::int64_t sequence_shards = 1;  // tp under sequence parallelism: the residual stream's split
 
   std::int64_t q_dim() const { return q_heads * head_dim; }
   std::int64_t kv_dim() const { return kv_heads * head_dim; }
@@ -62,23 +73,28 @@ struct LayerActivations {
 struct Activations {
   std::int64_t batch = 0;
   std::int64_t seq = 0;
+  std::int64_t seq_chunk = 0;  // positions of the residual stream here: seq / sequence_shards
   bool for_training = false;
 
   Tensor positions;  // [B, T] i32: positions used when the batch gives none
-  Tensor embedded;   // [B, T, C] the residual stream entering block 0
+  Tensor embedded;   // [B, Tc, C] the residual stream entering block 0
   std::vector<LayerActivations> layers;
-  Tensor final_norm, final_mean, final_rstd;  // [B, T, C], [B*T], [B*T]
+  Tensor final_norm, final_mean, final_rstd;  // [B, Tc, C], [B*Tc], [B*Tc]
   Tensor logits;  // [B*T, Vp/tp]; turned into dlogits in place by backward
   Tensor lse;     // [B*T] logsumexp over the real vocabulary (cross-entropy)
   Tensor losses;  // [B*T] per-token loss (0 where masked)
   // Vocab-parallel cross-entropy statistics: row maxima [B*T], and [2, B*T] holding the sums of
   // exp and the target logits (one buffer, so one all-reduce reduces both).
   Tensor row_max, exp_and_target;
-  Tensor zero_ids;  // [B*T] i32 zeros: adds a bias row to every token (row-parallel bias)
+  Tensor zero_ids;  // [B*Tc] i32 zeros: adds a bias row to every token (row-parallel bias)
+
+  // Sequence parallelism only (undefined otherwise).
+  Tensor sequence_full;     // [B, T, C] a gathered input, or a partial output to reduce-scatter
+  Tensor sequence_staging;  // [B, T, C] the same in the collectives' rank-major order
 
   // Backward scratch, shared by all blocks (training arenas only).
-  Tensor d_residual;  // [B, T, C] gradient of the residual stream (of the stage input at the end)
-  Tensor d_norm;      // [B, T, C] gradient of a norm's output
+  Tensor d_residual;  // [B, Tc, C] gradient of the residual stream (of the stage input at the end)
+  Tensor d_norm;      // [B, Tc, C] gradient of a norm's output
   Tensor d_qkv;       // [B, T, (Hq+2Hkv)*Dh]
   Tensor d_attn;      // [B, T, Hq*Dh]
   Tensor d_mlp_in;    // [B, T, F or 2F]
@@ -88,10 +104,11 @@ struct Activations {
   memory::Arena arena{memory::MemoryCategory::activations};
 };
 
-// Plans `acts`' arena for [batch, seq] and points its tensors into it. `for_training` keeps
-// every block's activations and adds the backward scratch; otherwise one block's worth is
-// reused through the stack. The memory is kept (contents included) when the plan is the one
-// it already has; otherwise the old arena is freed before the new one is allocated.
+// Plans `acts`' arena for [batch, seq] and points its tensors into it; seq must split into
+// dims.sequence_shards equal chunks. `for_training` keeps every block's activations and adds
+// the backward scratch; otherwise one block's worth is reused through the stack. The memory
+// is kept (contents included) when the plan is the one it already has; otherwise the old arena
+// is freed before the new one is allocated.
 void plan_activations(Activations& acts, const StageDims& dims, DType dtype, std::int64_t batch, std::int64_t seq,
                       bool for_training);
 // The same into a new Activations.

@@ -34,6 +34,10 @@ struct ParallelPlacement {
   parallel::Communicator* tp = nullptr;  // null or size 1: no tensor parallelism
   int tp_rank = 0, tp_size = 1;
   int pp_rank = 0, pp_size = 1;  // pipeline stage of this instance
+  // Megatron sequence parallelism (parallel/tensor_parallel.hpp): outside the tensor-parallel
+  // regions this rank holds sequence positions [tp_rank T/tp, (tp_rank + 1) T/tp) only.
+  // Meaningful with tp_size > 1 (with one rank its chunk is the whole sequence).
+  bool sequence_parallel = false;
   bool first_stage() const { return pp_rank == 0; }
   bool last_stage() const { return pp_rank == pp_size - 1; }
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <string>
 
 #include "parallel/tensor_parallel.hpp"
@@ -128,13 +129,83 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlaceme
   parallel::Communicator* tp = tensor_parallel() ? placement_.tp : nullptr;
   const auto vocab = parallel::VocabShard::of(config_.vocab_size, config_.padded_vocab(),
                                               placement_.tp_rank, placement_.tp_size);
-  column_parallel_ = parallel::ColumnParallelLinear(tp);
-  row_parallel_ = parallel::RowParallelLinear(tp);
-  vocab_embedding_ = parallel::VocabParallelEmbedding(tp, vocab);
+  const auto sequence = sequence_parallel() ? parallel::SequenceParallel::on : parallel::SequenceParallel::off;
+  column_parallel_ = parallel::ColumnParallelLinear(tp, sequence);
+  row_parallel_ = parallel::RowParallelLinear(tp, sequence);
+  vocab_embedding_ = parallel::VocabParallelEmbedding(tp, vocab, sequence);
   vocab_cross_entropy_ = parallel::VocabParallelCrossEntropy(tp, vocab);
   weights_ = gather(params_, config_, false);
   grads_ = gather(params_, config_, true);
+  if (sequence_parallel() && tp != nullptr)
+    sequence_gradients_ = parallel::SequenceParallelGradients(*tp, sequence_chunk_gradients(),
+                                                              params_.grad_dtype(), allocator);
   slots_.emplace_back(allocator);
+}
+
+// ---- sequence parallelism ------------------------------------------------------------------
+
+Shape Transformer::stage_activation_shape(std::int64_t batch, std::int64_t seq) const {
+  return {batch, seq / dims_.sequence_shards, config_.d_model};
+}
+
+void Transformer::check_sequence_split(std::int64_t seq) const {
+  if (seq % dims_.sequence_shards != 0)
+    fail("model: sequence parallelism splits the sequence into tp = {} equal chunks, but it is {} "
+         "positions long (parallel.sequence_parallel needs train.seq_len divisible by parallel.tp)",
+         dims_.sequence_shards, seq);
+}
+
+parallel::SequenceScratch Transformer::sequence_scratch(const Activations& acts) {
+  return {acts.sequence_full, acts.sequence_staging};
+}
+
+// Learned positions of the residual stream's rows: out [B, Tc, C] += pos_embed[positions of
+// this rank's chunk], and the backward's scatter-add. Under SP the chunk of each batch row is
+// one contiguous run of the batch's positions (which keep their index dtype and row stride),
+// so the lookup goes row by row instead of copying them out.
+void Transformer::add_positions(Tensor out, Tensor positions) const {
+  if (!sequence_parallel())
+    return ops::embedding_forward(out, positions, weights_.pos_embed, ops::Accumulate::Yes);
+  for (std::int64_t b = 0; b < out.size(0); ++b)
+    ops::embedding_forward(out.select(b), chunk_of_row(positions, b), weights_.pos_embed,
+                           ops::Accumulate::Yes);
+}
+
+void Transformer::positions_backward(Tensor dout, Tensor positions) {
+  if (!sequence_parallel()) return ops::embedding_backward(grads_.pos_embed, dout, positions);
+  for (std::int64_t b = 0; b < dout.size(0); ++b)
+    ops::embedding_backward(grads_.pos_embed, dout.select(b), chunk_of_row(positions, b));
+}
+
+// [Tc] view of this rank's chunk of row b of a [B, T] tensor.
+Tensor Transformer::chunk_of_row(const Tensor& per_position, std::int64_t b) const {
+  const std::int64_t chunk = per_position.size(1) / dims_.sequence_shards;
+  return per_position.select(b).narrow(0, placement_.tp_rank * chunk, chunk);
+}
+
+// The replicated parameters that SP applies to this rank's chunk only, so that each rank's
+// gradient is its chunk's share: the norms and the learned positions. (The row-parallel biases
+// take their gradient from the gathered output gradient, whole, as without SP.)
+std::vector<ops::FlatRange> Transformer::sequence_chunk_gradients() const {
+  std::vector<Tensor> chunk_only{grads_.pos_embed, grads_.final_norm_w, grads_.final_norm_b};
+  for (const BlockTensors& g : grads_.blocks)
+    chunk_only.insert(chunk_only.end(), {g.attn_norm_w, g.attn_norm_b, g.mlp_norm_w, g.mlp_norm_b});
+  const auto* flat = static_cast<const std::byte*>(params_.grads().ptr);
+  std::vector<ops::FlatRange> ranges;
+  for (const Tensor& grad : chunk_only) {
+    if (!grad.defined()) continue;
+    const auto bytes = static_cast<const std::byte*>(grad.ptr) - flat;
+    ranges.push_back({bytes / static_cast<std::ptrdiff_t>(grad.element_size()), grad.numel()});
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  return ranges;
+}
+
+void Transformer::complete_sequence_parallel_gradients(Tensor grads, std::int64_t first) {
+  if (!sequence_parallel()) return;
+  if (placement_.tp == nullptr)
+    fail("model: sequence parallelism needs a tensor-parallel communicator (ParallelPlacement::tp)");
+  sequence_gradients_.complete(grads, first);
 }
 
 void Transformer::init_weights(std::uint64_t run_seed) {
@@ -148,6 +219,7 @@ void Transformer::set_pipeline_slots(int slots) {
 }
 
 void Transformer::reserve_activations(std::int64_t batch, std::int64_t seq) {
+  check_sequence_split(seq);
   for (Slot& slot : slots_)
     if (slot.acts.batch != batch || slot.acts.seq != seq)
       plan_activations(slot.acts, dims_, dtype(), batch, seq, /*for_training=*/true);
@@ -185,19 +257,21 @@ void Transformer::norm_backward(Tensor dx, Tensor dw, Tensor db, Tensor dy, Tens
 }
 
 // out [B, T, C] = embed[tokens] (+ pos_embed[positions]). Vocab-parallel: summed over tp
-// before the (replicated) positions are added once.
-void Transformer::embed(Tensor out, Tensor tokens, Tensor positions) const {
-  vocab_embedding_.forward(out, tokens, weights_.embed);
-  if (config_.learned_positions())
-    ops::embedding_forward(out, positions, weights_.pos_embed, ops::Accumulate::Yes);
+// before the (replicated) positions are added once. SP: out is this rank's chunk [B, T/tp, C]
+// of the sequence; tokens and positions cover all T.
+void Transformer::embed(Tensor out, Tensor tokens, Tensor positions,
+                        const parallel::SequenceScratch& scratch) const {
+  vocab_embedding_.forward(out, tokens, weights_.embed, scratch);
+  if (config_.learned_positions()) add_positions(out, positions);
 }
 
 // x [B, T, C] -> a.attn_norm, a.qkv (this rank's heads; q and k rotated in place when the
-// family uses RoPE). ColumnParallelLinear: no communication in forward.
+// family uses RoPE). ColumnParallelLinear: no communication in forward, but an all-gather of
+// the norm output under SP (x is then the chunk [B, T/tp, C], a.qkv still all T).
 void Transformer::attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
-                                  Tensor positions) const {
+                                  Tensor positions, const parallel::SequenceScratch& scratch) const {
   norm_forward(a.attn_norm, a.attn_mean, a.attn_rstd, x, w.attn_norm_w, w.attn_norm_b);
-  column_parallel_.forward(a.qkv, a.attn_norm, w.qkv_w, w.qkv_b);
+  column_parallel_.forward(a.qkv, a.attn_norm, w.qkv_w, w.qkv_b, scratch);
   if (!config_.uses_rope()) return;
   const QkvViews qkv = split_qkv(a.qkv, dims_);
   ops::rope_forward(qkv.q, qkv.q, positions, config_.rope);
@@ -224,23 +298,25 @@ void Transformer::set_attention_library(ops::AttentionLibrary library) { attenti
 // x, a.attn -> a.mid = x + attn proj; MLP; y = a.mid + MLP out. y may alias x (inference).
 void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                            LayerActivations& a, Tensor y) const {
-  row_parallel_.forward(a.mid, a.attn, w.out_w, w.out_b, acts.zero_ids);
+  const parallel::SequenceScratch scratch = sequence_scratch(acts);
+  row_parallel_.forward(a.mid, a.attn, w.out_w, w.out_b, acts.zero_ids, scratch);
   ops::add(a.mid, a.mid, x);
   norm_forward(a.mlp_norm, a.mlp_mean, a.mlp_rstd, a.mid, w.mlp_norm_w, w.mlp_norm_b);
-  column_parallel_.forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b);
+  column_parallel_.forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b, scratch);
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_forward(a.mlp_act, gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_forward(a.mlp_act, a.mlp_in);
-  row_parallel_.forward(y, a.mlp_act, w.down_w, w.down_b, acts.zero_ids);
+  row_parallel_.forward(y, a.mlp_act, w.down_w, w.down_b, acts.zero_ids, scratch);
   ops::add(y, y, a.mid);
 }
 
-// x [B, T, C] -> final norm -> logits [B*T, Vp/tp] (this rank's vocabulary columns)
+// x [B, T, C] -> final norm -> logits [B*T, Vp/tp] (this rank's vocabulary columns). SP: x is
+// the chunk; the norm output is gathered, so the logits cover all B*T rows as without SP.
 void Transformer::head_forward(Activations& acts, Tensor x) const {
   norm_forward(acts.final_norm, acts.final_mean, acts.final_rstd, x, weights_.final_norm_w,
                weights_.final_norm_b);
-  column_parallel_.forward(acts.logits, acts.final_norm, weights_.lm_head);
+  column_parallel_.forward(acts.logits, acts.final_norm, weights_.lm_head, {}, sequence_scratch(acts));
 }
 
 // Cross-entropy over the real vocabulary, identical on every tp rank.
@@ -289,21 +365,22 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
   check_batch(batch);
   slot.logits_valid = slot.backward_ready = false;  // until this forward has succeeded
   const std::int64_t B = batch.tokens.size(0), T = batch.tokens.size(1);
+  check_sequence_split(T);
   if (first_stage() && input.defined())
     fail("model: the first pipeline stage embeds batch.tokens; it takes no input tensor");
-  if (!first_stage()) check_activation(input, {B, T, config_.d_model}, dtype(), "stage input");
+  if (!first_stage()) check_activation(input, stage_activation_shape(B, T), dtype(), "stage input");
   if (slot.acts.batch != B || slot.acts.seq != T)
     plan_activations(slot.acts, dims_, dtype(), B, T, /*for_training=*/true);
   Activations& acts = slot.acts;
   slot.batch = batch;
 
   if (first_stage())
-    embed(acts.embedded, batch.tokens, batch.positions);
+    embed(acts.embedded, batch.tokens, batch.positions, sequence_scratch(acts));
   else
     ops::copy(acts.embedded, input);
   for (std::size_t l = 0; l < acts.layers.size(); ++l) {
     LayerActivations& a = acts.layers[l];
-    attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions);
+    attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions, sequence_scratch(acts));
     const QkvViews qkv = split_qkv(a.qkv, dims_);
     attention_core(a, qkv.k, qkv.v, batch.doc_ids, batch_attention(batch));
     attention_output_and_mlp(weights_.blocks[l], block_input(acts, l), acts, a, a.out);
@@ -379,7 +456,7 @@ void Transformer::head_backward(Slot& slot, double grad_scale) {
   slot.logits_valid = false;
   // The head is column-parallel over the vocabulary.
   column_parallel_.backward(acts.d_norm, grads_.lm_head, {}, acts.logits, acts.final_norm,
-                            weights_.lm_head);
+                            weights_.lm_head, sequence_scratch(acts));
   norm_backward(acts.d_residual, grads_.final_norm_w, grads_.final_norm_b, acts.d_norm,
                 acts.layers.back().out, weights_.final_norm_w, acts.final_mean, acts.final_rstd,
                 ops::Accumulate::No);
@@ -388,6 +465,8 @@ void Transformer::head_backward(Slot& slot, double grad_scale) {
 // Replicated parameters (norm weights and biases, row-parallel biases, pos_embed) get the
 // same gradient on every tp rank, because every column-parallel input gradient is all-reduced
 // before it reaches them: the trainer must count them once over tp (grad norm, checkpoints).
+// Under SP the norms and pos_embed see only this rank's chunk: the same holds once
+// complete_sequence_parallel_gradients() has summed them.
 Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double grad_scale,
                                    const GradientsFinal& on_final) {
   const auto report_final = [&](auto offset_of) {
@@ -406,7 +485,7 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
     head_backward(slot, grad_scale);
     report_final([&] { return head_offset(); });
   } else {
-    check_activation(grad_output, {acts.batch, acts.seq, config_.d_model}, dtype(),
+    check_activation(grad_output, stage_activation_shape(acts.batch, acts.seq), dtype(),
                      "stage grad_output");
     ops::copy(acts.d_residual, grad_output);
   }
@@ -419,9 +498,8 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
     report_final([] { return std::int64_t{0}; });
     return acts.d_residual;
   }
-  vocab_embedding_.backward(grads_.embed, acts.d_residual, slot.batch.tokens);
-  if (config_.learned_positions())
-    ops::embedding_backward(grads_.pos_embed, acts.d_residual, slot.batch.positions);
+  vocab_embedding_.backward(grads_.embed, acts.d_residual, slot.batch.tokens, sequence_scratch(acts));
+  if (config_.learned_positions()) positions_backward(acts.d_residual, slot.batch.positions);
   report_final([] { return std::int64_t{0}; });
   return {};
 }
@@ -430,14 +508,16 @@ Tensor Transformer::backward_stage(int slot_index, Tensor grad_output, double gr
 // the gradient of the block's MLP-norm input (mid) added on top.
 void Transformer::mlp_backward(const BlockTensors& w, const BlockTensors& g,
                                const LayerActivations& a, Activations& acts) {
-  row_parallel_.backward(acts.d_mlp_act, g.down_w, g.down_b, acts.d_residual, a.mlp_act, w.down_w);
+  const parallel::SequenceScratch scratch = sequence_scratch(acts);
+  row_parallel_.backward(acts.d_mlp_act, g.down_w, g.down_b, acts.d_residual, a.mlp_act, w.down_w,
+                         scratch);
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_backward(gate_half(acts.d_mlp_in), up_half(acts.d_mlp_in), acts.d_mlp_act,
                          gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_backward(acts.d_mlp_in, acts.d_mlp_act, a.mlp_in);
   column_parallel_.backward(acts.d_norm, g.mlp_in_w, g.mlp_in_b, acts.d_mlp_in, a.mlp_norm,
-                            w.mlp_in_w);
+                            w.mlp_in_w, scratch);
   norm_backward(acts.d_residual, g.mlp_norm_w, g.mlp_norm_b, acts.d_norm, a.mid, w.mlp_norm_w,
                 a.mlp_mean, a.mlp_rstd, ops::Accumulate::Yes);
 }
@@ -450,7 +530,8 @@ void Transformer::block_backward(Slot& slot, std::size_t layer) {
   const LayerActivations& a = acts.layers[layer];
   mlp_backward(w, g, a, acts);
 
-  row_parallel_.backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w);
+  const parallel::SequenceScratch scratch = sequence_scratch(acts);
+  row_parallel_.backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w, scratch);
   const QkvViews qkv = split_qkv(a.qkv, dims_);
   const QkvViews d_qkv = split_qkv(acts.d_qkv, dims_);
   ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads),
@@ -460,7 +541,7 @@ void Transformer::block_backward(Slot& slot, std::size_t layer) {
     ops::rope_backward(d_qkv.q, d_qkv.q, slot.batch.positions, config_.rope);
     ops::rope_backward(d_qkv.k, d_qkv.k, slot.batch.positions, config_.rope);
   }
-  column_parallel_.backward(acts.d_norm, g.qkv_w, g.qkv_b, acts.d_qkv, a.attn_norm, w.qkv_w);
+  column_parallel_.backward(acts.d_norm, g.qkv_w, g.qkv_b, acts.d_qkv, a.attn_norm, w.qkv_w, scratch);
   norm_backward(acts.d_residual, g.attn_norm_w, g.attn_norm_b, acts.d_norm,
                 block_input(acts, layer), w.attn_norm_w, a.attn_mean, a.attn_rstd,
                 ops::Accumulate::Yes);
@@ -521,7 +602,7 @@ Tensor Transformer::forward_decode(KvCache& cache, Tensor tokens) {
   LayerActivations& a = decode_.layers.front();
   const std::int64_t filled = cache.length + Tn;
   for (std::size_t l = 0; l < weights_.blocks.size(); ++l) {
-    attention_input(weights_.blocks[l], decode_.embedded, a, inputs.positions);
+    attention_input(weights_.blocks[l], decode_.embedded, a, inputs.positions, {});
     const QkvViews fresh = split_qkv(a.qkv, dims_);
     const Tensor keys = cache.keys[l], values = cache.values[l];
     ops::copy(keys.narrow(1, cache.length, Tn), fresh.k);

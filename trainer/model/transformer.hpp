@@ -12,9 +12,9 @@
 // precision (bf16 weights and activations, f32 parameter gradients, fp32 compute inside the
 // ops), F64 for whole-model gradient checks (same code, runtime dtype).
 //
-// Parallelism (DESIGN.md §6; Megatron-style, no sequence parallelism). A Transformer built
-// with a ParallelPlacement is one rank's part of the model (the layers that split and
-// all-reduce are in parallel/tensor_parallel.hpp):
+// Parallelism (DESIGN.md §6; Megatron-style). A Transformer built with a ParallelPlacement is
+// one rank's part of the model (the layers that split and all-reduce are in
+// parallel/tensor_parallel.hpp):
 // - Tensor parallel (tp ranks): q|k|v and up / gate|up are column-parallel (this rank's heads
 //   and hidden units); the attention output and MLP down projections are row-parallel: their
 //   partial outputs are all-reduced (sum) over tp, then the replicated bias is added once.
@@ -25,6 +25,15 @@
 //   is all-reduced; the loss is a vocab-parallel cross-entropy over local logits [N, Vp/tp]
 //   (all-reduce MAX of the row max, SUM of the exp sums and target logits: full logits are
 //   never gathered) and is identical on every tp rank.
+// - Sequence parallelism (placement.sequence_parallel, tp > 1; Megatron SP): the residual
+//   stream, the norms and their saved activations hold this rank's chunk of the sequence,
+//   [B, T/tp, C]. The same layers then all-gather the norm outputs along the sequence before
+//   each column-parallel GEMM (q|k|v, up / gate|up, the head) and reduce-scatter the partial
+//   outputs of the row-parallel ones and of the embedding instead of all-reducing them; their
+//   backward mirrors that. Attention and the MLP's hidden units see the whole sequence, as do
+//   the cross-entropy and the batch's documents and positions. The gradients of the norms and
+//   of pos_embed are then this chunk's share: complete_sequence_parallel_gradients() sums
+//   them over tp before the optimizer. Pipeline stages exchange [B, T/tp, C] chunks.
 // - Pipeline parallel (pp stages): this stage's blocks only; the first embeds, the last runs
 //   final norm, head and loss. forward_stage/backward_stage move activations per micro-batch
 //   slot; the caller (the 1F1B schedule) sends them between stages.
@@ -95,6 +104,18 @@ class Transformer {
   void init_weights(std::uint64_t run_seed);
   void zero_grads() { params_.zero_grads(); }
 
+  // Sequence parallelism (placement.sequence_parallel with tp > 1).
+  bool sequence_parallel() const { return dims_.sequence_shards > 1; }
+  // What this stage receives and sends for a micro-batch [B, T]: [B, T, C], or this rank's
+  // chunk [B, T/tp, C] under sequence parallelism.
+  Shape stage_activation_shape(std::int64_t batch, std::int64_t seq) const;
+  // Sums over tp the gradients sequence parallelism leaves partial (norm weights and biases,
+  // pos_embed; see parallel::SequenceParallelGradients), once per optimizer step after the
+  // backward of every micro-batch (and after the data-parallel reduction, if any). `grads`
+  // holds elements [first, first + numel) of the flat gradient buffer: parameters().grads(),
+  // or this rank's ZeRO shard of it. Every tp rank calls it; nothing happens without SP.
+  void complete_sequence_parallel_gradients(Tensor grads, std::int64_t first = 0);
+
   // ---- pipeline stages (also the whole model when pp == 1) ----
   // Activation arenas for the micro-batches in flight on this stage (1F1B: pp - pp_rank).
   // Each slot keeps one micro-batch's activations from its forward_stage to its
@@ -110,18 +131,19 @@ class Transformer {
     // valid until the slot's next forward (add it up with ops::add_to, read it once per step
     // with ops::read_loss_sum); else undefined.
     Tensor loss_sum;
-    Tensor output;  // other stages: [B, T, C], valid until backward_stage of the slot
+    Tensor output;  // other stages: stage_activation_shape, valid until backward_stage of the slot
   };
   // Every stage gets the full micro-batch (its views must stay valid until backward_stage of
-  // the slot). The first stage embeds batch.tokens; later stages take `input` [B, T, C], the
-  // previous stage's output (copied into the slot). The last stage returns the loss (the same
-  // on every tp rank) and no output. Plans the slot's arena when [B, T] changes. The batch
-  // comes checked and with its positions (MicroBatch, BatchInputs): only shapes are checked.
+  // the slot). The first stage embeds batch.tokens; later stages take `input`
+  // (stage_activation_shape), the previous stage's output (copied into the slot). The last
+  // stage returns the loss (the same on every tp rank) and no output. Plans the slot's arena
+  // when [B, T] changes. The batch comes checked and with its positions (MicroBatch,
+  // BatchInputs): only shapes are checked.
   StageForward forward_stage(int slot, const Batch& batch, Tensor input);
   // Last stage: grad_output undefined, grad_scale as in backward(). Other stages: grad_output
-  // [B, T, C] from the next stage (grad_scale unused). Accumulates this stage's parameter
-  // gradients and returns the gradient of the stage input [B, T, C] (valid until the slot's
-  // next forward_stage), undefined on the first stage.
+  // (stage_activation_shape) from the next stage (grad_scale unused). Accumulates this stage's
+  // parameter gradients and returns the gradient of the stage input (stage_activation_shape,
+  // valid until the slot's next forward_stage), undefined on the first stage.
   //
   // `on_final`, when given, is told during the backward which parameter gradients are final:
   // on_final(o) means every gradient at flat offset >= o will not change any more (the flat
@@ -175,13 +197,20 @@ class Transformer {
   };
 
   bool tensor_parallel() const { return placement_.tp_size > 1; }
+  static parallel::SequenceScratch sequence_scratch(const Activations& acts);
+  void check_sequence_split(std::int64_t seq) const;
+  Tensor chunk_of_row(const Tensor& per_position, std::int64_t b) const;
+  void add_positions(Tensor out, Tensor positions) const;
+  void positions_backward(Tensor dout, Tensor positions);
+  std::vector<ops::FlatRange> sequence_chunk_gradients() const;
   const Batch& on_model_device(const Batch& batch);
   Slot& slot_at(int slot, const char* caller);
   void check_tokens(const Tensor& tokens) const;
   void check_batch(const Batch& batch) const;
-  void embed(Tensor out, Tensor tokens, Tensor positions) const;
-  void attention_input(const BlockTensors& w, Tensor x, LayerActivations& a,
-                       Tensor positions) const;
+  void embed(Tensor out, Tensor tokens, Tensor positions,
+             const parallel::SequenceScratch& scratch = {}) const;
+  void attention_input(const BlockTensors& w, Tensor x, LayerActivations& a, Tensor positions,
+                       const parallel::SequenceScratch& scratch) const;
   void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids,
                       const ops::AttentionOptions& options) const;
   ops::AttentionOptions batch_attention(const Batch& batch) const;
@@ -212,6 +241,7 @@ class Transformer {
   ParameterStore params_;
   ModelTensors weights_;
   ModelTensors grads_;
+  parallel::SequenceParallelGradients sequence_gradients_;  // empty without SP
   std::vector<Slot> slots_;
   Activations decode_;
   DeviceBatch host_inputs_;  // forward()'s and forward_decode()'s host inputs on the model's device

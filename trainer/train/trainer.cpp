@@ -284,6 +284,7 @@ void Trainer::State::build_model() {
   placement.tp_size = grid->tp_size();
   placement.pp_rank = grid->pp_rank();
   placement.pp_size = grid->pp_size();
+  placement.sequence_parallel = recipe.parallel.sequence_parallel;
   const auto config = model::from_recipe(recipe.model, layout.tp);
   model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
   if (recipe.train.attention == config::AttentionBackend::cudnn) model->set_attention_library(ops::AttentionLibrary::cudnn);
@@ -311,7 +312,7 @@ void Trainer::State::build_model() {
   model->reserve_activations(layout.micro_batch_size, recipe.train.seq_len);
   pipeline_links.place_in(allocator());
   if (layout.pp > 1)
-    pipeline_links.plan(layout.pp, grid->pp_rank(), {layout.micro_batch_size, recipe.train.seq_len, config.d_model},
+    pipeline_links.plan(layout.pp, grid->pp_rank(), model->stage_activation_shape(layout.micro_batch_size, recipe.train.seq_len),
                         params.dtype());
 }
 
@@ -390,10 +391,12 @@ void Trainer::State::print_banner() {
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
   fmt::print("device {} ({}) | train.precision {} | train.attention {} | layout dp={} tp={} pp={} zero={} on {} "
-             "rank(s) x {} thread(s) | {} tokens/step = {} x {} | {} micro-batch(es) of {} per dp rank\n",
+             "rank(s) x {} thread(s), data groups over {} | {} tokens/step = {} x {} | {} micro-batch(es) of {} per dp "
+             "rank\n",
              device == Device::Cuda ? fmt::format("cuda, {}", cuda_device_name) : std::string("cpu"), device_choice,
              precision_banner(recipe.train.precision), attention_banner(recipe.train.attention),
              layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
+             device == Device::Cuda ? "NCCL" : (world->size() > 1 ? "MPI" : "none (one rank)"),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
              layout.micro_batch_size);
   fmt::print("{}\n", line);
@@ -430,7 +433,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   }
   const auto& first = micro_batches.front();
   parallel::PipelineStage stage;
-  stage.activation_shape = {first.rows, first.seq_len, model->config().d_model};
+  stage.activation_shape = model->stage_activation_shape(first.rows, first.seq_len);
   stage.forward = [&](int micro, int slot, Tensor input) {
     const auto result = model->forward_stage(slot, on_model(static_cast<std::size_t>(micro), slot), input);
     add_loss(result.loss_sum);
@@ -490,6 +493,9 @@ bool Trainer::State::apply_update(double lr, double& grad_norm) {
   auto& params = model->parameters();
   const Tensor grads = reduced_gradients();
   const Tensor owned = data_parallel->zero() ? grads : grads.narrow(0, optimizer->begin(), optimizer->end() - optimizer->begin());
+  // Sequence parallelism: the norms' gradients are per-chunk shares until summed over tp (a sum,
+  // like the dp reduction before it, so the order does not matter). A no-op without it.
+  model->complete_sequence_parallel_gradients(owned, optimizer->begin());
   grad_norm = global_gradient_norm(params, *optimizer, owned, *grid, data_parallel->zero());
   if (!finite_everywhere(owned, *grid)) return false;
   optimizer->step(params, owned, lr, optim::AdamW::clip_factor(grad_norm, recipe.optim.grad_clip));

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# parallel.sequence_parallel (Megatron SP) end to end under mpirun on the CPU: layouts
+# (dp,tp,pp) = (1,2,1), (2,2,1) with ZeRO and (2,2,2) with and without ZeRO, SP on, train the
+# serial run's losses (step 1 within 1e-6 relative, every step within 1e-4, as
+# parallel_test.sh) and the same losses, gradient norms and validation loss as tp without SP;
+# step-1 gradients match the serial ones per tensor (AdamW's first moment), so the norms'
+# per-chunk gradients are summed over tp and counted once by the clipping. Each rank's peak
+# activation memory is smaller by exactly what the shapes say (activations.hpp). On CUDA ranks
+# (the emulated device, when built) tp=2 with SP gives the serial losses too. A setting that
+# cannot be honoured is refused naming the key.
+# $1: the kiln binary.
+set -uo pipefail
+kiln=$1
+source "$(dirname "$0")/testlib.sh"
+if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+
+"$kiln" corpus --out "$work/corpus.jsonl" --docs 600 --seed 6 >/dev/null
+"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
+"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
+  --quiet >/dev/null
+cat >"$work/gpt2.yaml" <<YAML
+model: {family: gpt2, d_model: 32, n_layers: 4, n_heads: 4, max_seq_len: 32}
+data: {tokenizer: $work/tok.json, train: $work/data/train.h5, val: $work/data/val.h5}
+train: {steps: 6, seq_len: 32, batch_size: 8, micro_batch_size: 2, seed: 9, threads: 1}
+optim: {lr: 3.0e-3, warmup_steps: 1, grad_clip: 1.0}
+checkpoint: {every_steps: 6}
+eval: {every_steps: 6, batches: 1}
+YAML
+sed -e 's/family: gpt2, d_model: 32, n_layers: 4, n_heads: 4,/family: llama, d_model: 32, n_layers: 4, n_heads: 4, n_kv_heads: 2, tie_embeddings: false,/' \
+  "$work/gpt2.yaml" >"$work/llama.yaml"
+
+train() {  # train RANKS RUN_DIR RECIPE [--set ...]
+  local ranks=$1 dir=$2 recipe=$3; shift 3
+  if [[ $ranks == 1 ]]; then
+    "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
+  else
+    timeout 300 mpirun --oversubscribe -np "$ranks" "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
+  fi || { tail -5 "$dir.log"; return 1; }
+}
+field() { grep -o "\"$2\":[^,}]*" "$1/metrics.jsonl" | cut -d: -f2; }  # field RUN_DIR NAME: one per record
+# same FIELD A B FIRST_RTOL ALL_RTOL: FIELD agrees record by record (prints the largest
+# relative difference).
+same() {
+  [[ $(field "$2" "$1" | wc -l) -gt 0 && $(field "$2" "$1" | wc -l) -eq $(field "$3" "$1" | wc -l) ]] ||
+    { echo "different numbers of $1 records"; return 1; }
+  paste <(field "$2" "$1") <(field "$3" "$1") | awk -v first="$4" -v all="$5" -v what="$1" '
+    { d = $1 - $2; if (d < 0) d = -d; m = ($2 < 0 ? -$2 : $2); r = m > 0 ? d / m : d; if (r > worst) worst = r;
+      if ((NR == 1 && r > first) || r > all) { printf "record %d: %s vs %s (rel %.2e)\n", NR, $1, $2, r; bad = 1 } }
+    END { printf "     %d %s records, largest relative difference %.1e\n", NR, what, worst; exit bad }'
+}
+# AdamW's first moment after one step is (1 - beta1) * gradient: per tensor.
+same_gradients() {
+  "$kiln" info "$1" --compare "$2" --tensors /optim/exp_avg/ --tolerance 1e-5 >"$work/compare.out" 2>&1 ||
+    { tail -5 "$work/compare.out"; return 1; }
+  echo "     $(tail -1 "$work/compare.out")"
+}
+peak_activations() { python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' "$1/metrics.jsonl"; }
+# activation_saving FAMILY: bytes a rank saves with SP at tp = 2, pp = 1 (B = micro_batch_size
+# 2, T = 32, C = 32, 4 layers): the residual stream's tensors (4 per block; embedded,
+# final_norm, d_residual, d_norm), the norms' statistics (2 per LayerNorm, 1 per RMSNorm) and
+# zero_ids keep T/2 of T rows, less the two [B, T, C] buffers of the sequence collectives. Every
+# changed slot is a multiple of the arena's 64-byte alignment.
+activation_saving() {
+  local B=2 T=32 C=32 L=4 tp=2 stats=$([[ $1 == gpt2 ]] && echo 2 || echo 1)
+  local rows=$((B * T))
+  local split=$((4 * (rows * C * (4 * L + 4) + rows * stats * (2 * L + 1) + rows)))
+  echo $((split - split / tp - 4 * 2 * B * T * C))
+}
+
+one_step=(--set train.steps=1 --set optim.warmup_steps=0 --set eval.every_steps=0)
+layouts=("2 tp=2" "4 dp=2,tp=2,zero=1" "8 dp=2,tp=2,pp=2" "8 dp=2,tp=2,pp=2,zero=1")
+for family in gpt2 llama; do
+  recipe="$work/$family.yaml"
+  check "$family serial run" train 1 "$work/$family-serial" "$recipe"
+  check "$family serial step 1" train 1 "$work/$family-serial-1" "$recipe" "${one_step[@]}"
+  [[ $family == llama ]] && check "llama serial 3 steps" train 1 "$work/llama-serial-3" "$recipe" --set train.steps=3 \
+    --set eval.every_steps=0
+  check "$family tp=2 run" train 2 "$work/$family-tp" "$recipe" --set parallel.tp=2
+  for layout in "${layouts[@]}"; do
+    read -r ranks settings <<<"$layout"
+    sets=(--set parallel.sequence_parallel=true)
+    IFS=, read -ra pairs <<<"$settings"
+    for pair in "${pairs[@]}"; do sets+=(--set "parallel.$pair"); done
+    dir="$work/$family-sp-${settings//[=,]/_}"
+    what="$family ($settings, sequence_parallel)"
+    check "$what runs" train "$ranks" "$dir" "$recipe" "${sets[@]}"
+    check "$what losses equal serial" same loss "$dir" "$work/$family-serial" 1e-6 1e-4
+    check "$what losses equal tp without SP" same loss "$dir" "$work/$family-tp" 1e-6 1e-4
+    check "$what gradient norms equal tp without SP" same grad_norm "$dir" "$work/$family-tp" 1e-5 1e-4
+    check "$what validation loss equals serial" same val_loss "$dir" "$work/$family-serial" 1e-4 1e-4
+    check "$what step-1 run" train "$ranks" "$dir-1" "$recipe" "${sets[@]}" "${one_step[@]}"
+    check "$what step-1 gradients equal serial (per tensor)" same_gradients "$dir-1" "$work/$family-serial-1"
+  done
+  without=$(peak_activations "$work/$family-tp")
+  with=$(peak_activations "$work/$family-sp-tp_2")
+  expected=$(activation_saving "$family")
+  echo "     $family tp=2 peak activation bytes per rank: $without without SP, $with with SP (saved $((without - with)), expected $expected)"
+  check "$family tp=2: SP saves the expected activation bytes per rank" test $((without - with)) -eq "$expected"
+done
+
+# The same layers on CUDA ranks (the emulated device; tp collectives over NCCL's emulation):
+# the serial CPU run's losses, within the device's 1e-5 (train_multi_gpu_test.sh).
+if "$kiln" --version | grep -q "emulated device"; then
+  dir="$work/llama-sp-cuda"
+  check "llama (tp=2, sequence_parallel) on CUDA ranks runs" env KILN_CUDA_DEVICE=emulated timeout 300 mpirun \
+    --oversubscribe -np 2 -x KILN_CUDA_DEVICE -x OMP_NUM_THREADS "$kiln" train "$work/llama.yaml" --run-dir "$dir" \
+    --set train.device=cuda --set parallel.tp=2 --set parallel.sequence_parallel=true --set train.steps=3 \
+    --set eval.every_steps=0
+  check "llama (tp=2, sequence_parallel) on CUDA ranks: losses equal serial" same loss "$dir" "$work/llama-serial-3" 1e-5 1e-5
+fi
+
+expect_error "sequence parallelism without tp is refused" "parallel.sequence_parallel.*splits the sequence over the tensor-parallel ranks, but parallel.tp = 1" \
+  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" --set parallel.sequence_parallel=true
+expect_error "a seq_len tp does not divide is refused" "parallel.sequence_parallel.*train.seq_len = 30 is not a multiple of parallel.tp = 4" \
+  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" --set parallel.sequence_parallel=true --set parallel.tp=4 \
+  --set train.seq_len=30
+expect_error "sequence_parallel takes a boolean" "parallel.sequence_parallel" \
+  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" --set parallel.sequence_parallel=sometimes
+finish
