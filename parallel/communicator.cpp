@@ -46,6 +46,14 @@ void check_counts(const Communicator& comm, Tensor part, Tensor full, std::span<
   }
 }
 
+void check_gather_counts(const Communicator& comm, Tensor full, std::span<const std::int64_t> counts) {
+  check_contiguous(comm, "all_gather_async", full);
+  const std::int64_t total = std::accumulate(counts.begin(), counts.end(), std::int64_t{0});
+  if (counts.size() != static_cast<std::size_t>(comm.size()) || full.numel() != total)
+    fail("all_gather_async on the {} group: full {} does not match the {} counts (total {})", comm.name(), full.str(),
+         counts.size(), total);
+}
+
 // A group of one rank: what a single process without mpirun trains with.
 class SelfCommunicator final : public Communicator {
  public:
@@ -70,6 +78,10 @@ class SelfCommunicator final : public Communicator {
   CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) override {
     check_counts(*this, part, full, counts);
     copy_whole(part, full, "reduce_scatter_async");
+    return {};
+  }
+  CollectiveHandle all_gather_async(Tensor full, std::span<const std::int64_t> counts) override {
+    check_gather_counts(*this, full, counts);  // this rank's part is all of full, in place
     return {};
   }
   std::unique_ptr<Communicator> split(int, int, std::string name) override {
@@ -123,8 +135,8 @@ void check_mpi(int code, const char* op, const std::string& group) {
 // One MPI request in flight, and the arrays MPI reads until it completes.
 class PendingMpiRequest final : public PendingCollective {
  public:
-  PendingMpiRequest(const char* op, std::string group, std::vector<int> counts = {})
-      : op_(op), group_(std::move(group)), counts_(std::move(counts)) {}
+  PendingMpiRequest(const char* op, std::string group, std::vector<int> counts = {}, std::vector<int> displacements = {})
+      : op_(op), group_(std::move(group)), counts_(std::move(counts)), displacements_(std::move(displacements)) {}
   ~PendingMpiRequest() override {
     // The buffers must not be freed under MPI; an MPI error is not thrown out of a destructor.
     try {
@@ -134,6 +146,7 @@ class PendingMpiRequest final : public PendingCollective {
   }
   MPI_Request* request() { return &request_; }
   const int* counts() const { return counts_.data(); }
+  const int* displacements() const { return displacements_.data(); }
   bool test() override {
     int complete = 0;
     check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), op_, group_);
@@ -144,7 +157,7 @@ class PendingMpiRequest final : public PendingCollective {
  private:
   const char* op_;
   std::string group_;
-  std::vector<int> counts_;
+  std::vector<int> counts_, displacements_;
   MPI_Request request_ = MPI_REQUEST_NULL;
 };
 
@@ -282,6 +295,25 @@ class MpiCommunicator final : public Communicator {
                               pending->request()),
           "reduce_scatter_async");
     traffic_.reduce_scatter += ring_share(full.nbytes(), size_, 1.0);
+    return CollectiveHandle(std::move(pending));
+  }
+
+  CollectiveHandle all_gather_async(Tensor full, std::span<const std::int64_t> counts) override {
+    check_gather_counts(*this, full, counts);
+    if (size_ == 1) return {};
+    std::vector<int> mpi_counts, displacements;
+    int at = 0;
+    for (const std::int64_t count : counts) {
+      mpi_counts.push_back(checked_count(count, "all_gather_async"));
+      displacements.push_back(at);
+      at += mpi_counts.back();
+    }
+    auto pending =
+        std::make_unique<PendingMpiRequest>("all_gather_async", name(), std::move(mpi_counts), std::move(displacements));
+    check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full.ptr, pending->counts(), pending->displacements(),
+                          mpi_type(full.dtype), comm_, pending->request()),
+          "all_gather_async");
+    traffic_.all_gather += ring_share(full.nbytes(), size_, 1.0);
     return CollectiveHandle(std::move(pending));
   }
 

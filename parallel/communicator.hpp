@@ -66,6 +66,10 @@ class Communicator {
   // [counts[r]] the sum over ranks of full[counts[0] + ... + counts[r-1], + counts[r]).
   // counts has one entry per rank (zeros allowed) and must be alive until this call returns.
   virtual CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) = 0;
+  // Uneven all-gather in place: `full` [sum(counts)] on every rank, rank r's counts[r] elements
+  // already at offset counts[0] + ... + counts[r-1]; afterwards every rank holds all of them.
+  // counts as above.
+  virtual CollectiveHandle all_gather_async(Tensor full, std::span<const std::int64_t> counts) = 0;
 
   // Ranks with equal `color` form a new group of this backend, ordered by `key`
   // (MPI_Comm_split). Every rank of this group must call it.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <optional>
 
-#include "kernels/ops.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::parallel {
@@ -66,7 +65,7 @@ DataParallel::DataParallel(Communicator& dp, std::int64_t numel, DType dtype, bo
                            std::size_t min_bucket_bytes, memory::Allocator& allocator)
     : dp_(dp), numel_(numel), zero_(zero && dp.size() > 1),
       buckets_(plan_gradient_buckets(ready_offsets, numel, dtype_size(dtype), bucket_bytes, min_bucket_bytes)),
-      held_back_(buckets_.size(), false), staging_(allocator), gather_staging_(allocator) {
+      held_back_(buckets_.size(), false), staging_(allocator) {
   shard_end_ = numel_;
   if (zero_) setup_shards(dtype);
 }
@@ -80,10 +79,8 @@ void DataParallel::setup_shards(DType dtype) {
 
 void DataParallel::plan_staging(Staging& staging, DType dtype) const {
   memory::ArenaPlan plan;
-  const memory::ArenaSlot padded = plan.reserve("all_gather", dtype, {shard_size_ * dp_.size()});
   const memory::ArenaSlot shard = plan.reserve("shard", dtype, {shard_size_});
   staging.arena.allocate(std::move(plan));
-  staging.padded = staging.arena.view(padded);
   staging.shard = staging.arena.view(shard);
 }
 
@@ -155,22 +152,25 @@ void DataParallel::launch(std::size_t index) {
 }
 
 void DataParallel::all_gather_parameters(Tensor values) {
-  if (!zero_) return;
-  if (values.numel() != numel_) fail("data parallel: {} parameter values, expected {}", values.numel(), numel_);
-  // The parameters travel in their own (working) dtype: bf16 under mixed precision, while the
-  // gradients are reduced in f32; their staging is allocated on the first gather in that dtype.
-  if (values.dtype == staging_.padded.dtype) return gather_through(values, staging_);
-  if (gather_staging_.padded.dtype != values.dtype || !gather_staging_.padded.defined())
-    plan_staging(gather_staging_, values.dtype);
-  gather_through(values, gather_staging_);
+  start_parameter_gather(values);
+  finish_parameter_gather();
 }
 
-// Through kiln::ops, so the copies run where the values live (in stream order on a GPU).
-void DataParallel::gather_through(Tensor values, const Staging& staging) {
-  const std::int64_t owned = shard_end_ - shard_begin_;
-  ops::copy(staging.shard.narrow(0, 0, owned), values.narrow(0, shard_begin_, owned));
-  dp_.all_gather(staging.padded, staging.shard);
-  ops::copy(values, staging.padded.narrow(0, 0, numel_));
+// Bucket by bucket, in the order the next forward needs them.
+void DataParallel::start_parameter_gather(Tensor values) {
+  if (!zero_) return;
+  if (values.numel() != numel_) fail("data parallel: {} parameter values, expected {}", values.numel(), numel_);
+  if (gathering_parameters()) fail("data parallel: a parameter gather is already in flight");
+  for (const GradientBucket& bucket : buckets_)
+    gathers_.push_back(dp_.all_gather_async(values.narrow(0, bucket.begin, bucket.numel()), shard_counts(bucket)));
+  gathered_ = 0;
 }
+
+void DataParallel::parameters_needed_below(std::int64_t offset) {
+  while (gathered_ < gathers_.size() && buckets_[gathered_].begin < offset) gathers_[gathered_++].wait();
+  if (gathered_ == gathers_.size()) gathers_.clear();
+}
+
+void DataParallel::finish_parameter_gather() { parameters_needed_below(numel_); }
 
 }  // namespace kiln::parallel

@@ -7,8 +7,14 @@
 //
 // ZeRO-1: the buffer is split into dp equal shards (the last padded); each bucket is
 // reduce-scattered so that each rank ends with the summed gradients of its shard only, the
-// rank updates its shard of the parameters with its shard of the optimizer state, and
-// all_gather_parameters gives every rank the whole updated buffer again.
+// rank updates its shard of the parameters with its shard of the optimizer state, and the
+// updated parameters are all-gathered again, bucket by bucket and in place (each rank's part
+// of a bucket is where it lies). start_parameter_gather() starts every bucket's gather;
+// parameters_needed_below(offset) waits for the buckets that begin below `offset`, which the
+// model calls before each layer of the next forward, so the gathers of later layers overlap
+// the earlier layers' compute; finish_parameter_gather() waits for the rest (before anything
+// else reads the parameters: a checkpoint, an evaluation). all_gather_parameters() is the
+// three at once. The same collectives either way, so the values are the same bits.
 //
 // Overlap with the backward: the model reports "every gradient at flat offset >= o is final"
 // as it goes back through the layers (the buffer holds the layers in order, so they become
@@ -84,24 +90,27 @@ class DataParallel {
   // With ZeRO: returns this rank's summed shard [shard_end - shard_begin] (a view of an
   // internal buffer, valid until the next call); `grads` is left as it was.
   Tensor reduce_gradients(Tensor grads);
-  // ZeRO only: every rank's updated shard of `values` [numel] into all of `values`. The values
-  // may have another dtype than the gradients (a bf16 working copy beside f32 gradients).
+  // ZeRO only (else no-ops): every rank's updated shard of `values` [numel] into all of
+  // `values`, which must stay untouched until gathered. The values may have another dtype than
+  // the gradients (a bf16 working copy beside f32 gradients).
   void all_gather_parameters(Tensor values);
+  void start_parameter_gather(Tensor values);
+  void parameters_needed_below(std::int64_t offset);
+  void finish_parameter_gather();
+  bool gathering_parameters() const { return !gathers_.empty(); }
 
  private:
-  // ZeRO staging of one dtype, one communication arena: the all-gather's [shard_size * dp]
-  // and this rank's [shard_size] shard.
+  // ZeRO's staging: this rank's reduced gradient shard [shard_size], in a communication arena.
   struct Staging {
     explicit Staging(memory::Allocator& allocator) : arena(memory::MemoryCategory::communication, allocator) {}
     memory::Arena arena;
-    Tensor padded;
     Tensor shard;
   };
+
   void setup_shards(DType dtype);
   void launch(std::size_t bucket);
   std::vector<std::int64_t> shard_counts(const GradientBucket& bucket) const;
   void plan_staging(Staging& staging, DType dtype) const;
-  void gather_through(Tensor values, const Staging& staging);
 
   Communicator& dp_;
   std::int64_t numel_;
@@ -111,13 +120,16 @@ class DataParallel {
   std::int64_t shard_size_ = 0;
   std::int64_t shard_begin_ = 0;
   std::int64_t shard_end_ = 0;
-  Staging staging_;         // the gradients' dtype: reduce-scatter, and the gather when equal
-  Staging gather_staging_;  // the parameters' dtype when it differs (a bf16 working copy)
+  Staging staging_;  // this rank's reduced shard of the gradients (the reduce-scatter's output)
 
   // The step in flight.
   Tensor grads_;
   std::vector<bool> launched_;
   std::vector<CollectiveHandle> in_flight_;
+
+  // The parameter gather in flight: one handle per bucket, in bucket order (empty: none).
+  std::vector<CollectiveHandle> gathers_;
+  std::size_t gathered_ = 0;  // buckets [0, gathered_) are complete
 };
 
 }  // namespace kiln::parallel

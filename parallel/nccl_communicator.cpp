@@ -154,6 +154,24 @@ class NcclCommunicator final : public Communicator {
     return CollectiveHandle(std::make_unique<PendingDeviceCollective>(std::move(fence)));
   }
 
+  // Each rank's part broadcast from it, in place, in one group: NCCL's uneven all-gather.
+  CollectiveHandle all_gather_async(Tensor full, std::span<const std::int64_t> counts) override {
+    if (on_host(full, "all_gather_async")) return host_->all_gather_async(full, counts);
+    if (counts.size() != static_cast<std::size_t>(size()) ||
+        full.numel() != std::accumulate(counts.begin(), counts.end(), std::int64_t{0}))
+      fail("all_gather_async on the {} group: full {} does not match the {} counts", name(), full.str(), counts.size());
+    auto fence = run(Lane::communication, "all_gather_async", [&] {
+      std::int64_t offset = 0;
+      for (int r = 0; r < size(); ++r) {
+        const std::int64_t count = counts[static_cast<std::size_t>(r)];
+        if (count > 0) nccl_->broadcast(full.narrow(0, offset, count).ptr, count, full.dtype, r);
+        offset += count;
+      }
+    });
+    traffic_.all_gather += ring_share(full.nbytes(), size(), 1.0);
+    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(std::move(fence)));
+  }
+
   std::unique_ptr<Communicator> split(int color, int key, std::string name) override {
     return make_nccl_communicator(host_->split(color, key, std::move(name)));
   }

@@ -10,7 +10,7 @@ ring collectives: an all-reduce of B bytes over n ranks sends 2 (n-1)/n B per ra
   PP  per micro-batch one [b, T, C] activation forward (all but the last stage) and one
       gradient backward (all but the first)
   DP  one all-reduce of the rank's gradients (2 (n-1)/n x parameter bytes), or under ZeRO-1 a
-      reduce-scatter of the gradients plus an all-gather of the padded shards
+      reduce-scatter of the gradients plus an all-gather of the updated parameters
 The host scalars (token count, loss, stop flag) travel on the control groups, not counted here.
 Every layout with dp > 1 runs twice, parallel.overlap_grad_reduce on and off: the step times
 show what starting the gradient buckets during the backward saves (little on 2 shared cores).
@@ -47,8 +47,9 @@ def analytic(layout, rank, params_local, vocab_padded, steps_scalars=True):
     tp_bytes = micro_batches * (ring(tp, act, 2) * (4 * layers + first + last) + last * ring(tp, 3 * b * t * FLOAT, 2))
     pp_bytes = micro_batches * act * ((not last) + (not first)) if pp > 1 else 0.0
     if zero and dp > 1:
-        shard = -(-params_local // dp)
-        dp_bytes = ring(dp, params_local * FLOAT, 1) + ring(dp, shard * dp * FLOAT, 1)
+        # reduce-scatter of the gradients, all-gather of the updated parameters (bucket by
+        # bucket, each rank's part in place: no padding travels)
+        dp_bytes = ring(dp, params_local * FLOAT, 1) + ring(dp, params_local * FLOAT, 1)
     else:
         dp_bytes = ring(dp, params_local * FLOAT, 2)
     return tp_bytes, pp_bytes, dp_bytes

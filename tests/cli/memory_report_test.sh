@@ -41,7 +41,7 @@ want = {"kv_cache": 0}
 if mode == "zero":
     shard = (numels[0] + 1) // 2
     want.update(parameters=align(4 * numels[0]), optimizer_state=2 * align(4 * shard),
-                communication=align(4 * 2 * shard) + align(4 * shard), pipeline=0)
+                communication=align(4 * shard), pipeline=0)  # the reduced gradient shard (gathers are in place)
 elif mode == "pipeline":
     want.update(parameters=align(4 * max(numels)), communication=0, pipeline=align(4 * B * T * C))
 else:

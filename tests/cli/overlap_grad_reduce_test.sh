@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# parallel.overlap_grad_reduce: data-parallel buckets started during the backward give bitwise
-# the same training as buckets started after it, under (dp, tp, pp) = (2,1,1), (2,2,1),
-# (2,1,2), ZeRO off and on. Each pair of runs trains a few steps from the same seed; their
-# final checkpoints (parameters and optimizer state) must not differ in any bit. The model has
-# several layers, so the overlapped run really reduces buckets while the backward continues.
+# parallel.overlap_grad_reduce and parallel.overlap_param_gather: data-parallel buckets started
+# during the backward, and ZeRO's parameter gathers waited for layer by layer in the next
+# forward, give bitwise the same training as both done all at once, under (dp, tp, pp) =
+# (2,1,1), (2,2,1), (2,1,2), (4,1,1), ZeRO off and on. Each pair of runs trains a few steps from
+# the same seed; their final checkpoints (parameters and optimizer state) must not differ in
+# any bit. The model has several layers, so the overlapped run really reduces (and gathers)
+# buckets while the backward (the forward) continues.
 # $1: the kiln binary.
 set -uo pipefail
 kiln=$1
@@ -42,15 +44,22 @@ for layout in "2 dp=2" "4 dp=2,tp=2" "4 dp=2,pp=2" "4 dp=4"; do
     IFS=, read -ra pairs <<<"$layout"
     for pair in "${pairs[@]}"; do sets+=(--set "parallel.$pair"); done
     name="${layout//[=,]/_}-zero$zero"
-    check "($layout, zero=$zero) overlapped run" train "$ranks" "$work/$name-on" "${sets[@]}" --set parallel.overlap_grad_reduce=true
-    check "($layout, zero=$zero) sequential run" train "$ranks" "$work/$name-off" "${sets[@]}" --set parallel.overlap_grad_reduce=false
+    check "($layout, zero=$zero) overlapped run" train "$ranks" "$work/$name-on" "${sets[@]}" \
+      --set parallel.overlap_grad_reduce=true --set parallel.overlap_param_gather=true
+    check "($layout, zero=$zero) sequential run" train "$ranks" "$work/$name-off" "${sets[@]}" \
+      --set parallel.overlap_grad_reduce=false --set parallel.overlap_param_gather=false
     check "($layout, zero=$zero) overlap on == off bitwise" bitwise_equal "$work/$name-on" "$work/$name-off"
     check "($layout, zero=$zero) one bucket per layer, so the overlap is real" \
       grep -Eq "rank +0: .* [2-9] dp bucket\(s\), overlap on" "$work/$name-on.log"
     check "($layout, zero=$zero) the banner says overlap off" grep -q "overlap off" "$work/$name-off.log"
+    if [[ $zero == 1 ]]; then
+      check "($layout, zero=1) the banner says the ZeRO gather overlaps" grep -q "ZeRO gather overlap on" "$work/$name-on.log"
+    fi
   done
 done
 
 expect_error "overlap_grad_reduce takes a boolean" "parallel.overlap_grad_reduce" \
   "$kiln" train "$work/llama.yaml" --run-dir "$work/bad" --set parallel.overlap_grad_reduce=sometimes
+expect_error "overlap_param_gather takes a boolean" "parallel.overlap_param_gather" \
+  "$kiln" train "$work/llama.yaml" --run-dir "$work/bad2" --set parallel.overlap_param_gather=maybe
 finish

@@ -131,5 +131,35 @@ TEST(MpiDataParallel, HeldBackBucketsWaitForFinish) {
   EXPECT_GT(comm.traffic().all_reduce, after_report);
 }
 
+// ZeRO's parameter gather, started after the step and waited for bucket by bucket as the next
+// forward reaches each layer: the buckets below an offset are complete when the model asks
+// for them, the rest complete at finish, and the values are those of the all-at-once gather.
+TEST(MpiDataParallel, ParameterGatherCompletesTheBucketsBelowWhatTheForwardNeeds) {
+  auto& comm = world();
+  const std::vector<std::int64_t> offsets{0, 13, 40, 41, 90};
+  const std::int64_t numel = 101;
+  DataParallel dp(comm, numel, DType::F32, /*zero=*/true, offsets, 30 * sizeof(float), 30 * sizeof(float));
+  ASSERT_GT(dp.buckets().size(), 2u);
+  const auto value = [](std::int64_t i) { return 0.5f * static_cast<float>(i) - 7.0f; };
+  std::vector<float> values(static_cast<std::size_t>(numel), -1.0f);  // other ranks' shards: stale
+  for (std::int64_t i = dp.shard_begin(); i < dp.shard_end(); ++i) values[i] = value(i);
+  comm.reset_traffic();
+  dp.start_parameter_gather(Tensor::of(values.data(), {numel}));
+  EXPECT_TRUE(dp.gathering_parameters());
+  EXPECT_GT(comm.traffic().all_gather, 0u) << "every bucket's gather starts at once";
+  const std::int64_t needed = dp.buckets()[1].begin + 1;  // the forward reaches the second bucket
+  dp.parameters_needed_below(needed);
+  for (std::int64_t i = 0; i < dp.buckets()[1].end; ++i) ASSERT_EQ(values[i], value(i)) << "element " << i;
+  EXPECT_TRUE(dp.gathering_parameters()) << "later buckets are still the gather's";
+  dp.finish_parameter_gather();
+  EXPECT_FALSE(dp.gathering_parameters());
+  for (std::int64_t i = 0; i < numel; ++i) ASSERT_EQ(values[i], value(i)) << "element " << i;
+  // A second gather of the same shards in one go gives the same bits.
+  std::vector<float> again(static_cast<std::size_t>(numel), -2.0f);
+  for (std::int64_t i = dp.shard_begin(); i < dp.shard_end(); ++i) again[i] = value(i);
+  dp.all_gather_parameters(Tensor::of(again.data(), {numel}));
+  EXPECT_EQ(std::memcmp(again.data(), values.data(), values.size() * sizeof(float)), 0);
+}
+
 }  // namespace
 }  // namespace kiln::parallel

@@ -133,6 +133,7 @@ struct ParallelConfig {
   int micro_batches = 0;  // pipeline micro-batches per step; 0 = batch_size / (dp * micro)
   int zero = 0;           // 0 = replicated optimizer state; 1 = ZeRO-1 (shard over dp)
   bool overlap_grad_reduce = true;  // dp buckets start during the backward (same result as after it)
+  bool overlap_param_gather = true;  // ZeRO's parameter gather overlaps the next forward (same values)
   bool sequence_parallel = false;   // Megatron SP: norms and residual split over tp along the sequence
   double timeout_s = 600.0;  // a collective waiting longer ends the job (parallel/watchdog.hpp)
   bool operator==(const ParallelConfig&) const = default;

@@ -166,6 +166,7 @@ void visit_recipe_fields(R& r, Field&& field) {
   field("parallel.micro_batches", p.micro_batches, at_least(0).or_auto());
   field("parallel.zero", p.zero, in_range(0, 1));
   field("parallel.overlap_grad_reduce", p.overlap_grad_reduce, any_value());
+  field("parallel.overlap_param_gather", p.overlap_param_gather, any_value());
   field("parallel.sequence_parallel", p.sequence_parallel, any_value());
   field("parallel.timeout_s", p.timeout_s, in_range(1, 7 * 24 * 3600));
 

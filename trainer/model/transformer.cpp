@@ -374,12 +374,15 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
   Activations& acts = slot.acts;
   slot.batch = batch;
 
-  if (first_stage())
+  if (first_stage()) {
+    need_parameters_below(acts.layers.empty() ? block_end(0) : block_offset(0));
     embed(acts.embedded, batch.tokens, batch.positions, sequence_scratch(acts));
-  else
+  } else {
     ops::copy(acts.embedded, input);
+  }
   for (std::size_t l = 0; l < acts.layers.size(); ++l) {
     LayerActivations& a = acts.layers[l];
+    need_parameters_below(block_end(l));
     attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions, sequence_scratch(acts));
     const QkvViews qkv = split_qkv(a.qkv, dims_);
     attention_core(a, qkv.k, qkv.v, batch.doc_ids, batch_attention(batch));
@@ -389,6 +392,7 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
     slot.backward_ready = true;
     return {{}, acts.layers.back().out};
   }
+  need_parameters_below(params_.numel());
   head_forward(acts, acts.layers.back().out);
   slot.logits_valid = true;
   if (!batch.targets.defined()) return {};
@@ -437,6 +441,18 @@ std::int64_t Transformer::block_offset(std::size_t local_layer) const {
 
 // Everything after the last block: final norm, lm_head or the tied copy of embed.weight.
 std::int64_t Transformer::head_offset() const { return params_.info("final_norm.weight").offset; }
+
+std::int64_t Transformer::block_end(std::size_t local_layer) const {
+  const auto blocks = static_cast<std::size_t>(layers().last - layers().first);
+  if (local_layer + 1 < blocks) return block_offset(local_layer + 1);
+  return last_stage() ? head_offset() : params_.numel();
+}
+
+void Transformer::set_parameters_needed(ParametersNeeded needed) { parameters_needed_ = std::move(needed); }
+
+void Transformer::need_parameters_below(std::int64_t offset) const {
+  if (parameters_needed_) parameters_needed_(offset);
+}
 
 std::vector<std::int64_t> Transformer::gradient_final_offsets() const {
   std::vector<std::int64_t> offsets{0};

@@ -125,6 +125,11 @@ class Transformer {
   // Which kernels attend in training and scoring on CUDA (`train.attention`); KV-cache
   // decoding always takes kiln's. Default kiln.
   void set_attention_library(ops::AttentionLibrary library);
+  // Told before the forward reads parameters: needed(o) means the parameters at flat offsets
+  // below o are about to be read (in ascending order: the embedding, each block, the head).
+  // ZeRO's parameter gather of the previous step waits there, so it overlaps the layers before.
+  using ParametersNeeded = std::function<void(std::int64_t below)>;
+  void set_parameters_needed(ParametersNeeded needed);
 
   struct StageForward {
     // Last stage (with targets): the micro-batch's loss_sum [2] f64 = (sum, count), a tensor
@@ -228,11 +233,15 @@ class Transformer {
   static Tensor block_input(const Activations& acts, std::size_t layer);
   std::int64_t block_offset(std::size_t local_layer) const;
   std::int64_t head_offset() const;
+  // Where the parameters of local block `l` end (the next block, the head, or the buffer's end).
+  std::int64_t block_end(std::size_t local_layer) const;
+  void need_parameters_below(std::int64_t offset) const;
 
   ModelConfig config_;
   ParallelPlacement placement_;
   StageDims dims_;                // this rank's widths and blocks
   ops::AttentionLibrary attention_library_ = ops::AttentionLibrary::kiln;
+  ParametersNeeded parameters_needed_;
   // Tensor-parallel layers (parallel/tensor_parallel.hpp); the serial ops when tp = 1.
   parallel::ColumnParallelLinear column_parallel_;
   parallel::RowParallelLinear row_parallel_;

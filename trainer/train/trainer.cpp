@@ -302,6 +302,7 @@ void Trainer::State::build_model() {
     const auto& embed = params.info("embed.weight");
     data_parallel->hold_back(embed.offset, embed.offset + embed.numel());
   }
+  model->set_parameters_needed([this](std::int64_t below) { data_parallel->parameters_needed_below(below); });
   optimizer = std::make_unique<optim::AdamW>(
       params, optim::AdamWConfig{recipe.optim.beta1, recipe.optim.beta2, recipe.optim.eps, recipe.optim.weight_decay},
       data_parallel->shard_begin(), data_parallel->shard_end());
@@ -380,7 +381,10 @@ void Trainer::State::print_banner() {
                                        world->rank(), grid->describe(), parts, model->parameters().numel(),
                                        layout.tp > 1 ? fmt::format(" (tp shard {}/{})", grid->tp_rank(), layout.tp) : "",
                                        optimizer->begin(), optimizer->end(), data_parallel->buckets().size(),
-                                       recipe.parallel.overlap_grad_reduce ? "on" : "off");
+                                       recipe.parallel.overlap_grad_reduce ? "on" : "off") +
+                           (data_parallel->zero() ? fmt::format(", ZeRO gather overlap {}",
+                                                                recipe.parallel.overlap_param_gather ? "on" : "off")
+                                                  : std::string());
   const auto memory = memory_peaks_over_ranks();
   const auto& mpi = parallel::MpiEnvironment::instance();
   if (!root()) {
@@ -499,7 +503,13 @@ bool Trainer::State::apply_update(double lr, double& grad_norm) {
   grad_norm = global_gradient_norm(params, *optimizer, owned, *grid, data_parallel->zero());
   if (!finite_everywhere(owned, *grid)) return false;
   optimizer->step(params, owned, lr, optim::AdamW::clip_factor(grad_norm, recipe.optim.grad_clip));
-  data_parallel->all_gather_parameters(params.values());
+  // ZeRO: the other ranks' updated shards come back while the next step starts (its forward
+  // waits for each bucket where its layers need it), or here.
+  if (recipe.parallel.overlap_param_gather) {
+    data_parallel->start_parameter_gather(params.values());
+  } else {
+    data_parallel->all_gather_parameters(params.values());
+  }
   return true;
 }
 
@@ -513,6 +523,7 @@ bool Trainer::State::stop_agreed() {
 // The validation loss, or nullopt when a stop signal came during the evaluation: it ends after
 // the batch in flight, so a stop is as prompt during evaluation as during training.
 std::optional<double> Trainer::State::validation_loss() {
+  data_parallel->finish_parameter_gather();
   data::TokenLoaderOptions options;
   options.seq_len = static_cast<std::uint64_t>(recipe.train.seq_len);
   options.global_batch = static_cast<std::uint64_t>(recipe.train.batch_size);
@@ -538,6 +549,7 @@ std::optional<double> Trainer::State::validation_loss() {
 }
 
 fs::path Trainer::State::save_checkpoint() {
+  data_parallel->finish_parameter_gather();
   // Rank 0 first: it clears any stale temporary directory of this step.
   std::unique_ptr<checkpoint::CheckpointWriter> writer;
   if (root()) writer = std::make_unique<checkpoint::CheckpointWriter>(recipe.checkpoints_dir(), step, 0);
@@ -687,6 +699,7 @@ TrainOutcome Trainer::run() {
       if (s.root()) fmt::print("saved checkpoint {}\n", outcome.last_checkpoint.string());
     }
   }
+  s.data_parallel->finish_parameter_gather();  // the model is whole again for whoever reads it next
   outcome.steps_done = s.step;
   outcome.stopped_by_signal = stopping;
   if (stopping && s.root()) {

@@ -296,8 +296,11 @@ cudnn_sdpa::Runner& DeviceBackend::cudnn() {
 }
 #endif
 
-// The batch's lengths and offsets as one device table (one upload, one cached allocation per
-// micro-batch: every layer's forward and backward find it by content), each part 16-byte aligned.
+// The batch's lengths and offsets as one device table, each part 16-byte aligned, in one
+// buffer kept for the run: uploaded (a copy on the compute stream, so after every kernel
+// that read the previous table) only when its content changes, so the layers' forward and
+// backward of one micro-batch share one upload; reallocated only when it grows (the first
+// steps), so a training step allocates and frees nothing.
 cudnn_sdpa::RaggedTables DeviceBackend::stage_ragged(const RaggedBatch& ragged) {
   std::vector<unsigned char> packed;
   std::vector<std::size_t> starts;
@@ -308,7 +311,17 @@ cudnn_sdpa::RaggedTables DeviceBackend::stage_ragged(const RaggedBatch& ragged) 
   };
   append(ragged.lengths);
   for (const auto* offsets : {&ragged.q, &ragged.k, &ragged.v, &ragged.o, &ragged.stats}) append(*offsets);
-  const auto* device = static_cast<const unsigned char*>(stage_table(packed.data(), packed.size()));
+  if (packed.size() > ragged_capacity_) {
+    if (ragged_table_) cudaFree(ragged_table_);  // synchronises: no queued kernel reads it any more
+    ragged_table_ = allocate(packed.size());
+    ragged_capacity_ = packed.size();
+    ragged_content_.clear();
+  }
+  if (packed != ragged_content_) {
+    copy_to_device(ragged_table_, packed.data(), packed.size());
+    ragged_content_ = std::move(packed);
+  }
+  const auto* device = static_cast<const unsigned char*>(ragged_table_);
   return {device + starts[0], device + starts[1], device + starts[2],
           device + starts[3], device + starts[4], device + starts[5]};
 }

@@ -52,6 +52,7 @@ DeviceBackend::~DeviceBackend() {
   if (ones_bf16_) cudaFree(ones_bf16_);
   if (workspace_) cudaFree(workspace_);
   for (const StagedTable& table : tables_) cudaFree(table.device);
+  if (ragged_table_) cudaFree(ragged_table_);
   if (scalars_) cudaFree(scalars_);
   if (communication_) cudaStreamDestroy(communication_);
   if (compute_) cudaStreamDestroy(compute_);

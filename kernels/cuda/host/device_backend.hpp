@@ -120,6 +120,10 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
     void* device = nullptr;
   };
   std::vector<StagedTable> tables_;  // least recently used first
+  // cuDNN attention's ragged description of the current micro-batch (stage_ragged).
+  void* ragged_table_ = nullptr;
+  std::size_t ragged_capacity_ = 0;
+  std::vector<unsigned char> ragged_content_;
   double* scalars_ = nullptr;  // kScalarSlots doubles
   std::unique_ptr<GemmContext> gemm_;
   void* ones_f32_ = nullptr;
