@@ -84,6 +84,9 @@ class SelfCommunicator final : public Communicator {
     check_gather_counts(*this, full, counts);  // this rank's part is all of full, in place
     return {};
   }
+  CollectiveHandle send_recv_async(Tensor, int destination, Tensor, int) override {
+    fail("send_recv_async with rank {} in a group of one ({})", destination, name());
+  }
   std::unique_ptr<Communicator> split(int, int, std::string name) override {
     return std::make_unique<SelfCommunicator>(std::move(name));
   }
@@ -140,25 +143,33 @@ class PendingMpiRequest final : public PendingCollective {
   ~PendingMpiRequest() override {
     // The buffers must not be freed under MPI; an MPI error is not thrown out of a destructor.
     try {
-      if (request_ != MPI_REQUEST_NULL) wait_with_deadline(1, &request_, MPI_STATUSES_IGNORE, op_, group_);
+      if (pending()) wait_with_deadline(count_, requests_, MPI_STATUSES_IGNORE, op_, group_);
     } catch (const Error&) {
     }
   }
-  MPI_Request* request() { return &request_; }
+  MPI_Request* request() { return &requests_[0]; }
+  // A second request of the same operation (send_recv: the send beside the receive).
+  MPI_Request* second_request() {
+    count_ = 2;
+    return &requests_[1];
+  }
   const int* counts() const { return counts_.data(); }
   const int* displacements() const { return displacements_.data(); }
   bool test() override {
     int complete = 0;
-    check_mpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), op_, group_);
+    check_mpi(MPI_Testall(count_, requests_, &complete, MPI_STATUSES_IGNORE), op_, group_);
     return complete != 0;
   }
-  void wait() override { wait_with_deadline(1, &request_, MPI_STATUSES_IGNORE, op_, group_); }
+  void wait() override { wait_with_deadline(count_, requests_, MPI_STATUSES_IGNORE, op_, group_); }
 
  private:
   const char* op_;
   std::string group_;
+  bool pending() const { return requests_[0] != MPI_REQUEST_NULL || requests_[1] != MPI_REQUEST_NULL; }
+
   std::vector<int> counts_, displacements_;
-  MPI_Request request_ = MPI_REQUEST_NULL;
+  MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  int count_ = 1;
 };
 
 class MpiCommunicator final : public Communicator {
@@ -265,6 +276,20 @@ class MpiCommunicator final : public Communicator {
           "send_recv");
     wait_with_deadline(2, requests, MPI_STATUSES_IGNORE, "send_recv", name());
     traffic_.send += out.nbytes();
+  }
+
+  CollectiveHandle send_recv_async(Tensor out, int destination, Tensor in, int source) override {
+    check_contiguous(*this, "send_recv_async", out);
+    check_contiguous(*this, "send_recv_async", in);
+    auto pending = std::make_unique<PendingMpiRequest>("send_recv_async", name());
+    check(MPI_Irecv(in.ptr, checked_count(in.numel(), "send_recv_async"), mpi_type(in.dtype), source, kTag, comm_,
+                    pending->request()),
+          "send_recv_async");
+    check(MPI_Isend(out.ptr, checked_count(out.numel(), "send_recv_async"), mpi_type(out.dtype), destination, kTag,
+                    comm_, pending->second_request()),
+          "send_recv_async");
+    traffic_.send += out.nbytes();
+    return CollectiveHandle(std::move(pending));
   }
 
   void barrier() override {

@@ -66,6 +66,8 @@ class Communicator {
   // [counts[r]] the sum over ranks of full[counts[0] + ... + counts[r-1], + counts[r]).
   // counts has one entry per rank (zeros allowed) and must be alive until this call returns.
   virtual CollectiveHandle reduce_scatter_async(Tensor part, Tensor full, std::span<const std::int64_t> counts) = 0;
+  // send_recv's non-blocking form: ring attention passes blocks around while it computes.
+  virtual CollectiveHandle send_recv_async(Tensor out, int destination, Tensor in, int source) = 0;
   // Uneven all-gather in place: `full` [sum(counts)] on every rank, rank r's counts[r] elements
   // already at offset counts[0] + ... + counts[r-1]; afterwards every rank holds all of them.
   // counts as above.

@@ -131,6 +131,17 @@ class NcclCommunicator final : public Communicator {
 
   void barrier() override { host_->barrier(); }
 
+  CollectiveHandle send_recv_async(Tensor out, int destination, Tensor in, int source) override {
+    if (on_host(out, "send_recv_async") && on_host(in, "send_recv_async"))
+      return host_->send_recv_async(out, destination, in, source);
+    auto fence = run(Lane::communication, "send_recv_async", [&] {
+      nccl_->send(out.ptr, out.numel(), out.dtype, destination);
+      nccl_->recv(in.ptr, in.numel(), in.dtype, source);
+    });
+    traffic_.send += out.nbytes();
+    return CollectiveHandle(std::make_unique<PendingDeviceCollective>(std::move(fence)));
+  }
+
   CollectiveHandle all_reduce_async(Tensor x, ReduceOp op) override {
     if (on_host(x, "all_reduce_async")) return host_->all_reduce_async(x, op);
     auto fence = run(Lane::communication, "all_reduce_async",

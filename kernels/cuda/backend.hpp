@@ -137,6 +137,9 @@ class CudaBackend {
                                  double scale) = 0;
   virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
                                   Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale) = 0;
+  // ops::merge_attention (ring attention): out/part f32 [B, T, H, D], lse/part_lse f32 [B, H, T],
+  // all strided with unit stride over D.
+  virtual void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) = 0;
   // The same through cuDNN's fused SDPA (kernels/cuda/cudnn_sdpa.hpp), bf16 only, Tq == Tk;
   // `documents` are doc_ids' runs (already checked to tile [B, T]); lse is token-major
   // (ops::AttentionOptions). On the emulated device a host implementation over the same

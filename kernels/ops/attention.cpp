@@ -4,8 +4,10 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
+#include "kernels/cpu/attention_merge.hpp"
 #include "kernels/cpu/flash_attention.hpp"
 #include "kernels/ops/bf16_staging.hpp"
 #include "kernels/ops/op_args.hpp"
@@ -207,6 +209,43 @@ void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
         const_heads<T>(op, "dout", dout), const_heads<T>(op, "q", q), const_heads<T>(op, "k", k),
         const_heads<T>(op, "v", v), const_heads<T>(op, "out", out), pointer<T>(lse),
         docs.empty() ? nullptr : docs.data(), options.causal, softmax_scale(options, dims.dim));
+  });
+}
+
+namespace {
+
+cpu::StatStrides stat_strides(const Tensor& x) { return {x.stride(0), x.stride(1), x.stride(2)}; }
+
+void check_merge(const char* op, const Tensor& out, const Tensor& lse, const Tensor& part, const Tensor& part_lse) {
+  if (out.rank() != 4 || out.stride(3) != 1) fail("ops::{}: `out` is {}; expected [B, T, H, D] with unit stride over D", op, out.str());
+  check_shape(op, "part", part, out.shape);
+  if (part.stride(3) != 1) fail("ops::{}: `part` is {}; expected unit stride over D", op, part.str());
+  const Shape stats{out.size(0), out.size(2), out.size(1)};
+  check_shape(op, "lse", lse, stats);
+  check_shape(op, "part_lse", part_lse, stats);
+  for (const Arg& arg : {Arg{"lse", lse}, Arg{"part", part}, Arg{"part_lse", part_lse}})
+    if (arg.tensor.dtype != out.dtype) fail("ops::{}: `{}` is {} but `out` is {}", op, arg.name, arg.tensor.str(), out.str());
+}
+
+}  // namespace
+
+void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) {
+  constexpr const char* op = "merge_attention";
+  const std::initializer_list<Arg> all = {{"out", out}, {"lse", lse}, {"part", part}, {"part_lse", part_lse}};
+  require_defined(op, all);
+  check_merge(op, out, lse, part, part_lse);
+  if (on_cuda(op, all)) {
+    if (out.dtype != DType::F32) fail("ops::{}: on the CUDA device the merge is f32 (out {})", op, out.str());
+    return cuda_backend_for(op).merge_attention(out, lse, part, part_lse);
+  }
+  require_cpu(op, all);
+  const DType dtype = float_dtype(op, all);
+  if (dtype != DType::F32 && dtype != DType::F64) fail("ops::{}: f32 or f64 tensors, not {}", op, dtype_name(dtype));
+  dispatch_float(dtype, [&]<class T>(T) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      cpu::merge_attention<T>(heads<T>(op, "out", out), pointer<T>(lse), stat_strides(lse), const_heads<T>(op, "part", part),
+                              pointer<T>(part_lse), stat_strides(part_lse));
+    }
   });
 }
 

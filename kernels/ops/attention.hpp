@@ -47,4 +47,11 @@ void flash_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tens
                               Tensor v, Tensor out, Tensor lse, Tensor doc_ids = {},
                               const AttentionOptions& options = {});
 
+// Ring attention's merge (context parallelism): folds the attention of the same queries over
+// another block of keys into out/lse, as one online softmax over both blocks:
+//   out, part [B, T, H, D] (strided, unit stride over D), lse, part_lse [B, H, T] (strided)
+//   lse' = log(exp(lse) + exp(part_lse)), out' = exp(lse - lse') out + exp(part_lse - lse') part
+// lse = -inf: no key seen yet; part_lse = -inf: nothing to add. f32 (and f64 on the CPU).
+void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse);
+
 }  // namespace kiln::ops

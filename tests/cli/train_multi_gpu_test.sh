@@ -76,6 +76,6 @@ check "bf16 dp=2 zero=1 within $BF16_RTOL of one GPU" within "$BF16_RTOL" "$work
 # precision auto with tp=2: fp32, and the banner says why.
 check "tp=2 precision auto" train 2 "$work/tp-auto" "${cuda[@]}" --set parallel.tp=2 --set train.precision=auto \
   --set train.steps=2
-check "precision auto is fp32 under tp=2, said so" grep -q "precision auto: fp32, as bf16 takes tp = pp = 1" \
+check "precision auto is fp32 under tp=2, said so" grep -q "precision auto: fp32, as bf16 takes tp = pp = cp = 1" \
   "$work/tp-auto.log"
 finish

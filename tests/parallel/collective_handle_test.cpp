@@ -117,11 +117,11 @@ TEST(ProcessGrid, HasControlGroupsBesideTheDataGroups) {
   ProcessGrid grid(*world, 1, 1, 1);
   EXPECT_EQ(grid.backend(), CommunicatorBackend::host);
   EXPECT_EQ(grid.control().name(), "control");
-  EXPECT_EQ(grid.control_dp().name(), "control.dp");
+  EXPECT_EQ(grid.control_replicas().name(), "control.replicas");
   EXPECT_EQ(grid.control_pp().name(), "control.pp");
-  EXPECT_NE(&grid.control_dp(), &grid.dp());
+  EXPECT_NE(&grid.control_replicas(), &grid.dp());
   double counted = 7;
-  grid.control_dp().all_reduce(Tensor::of(&counted, {1}));
+  grid.control_replicas().all_reduce(Tensor::of(&counted, {1}));
   EXPECT_EQ(counted, 7);
 }
 

@@ -7,17 +7,17 @@ namespace kiln::config {
 namespace {
 
 int resolve_dp(const ParallelConfig& p, int world_size) {
-  const int model_parallel = p.tp * p.pp;
+  const int model_parallel = p.tp * p.cp * p.pp;
   if (world_size < 1 || world_size % model_parallel != 0) {
-    fail("parallel: {} ranks cannot be split into tp = {} x pp = {} groups. Fix: launch a "
-         "multiple of {} ranks, or change parallel.tp / parallel.pp",
-         world_size, p.tp, p.pp, model_parallel);
+    fail("parallel: {} ranks cannot be split into tp = {} x cp = {} x pp = {} groups. Fix: launch a "
+         "multiple of {} ranks, or change parallel.tp / parallel.cp / parallel.pp",
+         world_size, p.tp, p.cp, p.pp, model_parallel);
   }
   const int dp = world_size / model_parallel;
   if (p.dp != 0 && p.dp != dp) {
-    fail("parallel.dp: the recipe asks for dp = {}, but {} ranks with tp = {}, pp = {} give dp = "
+    fail("parallel.dp: the recipe asks for dp = {}, but {} ranks with tp = {}, cp = {}, pp = {} give dp = "
          "{}. Fix: launch {} ranks or set parallel.dp: auto",
-         p.dp, world_size, p.tp, p.pp, dp, p.dp * model_parallel);
+         p.dp, world_size, p.tp, p.cp, p.pp, dp, p.dp * model_parallel);
   }
   return dp;
 }
@@ -29,6 +29,7 @@ ParallelLayout resolve_layout(const Recipe& recipe, int world_size) {
   ParallelLayout layout;
   layout.tp = p.tp;
   layout.pp = p.pp;
+  layout.cp = p.cp;
   layout.zero = p.zero;
   layout.dp = resolve_dp(p, world_size);
   layout.micro_batch_size = recipe.train.micro_batch_size;
@@ -56,6 +57,7 @@ nlohmann::json layout_to_json(const ParallelLayout& layout) {
   return {{"dp", layout.dp},
           {"tp", layout.tp},
           {"pp", layout.pp},
+          {"cp", layout.cp},
           {"zero", layout.zero},
           {"micro_batch_size", layout.micro_batch_size},
           {"micro_batches", layout.micro_batches}};
@@ -84,6 +86,7 @@ ParallelLayout layout_from_json(const nlohmann::json& json) {
     layout.dp = static_cast<int>(layout_size(json, "dp"));
     layout.tp = static_cast<int>(layout_size(json, "tp"));
     layout.pp = static_cast<int>(layout_size(json, "pp"));
+    layout.cp = static_cast<int>(layout_size(json, "cp", 1));  // before context parallelism: 1
     layout.zero = static_cast<int>(layout_size(json, "zero"));
     layout.micro_batch_size = layout_size(json, "micro_batch_size", 1);
     layout.micro_batches = static_cast<int>(layout_size(json, "micro_batches", 1));

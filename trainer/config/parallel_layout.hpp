@@ -1,6 +1,6 @@
 #pragma once
 // The process layout of a run: the recipe's parallel section resolved against the number of
-// ranks actually launched (DESIGN.md §6: world = dp * pp * tp).
+// ranks actually launched (DESIGN.md §6: world = dp * pp * cp * tp).
 #include <cstdint>
 #include <nlohmann/json.hpp>
 
@@ -12,11 +12,12 @@ struct ParallelLayout {
   int dp = 1;
   int tp = 1;
   int pp = 1;
+  int cp = 1;
   int zero = 0;
   std::int64_t micro_batch_size = 1;  // sequences per forward/backward on one rank
   int micro_batches = 1;              // per dp rank per optimizer step (gradient accumulation)
 
-  int world_size() const { return dp * tp * pp; }
+  int world_size() const { return dp * tp * cp * pp; }
   bool operator==(const ParallelLayout&) const = default;
 };
 
@@ -25,7 +26,7 @@ struct ParallelLayout {
 // Throws kiln::Error naming the key and the fix.
 ParallelLayout resolve_layout(const Recipe& recipe, int world_size);
 
-// {"dp":..,"tp":..,"pp":..,"zero":..,"micro_batch_size":..,"micro_batches":..} for metadata.
+// {"dp":..,"tp":..,"pp":..,"cp":..,"zero":..,"micro_batch_size":..,"micro_batches":..} for metadata.
 nlohmann::json layout_to_json(const ParallelLayout& layout);
 ParallelLayout layout_from_json(const nlohmann::json& json);
 

@@ -129,7 +129,8 @@ struct LogConfig {
 struct ParallelConfig {
   int tp = 1;
   int pp = 1;
-  int dp = 0;             // 0 = world / (tp * pp)
+  int cp = 1;             // context parallelism: each sample's sequence split over cp ranks
+  int dp = 0;             // 0 = world / (tp * cp * pp)
   int micro_batches = 0;  // pipeline micro-batches per step; 0 = batch_size / (dp * micro)
   int zero = 0;           // 0 = replicated optimizer state; 1 = ZeRO-1 (shard over dp)
   bool overlap_grad_reduce = true;  // dp buckets start during the backward (same result as after it)

@@ -126,6 +126,31 @@ void check_sequence_parallel(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
+// Context parallelism cuts each sequence into 2 x cp equal chunks (parallel/context_parallel.hpp)
+// and runs kiln's own fp32 attention on them.
+void check_context_parallel(const Recipe& r, RecipeProblems& problems) {
+  const auto& p = r.parallel;
+  if (p.cp == 1) return;
+  if (r.train.seq_len % (2 * p.cp) != 0) {
+    problems.add("parallel.cp",
+                 fmt::format("cuts each sequence into 2 x cp = {} equal chunks, but train.seq_len = {} is not a "
+                             "multiple of {}",
+                             2 * p.cp, r.train.seq_len, 2 * p.cp),
+                 "choose a train.seq_len divisible by 2 x parallel.cp");
+  } else if (p.sequence_parallel && (r.train.seq_len / p.cp) % p.tp != 0) {
+    problems.add("parallel.sequence_parallel",
+                 fmt::format("each cp rank holds train.seq_len / cp = {} tokens, not a multiple of parallel.tp = {}",
+                             r.train.seq_len / p.cp, p.tp),
+                 "choose a train.seq_len divisible by cp x tp");
+  }
+  if (r.train.precision == Precision::bf16)
+    problems.add("parallel.cp", "context parallelism runs in fp32 for now (train.precision is bf16)",
+                 "set train.precision: fp32 (or auto), or parallel.cp: 1");
+  if (r.train.attention == AttentionBackend::cudnn)
+    problems.add("parallel.cp", "ring attention runs kiln's attention kernels, not cuDNN's (train.attention: cudnn)",
+                 "set train.attention: flash, or parallel.cp: 1");
+}
+
 void check_parallel(const Recipe& r, RecipeProblems& problems) {
   const auto& m = r.model;
   const int tp = r.parallel.tp;
@@ -143,6 +168,7 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
                  "choose a pp that divides n_layers, so every stage gets the same layer count");
   }
   check_sequence_parallel(r, problems);
+  check_context_parallel(r, problems);
 }
 
 // cuDNN's fused attention takes head dims that are multiples of 8 up to 256. Whether the resolved

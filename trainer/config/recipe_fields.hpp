@@ -162,6 +162,7 @@ void visit_recipe_fields(R& r, Field&& field) {
   auto& p = r.parallel;
   field("parallel.tp", p.tp, at_least(1));
   field("parallel.pp", p.pp, at_least(1));
+  field("parallel.cp", p.cp, at_least(1));
   field("parallel.dp", p.dp, at_least(0).or_auto());
   field("parallel.micro_batches", p.micro_batches, at_least(0).or_auto());
   field("parallel.zero", p.zero, in_range(0, 1));

@@ -15,6 +15,7 @@
 
 #include "kernels/ops/attention.hpp"
 #include "kernels/tensor.hpp"
+#include "parallel/context_parallel.hpp"
 #include "trainer/model/model_config.hpp"
 
 namespace kiln::model {
@@ -32,6 +33,9 @@ struct Batch {
   // Host copy of doc_ids' runs, for cuDNN attention (it takes documents as ragged offsets
   // and lengths the host computes): DeviceBatch::upload fills it on a CUDA device.
   std::shared_ptr<const ops::DocumentRuns> documents;
+  // Under context parallelism: how the whole sequences were cut (this batch holds this rank's
+  // two chunks of each row), for ring attention. Null otherwise.
+  std::shared_ptr<const parallel::ContextChunks> context;
 };
 
 // What a batch's values must satisfy for one model.

@@ -71,6 +71,7 @@ const Batch& DeviceBatch::upload(const Batch& host) {
   device_.doc_ids = place(host.doc_ids, DType::I32, 3 * index_bytes);
   device_.loss_mask = place(host.loss_mask, DType::U8, 4 * index_bytes);
   device_.documents = host.documents ? host.documents : document_runs_of(host);
+  device_.context = host.context;
   pinned->upload(memory_.data(), needed);
   return device_;
 }

@@ -38,6 +38,9 @@ struct ParallelPlacement {
   // regions this rank holds sequence positions [tp_rank T/tp, (tp_rank + 1) T/tp) only.
   // Meaningful with tp_size > 1 (with one rank its chunk is the whole sequence).
   bool sequence_parallel = false;
+  // Context parallelism (parallel/context_parallel.hpp): this rank holds 2 of the 2 x cp_size
+  // chunks of every sequence; attention runs around the cp ring. Null or size 1: none.
+  parallel::Communicator* cp = nullptr;
   bool first_stage() const { return pp_rank == 0; }
   bool last_stage() const { return pp_rank == pp_size - 1; }
 };

@@ -139,6 +139,7 @@ Transformer::Transformer(const ModelConfig& config, DType dtype, ParallelPlaceme
   if (sequence_parallel() && tp != nullptr)
     sequence_gradients_ = parallel::SequenceParallelGradients(*tp, sequence_chunk_gradients(),
                                                               params_.grad_dtype(), allocator);
+  if (placement_.cp != nullptr && placement_.cp->size() > 1) ring_attention_ = parallel::RingAttention(placement_.cp, allocator);
   slots_.emplace_back(allocator);
 }
 
@@ -295,6 +296,27 @@ ops::AttentionOptions Transformer::batch_attention(const Batch& batch) const {
 
 void Transformer::set_attention_library(ops::AttentionLibrary library) { attention_library_ = library; }
 
+void Transformer::attend(LayerActivations& a, Tensor q, Tensor k, Tensor v, const Batch& batch) {
+  if (!ring_attention_.active()) return attention_core(a, k, v, batch.doc_ids, batch_attention(batch));
+  ring_attention_.forward(as_heads(a.attn, dims_.q_heads), a.attn_lse, q, k, v, batch.doc_ids, context_of(batch));
+}
+
+void Transformer::attend_backward(Tensor dq, Tensor dk, Tensor dv, Tensor d_attn, const LayerActivations& a, Tensor q,
+                                  Tensor k, Tensor v, const Batch& batch) {
+  const Tensor out = as_heads(a.attn, dims_.q_heads);
+  if (!ring_attention_.active())
+    return ops::flash_attention_backward(dq, dk, dv, d_attn, q, k, v, out, a.attn_lse, batch.doc_ids,
+                                         batch_attention(batch));
+  ring_attention_.backward(dq, dk, dv, d_attn, q, k, v, out, a.attn_lse, batch.doc_ids, context_of(batch));
+}
+
+const parallel::ContextChunks& Transformer::context_of(const Batch& batch) const {
+  if (!batch.context)
+    fail("model: context parallelism needs the batch's chunk layout (Batch::context, made when the trainer cuts the "
+         "micro-batch for its cp rank)");
+  return *batch.context;
+}
+
 // x, a.attn -> a.mid = x + attn proj; MLP; y = a.mid + MLP out. y may alias x (inference).
 void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                            LayerActivations& a, Tensor y) const {
@@ -385,7 +407,7 @@ Transformer::StageForward Transformer::forward_stage(int slot_index, const Batch
     need_parameters_below(block_end(l));
     attention_input(weights_.blocks[l], block_input(acts, l), a, batch.positions, sequence_scratch(acts));
     const QkvViews qkv = split_qkv(a.qkv, dims_);
-    attention_core(a, qkv.k, qkv.v, batch.doc_ids, batch_attention(batch));
+    attend(a, qkv.q, qkv.k, qkv.v, batch);
     attention_output_and_mlp(weights_.blocks[l], block_input(acts, l), acts, a, a.out);
   }
   if (!last_stage()) {
@@ -550,9 +572,7 @@ void Transformer::block_backward(Slot& slot, std::size_t layer) {
   row_parallel_.backward(acts.d_attn, g.out_w, g.out_b, acts.d_residual, a.attn, w.out_w, scratch);
   const QkvViews qkv = split_qkv(a.qkv, dims_);
   const QkvViews d_qkv = split_qkv(acts.d_qkv, dims_);
-  ops::flash_attention_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads),
-                                qkv.q, qkv.k, qkv.v, as_heads(a.attn, dims_.q_heads), a.attn_lse,
-                                slot.batch.doc_ids, batch_attention(slot.batch));
+  attend_backward(d_qkv.q, d_qkv.k, d_qkv.v, as_heads(acts.d_attn, dims_.q_heads), a, qkv.q, qkv.k, qkv.v, slot.batch);
   if (config_.uses_rope()) {
     ops::rope_backward(d_qkv.q, d_qkv.q, slot.batch.positions, config_.rope);
     ops::rope_backward(d_qkv.k, d_qkv.k, slot.batch.positions, config_.rope);

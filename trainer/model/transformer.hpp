@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "kernels/ops.hpp"
+#include "parallel/context_parallel.hpp"
 #include "parallel/tensor_parallel.hpp"
 #include "trainer/model/activations.hpp"
 #include "trainer/model/batch.hpp"
@@ -219,6 +220,11 @@ class Transformer {
   void attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor doc_ids,
                       const ops::AttentionOptions& options) const;
   ops::AttentionOptions batch_attention(const Batch& batch) const;
+  // The training attention of one block: attention_core, or ring attention under cp.
+  void attend(LayerActivations& a, Tensor q, Tensor k, Tensor v, const Batch& batch);
+  void attend_backward(Tensor dq, Tensor dk, Tensor dv, Tensor d_attn, const LayerActivations& a, Tensor q, Tensor k,
+                       Tensor v, const Batch& batch);
+  const parallel::ContextChunks& context_of(const Batch& batch) const;
   void attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                 LayerActivations& a, Tensor y) const;
   void head_forward(Activations& acts, Tensor x) const;
@@ -242,6 +248,7 @@ class Transformer {
   StageDims dims_;                // this rank's widths and blocks
   ops::AttentionLibrary attention_library_ = ops::AttentionLibrary::kiln;
   ParametersNeeded parameters_needed_;
+  parallel::RingAttention ring_attention_;  // active under context parallelism
   // Tensor-parallel layers (parallel/tensor_parallel.hpp); the serial ops when tp = 1.
   parallel::ColumnParallelLinear column_parallel_;
   parallel::RowParallelLinear row_parallel_;

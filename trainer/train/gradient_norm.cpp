@@ -30,7 +30,7 @@ bool counts_parameter(const model::ParameterInfo& info, const parallel::ProcessG
 double global_gradient_norm(const model::ParameterStore& params, const optim::AdamW& optimizer, Tensor grads,
                             parallel::ProcessGrid& grid, bool zero) {
   std::vector<ops::FlatRange> counted;
-  if (zero || grid.dp_rank() == 0) {
+  if (zero || grid.replica_rank() == 0) {  // each replicated piece once (dp x cp hold the same)
     for (const auto& segment : optimizer.segments()) {
       if (!counts_parameter(params.infos()[segment.parameter], grid)) continue;
       counted.push_back({segment.offset, segment.end - segment.begin});

@@ -43,7 +43,23 @@ model::Batch MicroBatch::view() const {
   batch.loss_mask = view_of(loss_mask, rows, seq_len);
   batch.doc_ids = view_of(doc_ids, rows, seq_len);
   batch.positions = view_of(positions, rows, seq_len);
+  batch.context = context;
   return batch;
+}
+
+MicroBatch context_parallel_part(const MicroBatch& whole, int rank, int ranks) {
+  const std::vector<std::int64_t> ids(whole.doc_ids.begin(), whole.doc_ids.end());
+  auto chunks = std::make_shared<const parallel::ContextChunks>(ids, whole.rows, whole.seq_len, ranks);
+  MicroBatch part;
+  part.rows = whole.rows;
+  part.seq_len = 2 * chunks->chunk();
+  part.tokens = chunks->take(whole.tokens, rank);
+  part.targets = chunks->take(whole.targets, rank);
+  if (!whole.loss_mask.empty()) part.loss_mask = chunks->take(whole.loss_mask, rank);
+  if (!whole.doc_ids.empty()) part.doc_ids = chunks->take(whole.doc_ids, rank);
+  part.positions = chunks->take(whole.positions, rank);
+  part.context = std::move(chunks);
+  return part;
 }
 
 MicroBatch slice_micro_batch(const data::Batch& batch, std::uint64_t first_row, std::uint64_t rows,

@@ -185,6 +185,7 @@ struct Trainer::State {
   void resume_or_initialise();
   void load_weights(const checkpoint::CheckpointReader& reader);
   double train_step();
+  std::vector<MicroBatch> this_ranks_micro_batches(const data::Batch& batch, const std::string& dataset);
   ops::LossSum run_micro_batches(const std::vector<MicroBatch>& micro_batches, double grad_scale, bool backward);
   model::Transformer::GradientsFinal gradients_final_hook();
   Tensor reduced_gradients();
@@ -212,7 +213,7 @@ Trainer::Trainer(config::Recipe recipe) {
   s.choose_device();  // before the grid: GPU ranks' data groups are NCCL's
   s.grid = std::make_unique<parallel::ProcessGrid>(
       *s.world, s.layout.dp, s.layout.tp, s.layout.pp,
-      s.device == Device::Cuda ? parallel::CommunicatorBackend::nccl : parallel::CommunicatorBackend::host);
+      s.device == Device::Cuda ? parallel::CommunicatorBackend::nccl : parallel::CommunicatorBackend::host, s.layout.cp);
   s.run_dir = s.recipe.run.dir;
   s.train_data = open_split(s.recipe.data.train, "train", s.tokenizer, s.recipe.data.tokenizer);
   if (!s.recipe.data.val.empty()) {
@@ -253,9 +254,10 @@ void Trainer::State::choose_device() {
     device = Device::Cuda;
   }
   if (train.precision == config::Precision::auto_select) {
-    const bool bf16_wired = layout.tp == 1 && layout.pp == 1;
+    const bool bf16_wired = layout.tp == 1 && layout.pp == 1 && layout.cp == 1;
     train.precision = device == Device::Cuda && bf16_wired ? config::Precision::bf16 : config::Precision::fp32;
-    if (device == Device::Cuda && !bf16_wired) device_choice += "; precision auto: fp32, as bf16 takes tp = pp = 1 for now";
+    if (device == Device::Cuda && !bf16_wired)
+      device_choice += "; precision auto: fp32, as bf16 takes tp = pp = cp = 1 for now";
   }
   if (train.attention == config::AttentionBackend::cudnn) check_cudnn_attention();
 }
@@ -280,6 +282,7 @@ void Trainer::State::check_cudnn_attention() const {
 void Trainer::State::build_model() {
   model::ParallelPlacement placement;
   placement.tp = &grid->tp();
+  placement.cp = &grid->cp();
   placement.tp_rank = grid->tp_rank();
   placement.tp_size = grid->tp_size();
   placement.pp_rank = grid->pp_rank();
@@ -294,7 +297,7 @@ void Trainer::State::build_model() {
   for (int slot = 0; slot < model->pipeline_slots(); ++slot)
     device_batches.push_back(std::make_unique<model::DeviceBatch>(allocator()));
   const auto& params = model->parameters();
-  data_parallel = std::make_unique<parallel::DataParallel>(grid->dp(), params.numel(), params.grad_dtype(), layout.zero == 1,
+  data_parallel = std::make_unique<parallel::DataParallel>(grid->replicas(), params.numel(), params.grad_dtype(), layout.zero == 1,
                                                            model->gradient_final_offsets(), parallel::kDefaultBucketBytes,
                                                            parallel::kDefaultMinBucketBytes, allocator());
   // The tied embedding's gradient is completed by the embedding group after the backward.
@@ -394,12 +397,12 @@ void Trainer::State::print_banner() {
   fmt::print("kiln {} | {} model: {} parameters, {} layers, d_model {}, {} heads ({} kv), vocab {} (padded {})\n",
              kVersion, model::family_name(m.family), metrics::format_count(static_cast<double>(model::parameter_count(m))),
              m.n_layers, m.d_model, m.n_heads, m.n_kv_heads, m.vocab_size, m.padded_vocab());
-  fmt::print("device {} ({}) | train.precision {} | train.attention {} | layout dp={} tp={} pp={} zero={} on {} "
+  fmt::print("device {} ({}) | train.precision {} | train.attention {} | layout dp={} tp={} pp={} cp={} zero={} on {} "
              "rank(s) x {} thread(s), data groups over {} | {} tokens/step = {} x {} | {} micro-batch(es) of {} per dp "
              "rank\n",
              device == Device::Cuda ? fmt::format("cuda, {}", cuda_device_name) : std::string("cpu"), device_choice,
              precision_banner(recipe.train.precision), attention_banner(recipe.train.attention),
-             layout.dp, layout.tp, layout.pp, layout.zero, world->size(), omp_get_max_threads(),
+             layout.dp, layout.tp, layout.pp, layout.cp, layout.zero, world->size(), omp_get_max_threads(),
              device == Device::Cuda ? "NCCL" : (world->size() > 1 ? "MPI" : "none (one rank)"),
              recipe.train.tokens_per_step(), recipe.train.batch_size, recipe.train.seq_len, layout.micro_batches,
              layout.micro_batch_size);
@@ -469,17 +472,26 @@ Tensor Trainer::State::reduced_gradients() {
 // The global mean loss, known on every rank: summed over dp, sent from the last stage.
 double Trainer::State::reduce_loss(ops::LossSum local) {
   double totals[2] = {local.sum, static_cast<double>(local.count)};
-  grid->control_dp().all_reduce(Tensor::of(totals, {2}));
+  grid->control_replicas().all_reduce(Tensor::of(totals, {2}));
   grid->control_pp().broadcast(Tensor::of(totals, {2}), layout.pp - 1);
   return totals[1] > 0 ? totals[0] / totals[1] : 0.0;
 }
 
+// This rank's micro-batches of a loader batch: cut by rows and, under context parallelism, to
+// this cp rank's two chunks of each row.
+std::vector<MicroBatch> Trainer::State::this_ranks_micro_batches(const data::Batch& batch, const std::string& dataset) {
+  auto micro_batches = split_micro_batches(batch, static_cast<std::uint64_t>(layout.micro_batch_size),
+                                           {dataset, model::BatchLimits::of(model->config())});
+  if (layout.cp > 1)
+    for (auto& micro : micro_batches) micro = context_parallel_part(micro, grid->cp_rank(), layout.cp);
+  return micro_batches;
+}
+
 double Trainer::State::train_step() {
-  const auto micro_batches = split_micro_batches(loader->next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size),
-                                                 {recipe.data.train, model::BatchLimits::of(model->config())});
+  const auto micro_batches = this_ranks_micro_batches(loader->next_batch(), recipe.data.train);
   std::int64_t counted = 0;
   for (const auto& micro : micro_batches) counted += micro.counted_tokens();
-  grid->control_dp().all_reduce(Tensor::of(&counted, {1}));
+  grid->control_replicas().all_reduce(Tensor::of(&counted, {1}));
   model->zero_grads();
   if (recipe.parallel.overlap_grad_reduce) data_parallel->start(model->parameters().grads());
   const double grad_scale = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
@@ -538,10 +550,7 @@ std::optional<double> Trainer::State::validation_loss() {
                                 eval_batches);
       return std::nullopt;
     }
-    const auto micro_batches =
-        split_micro_batches(val_loader.next_batch(), static_cast<std::uint64_t>(layout.micro_batch_size),
-                            {recipe.data.val, model::BatchLimits::of(model->config())});
-    const auto loss = run_micro_batches(micro_batches, 0.0, false);
+    const auto loss = run_micro_batches(this_ranks_micro_batches(val_loader.next_batch(), recipe.data.val), 0.0, false);
     local.sum += loss.sum;
     local.count += loss.count;
   }
@@ -556,10 +565,12 @@ fs::path Trainer::State::save_checkpoint() {
   world->barrier();
   if (!root()) writer = std::make_unique<checkpoint::CheckpointWriter>(recipe.checkpoints_dir(), step, world->rank());
   const bool zero = data_parallel->zero();
-  const int dp_rank = grid->dp_rank();
-  const auto writes_values = [&](const model::ParameterInfo& info) { return dp_rank == 0 && counts_parameter(info, *grid); };
+  // One copy of each piece: the first of the ranks that hold the same parameters (dp x cp), or
+  // every one of them for its ZeRO shard.
+  const int replica = grid->replica_rank();
+  const auto writes_values = [&](const model::ParameterInfo& info) { return replica == 0 && counts_parameter(info, *grid); };
   const auto writes_moments = [&](const model::ParameterInfo& info) {
-    return (zero || dp_rank == 0) && counts_parameter(info, *grid);
+    return (zero || replica == 0) && counts_parameter(info, *grid);
   };
   // The fp32 values: the store's own, or (bf16 working copy) the optimizer's master shards.
   if (optimizer->separate_masters()) {
@@ -729,12 +740,14 @@ void Trainer::write_traffic_report(const std::filesystem::path& path) const {
   const double steps = std::max<double>(1.0, static_cast<double>(s.steps_this_run));
   nlohmann::json report = {{"rank", s.world->rank()},
                            {"dp", s.grid->dp_rank()},
+                           {"cp", s.grid->cp_rank()},
                            {"tp", s.grid->tp_rank()},
                            {"pp", s.grid->pp_rank()},
                            {"steps", s.steps_this_run},
                            {"bytes_sent_per_step",
                             {{"tp", traffic_of(s.grid->tp(), steps)},
-                             {"dp", traffic_of(s.grid->dp(), steps)},
+                             {"dp", traffic_of(s.grid->replicas(), steps)},
+                             {"cp", traffic_of(s.grid->cp(), steps)},
                              {"pp", traffic_of(s.grid->pp(), steps)},
                              {"world", traffic_of(*s.world, steps)}}}};
   if (auto* ends = s.grid->embedding()) report["bytes_sent_per_step"]["embedding"] = traffic_of(*ends, steps);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cuda/attention.hpp"
+#include "kernels/cuda/attention_merge.hpp"
 #include "kernels/cuda/host/device_backend.hpp"
 #include "kernels/cuda/host/tensor_pointers.hpp"
 
@@ -63,6 +64,22 @@ void DeviceBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor d
                                     lse_data,                              docs};
     KILN_CUDA_NS::attention_backward(attention_shape(q, k, causal, scale), args, compute_);
   });
+}
+
+void DeviceBackend::merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) {
+  constexpr const char* op = "merge_attention";
+  using Named = std::pair<const char*, Tensor>;
+  MergeRows rows;
+  rows.batch = out.size(0), rows.seq = out.size(1), rows.heads = out.size(2), rows.dim = out.size(3);
+  for (int i = 0; i < 3; ++i) {
+    rows.out_strides[i] = out.stride(i), rows.part_strides[i] = part.stride(i);
+    rows.lse_strides[i] = lse.stride(i), rows.part_lse_strides[i] = part_lse.stride(i);
+  }
+  for (const auto& [name, x] : {Named{"out", out}, Named{"lse", lse}, Named{"part", part}, Named{"part_lse", part_lse}})
+    if (x.dtype != DType::F32) fail("ops::{}: `{}` is {}; the device merges f32", op, name, x.str());
+  // Strided views (a row range of the running output): the kernel takes the strides.
+  KILN_CUDA_NS::merge_attention(device_pointer<float>(out), device_pointer<float>(lse), device_pointer<const float>(part),
+                                device_pointer<const float>(part_lse), rows, compute_);
 }
 
 }  // namespace kiln::KILN_CUDA_NS
