@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <set>
+#include <utility>
 
 #include "trainer/core/random.hpp"
 
@@ -164,11 +165,19 @@ std::string fact_sentence(const BuiltinCorpus::City& city, int which) {
   }
 }
 
+CorpusTask short_task(std::string kind, std::string prompt, std::string answer) {
+  CorpusTask task;
+  task.kind = std::move(kind);
+  task.prompt = std::move(prompt);
+  task.answer = std::move(answer);
+  return task;
+}
+
 CorpusTask fact_question(const BuiltinCorpus::City& city, int which) {
   switch (which) {
-    case 0: return {"facts", fmt::format("Q: In which country is {}? A:", city.name), fmt::format(" {}", city.country)};
-    case 1: return {"facts", fmt::format("Q: Which river flows through {}? A:", city.name), fmt::format(" {}", city.river)};
-    default: return {"facts", fmt::format("Q: In which year was {} founded? A:", city.name), fmt::format(" {}", city.founded)};
+    case 0: return short_task("facts", fmt::format("Q: In which country is {}? A:", city.name), fmt::format(" {}", city.country));
+    case 1: return short_task("facts", fmt::format("Q: Which river flows through {}? A:", city.name), fmt::format(" {}", city.river));
+    default: return short_task("facts", fmt::format("Q: In which year was {} founded? A:", city.name), fmt::format(" {}", city.founded));
   }
 }
 
@@ -284,15 +293,15 @@ CorpusTask BuiltinCorpus::held_out_task(std::uint64_t index, std::uint64_t seed)
   switch (rng.below(4)) {
     case 0: {
       const Arithmetic problem = draw_arithmetic(rng, true);
-      return {"arithmetic", arithmetic_prompt(problem), fmt::format(" {}", problem.result())};
+      return short_task("arithmetic", arithmetic_prompt(problem), fmt::format(" {}", problem.result()));
     }
     case 1: {
       const auto numbers = draw_sort_list(rng, true);
-      return {"sorting", sort_prompt(numbers), fmt::format(" {}", sorted_text(numbers))};
+      return short_task("sorting", sort_prompt(numbers), fmt::format(" {}", sorted_text(numbers)));
     }
     case 2: {
       const Words words = draw_reversal_words(rng, true);
-      return {"reversal", reversal_prompt(words), fmt::format(" {}", reversed_text(words))};
+      return short_task("reversal", reversal_prompt(words), fmt::format(" {}", reversed_text(words)));
     }
     default:
       return fact_question(rng.pick(cities_), rng.between(0, 2));

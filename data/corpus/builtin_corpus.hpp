@@ -12,7 +12,10 @@
 // The same (seed, index) always gives the same document on every platform. Held-out tasks
 // use operands the training documents never contain, so a model that answers them learned
 // the procedure rather than the examples; facts are shared on purpose (recall is the task).
+// Long-context tasks and documents (passkey retrieval, in-context language learning) are in
+// data/corpus/long_context_corpus.hpp.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,10 @@ struct CorpusTask {
   std::string kind;
   std::string prompt;  // the model continues it (never ends in a space)...
   std::string answer;  // ...and should produce exactly this, leading space included, then "\n"
+  // Long-context tasks (data/corpus/long_context_corpus.hpp): the prompt length asked for,
+  // in characters (0 for the short tasks), and for passkeys where the key sits (0 top, 1 end).
+  std::uint64_t context_chars = 0;
+  std::optional<double> depth;
 };
 
 class BuiltinCorpus {
