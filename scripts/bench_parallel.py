@@ -2,8 +2,10 @@
 """Benchmark (not a test): kiln training under several (dp, tp, pp) layouts on this machine.
 
 For each layout: step time, tokens/s, and the bytes each rank sends per step, measured by
-kiln's communicators, beside the analytic count for that layout (Megatron-LM's accounting,
-ring collectives: an all-reduce of B bytes over n ranks sends 2 (n-1)/n B per rank):
+kiln's communicators, beside the analytic count for that layout from `kiln plan RECIPE --layout
+dp,tp,pp,zero --json` (trainer/plan/communication_volume.hpp: Megatron-LM's accounting, ring
+collectives: an all-reduce of B bytes over n ranks sends 2 (n-1)/n B per rank), so the benchmark
+checks the model the planner ranks layouts with:
   TP  per micro-batch, per layer 2 all-reduces of the [b, T, C] activations forward and 2 of
       their gradients backward; plus the vocab-parallel embedding (first stage, forward) and
       the head's input gradient (last stage), and the cross-entropy statistics [b, T] x 3
@@ -28,40 +30,15 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYOUTS = [(1, 1, 1, 0), (2, 1, 1, 0), (2, 1, 1, 1), (1, 2, 1, 0), (1, 1, 2, 0), (2, 2, 1, 0), (1, 2, 2, 0), (2, 2, 2, 0)]
 MODEL = dict(d_model=64, n_layers=4, n_heads=4, seq_len=64, batch=16, micro=2)
-FLOAT = 4
 
 
-def ring(n, nbytes, factor):
-    return factor * nbytes * (n - 1) / n if n > 1 else 0.0
-
-
-def analytic(layout, rank, params_local, vocab_padded, steps_scalars=True):
-    dp, tp, pp, zero = layout
-    m = MODEL
-    b, t, c = m["micro"], m["seq_len"], m["d_model"]
-    micro_batches = m["batch"] // (dp * m["micro"])
-    stage = rank["pp"]
-    first, last = stage == 0, stage == pp - 1
-    layers = stage_layers(m["n_layers"], pp, stage)
-    act = b * t * c * FLOAT
-    tp_bytes = micro_batches * (ring(tp, act, 2) * (4 * layers + first + last) + last * ring(tp, 3 * b * t * FLOAT, 2))
-    pp_bytes = micro_batches * act * ((not last) + (not first)) if pp > 1 else 0.0
-    if zero and dp > 1:
-        # reduce-scatter of the gradients, all-gather of the updated parameters (bucket by
-        # bucket, each rank's part in place: no padding travels)
-        dp_bytes = ring(dp, params_local * FLOAT, 1) + ring(dp, params_local * FLOAT, 1)
-    else:
-        dp_bytes = ring(dp, params_local * FLOAT, 2)
-    return tp_bytes, pp_bytes, dp_bytes
-
-
-def stage_layers(n_layers, pp, stage):
-    base, extra = divmod(n_layers, pp)
-    counts = [base] * pp
-    order = list(range(1, pp - 1)) + [0]  # middle stages first, then the first; never the last
-    for i in range(extra):
-        counts[order[i % len(order)]] += 1
-    return counts[stage]
+def analytic(kiln, recipe, layout, env):
+    """Per pipeline stage, the bytes one rank sends per step in each group, as `kiln plan` counts them."""
+    result = subprocess.run([kiln, "plan", recipe, "--layout", ",".join(map(str, layout)), "--json"], check=True,
+                            env=env, capture_output=True, text=True)
+    stages = json.loads(result.stdout)["layouts"][0]["stages"]
+    return [(s["bytes_sent_per_step"]["tp"], s["bytes_sent_per_step"]["pp"], s["bytes_sent_per_step"]["dp"])
+            for s in stages]
 
 
 def main():
@@ -80,7 +57,7 @@ def main():
     with open(f"{work}/r.yaml", "w") as f:
         f.write(f"""model: {{family: llama, d_model: {m['d_model']}, n_layers: {m['n_layers']}, n_heads: {m["n_heads"]}, tie_embeddings: false, max_seq_len: {m['seq_len']}}}
 data: {{tokenizer: {work}/t.json, train: {work}/d/train.h5}}
-train: {{steps: {args.steps}, seq_len: {m['seq_len']}, batch_size: {m['batch']}, micro_batch_size: {m['micro']}, threads: 1}}
+train: {{steps: {args.steps}, seq_len: {m['seq_len']}, batch_size: {m['batch']}, micro_batch_size: {m['micro']}, threads: 1, device: cpu}}
 optim: {{lr: 1.0e-3, warmup_steps: 0, schedule: constant}}
 checkpoint: {{every_steps: 0}}
 """)
@@ -98,20 +75,16 @@ checkpoint: {{every_steps: 0}}
         cmd += [args.kiln, "train", f"{work}/r.yaml", "--run-dir", out, "--traffic-report", f"{out}/traffic",
                 "--set", f"parallel.dp={dp}", "--set", f"parallel.tp={tp}", "--set", f"parallel.pp={pp}",
                 "--set", f"parallel.zero={zero}", "--set", f"parallel.overlap_grad_reduce={overlap}"]
-        result = run(*cmd)
+        run(*cmd)
+        model = analytic(args.kiln, f"{work}/r.yaml", layout, env)
         steps = [json.loads(line) for line in open(f"{out}/metrics.jsonl") if '"loss"' in line]
         step_s = sum(s["step_s"] for s in steps[1:]) / max(1, len(steps) - 1)
         tokens_s = m["batch"] * m["seq_len"] / step_s
         step_times[(layout, overlap)] = step_s
-        params = {}
-        for line in result.stdout.splitlines():
-            if line.strip().startswith("rank"):
-                r = int(line.split(":")[0].split()[1])
-                params[r] = int(line.split("|")[2].split()[0])
         reports = sorted((json.load(open(p)) for p in glob.glob(f"{out}/traffic.rank*.json")), key=lambda x: x["rank"])
         for report in (reports[0], reports[-1]) if len(reports) > 1 else reports[:1]:
             sent = report["bytes_sent_per_step"]
-            tp_model, pp_model, dp_model = analytic(layout, report, params[report["rank"]], None)
+            tp_model, pp_model, dp_model = model[report["pp"]]
             pp_meas = sent["pp"]["send"] + sent["pp"]["broadcast"]
             dp_meas = sent["dp"]["total"]
             print(f"{dp:>4}{tp:>3}{pp:>3}{zero:>5} {overlap:>7} {step_s:>7.3f} {tokens_s:>8.0f} {report['rank']:>4} "

@@ -8,6 +8,7 @@ file(GLOB KILN_TRAINER_SOURCES CONFIGURE_DEPENDS
   ${CMAKE_CURRENT_LIST_DIR}/metrics/*.cpp
   ${CMAKE_CURRENT_LIST_DIR}/model/*.cpp
   ${CMAKE_CURRENT_LIST_DIR}/train/*.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/plan/*.cpp
   ${CMAKE_CURRENT_LIST_DIR}/export/*.cpp)
 add_library(kiln_trainer STATIC ${KILN_TRAINER_SOURCES})
 kiln_target_defaults(kiln_trainer)

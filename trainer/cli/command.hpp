@@ -26,5 +26,6 @@ void add_generate_command(CLI::App& app);
 void add_import_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_score_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace kiln::cli

@@ -50,6 +50,7 @@ int run(int argc, char** argv) {
   kiln::cli::add_export_command(app);
   kiln::cli::add_score_command(app);
   kiln::cli::add_info_command(app);
+  kiln::cli::add_plan_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
