@@ -9,6 +9,7 @@ std::string_view to_string(ModelFamily family) { return enum_name(family); }
 std::string_view to_string(RopeScalingType type) { return enum_name(type); }
 std::string_view to_string(Device device) { return enum_name(device); }
 std::string_view to_string(AttentionBackend backend) { return enum_name(backend); }
+std::string_view to_string(Recompute recompute) { return enum_name(recompute); }
 std::string_view to_string(Precision precision) { return enum_name(precision); }
 
 void resolve_vocab_size(Recipe& recipe, std::int64_t tokenizer_vocab_size,

@@ -28,6 +28,8 @@ enum class ModelFamily { gpt2, llama };
 enum class RopeScalingType { none, llama3 };
 enum class Device { auto_select, cpu, cuda };
 enum class AttentionBackend { flash, cudnn };
+// What the training activations keep per block (trainer/model/activations.hpp).
+enum class Recompute { none, selective, full };
 // Storage of weights and activations (compute is fp32 either way): bf16 keeps fp32 master
 // weights and moments in the optimizer beside a bf16 working copy (DESIGN.md §8). auto: bf16
 // on CUDA, fp32 on the CPU (resolved by the trainer once the device is known).
@@ -81,6 +83,7 @@ struct TrainConfig {
   int threads = 0;                    // CPU threads; 0 = OpenMP's default
   Device device = Device::auto_select;
   AttentionBackend attention = AttentionBackend::flash;
+  Recompute recompute = Recompute::none;
   Precision precision = Precision::auto_select;
 
   std::int64_t tokens_per_step() const { return batch_size * seq_len; }
@@ -203,6 +206,7 @@ std::string_view to_string(ModelFamily family);
 std::string_view to_string(RopeScalingType type);
 std::string_view to_string(Device device);
 std::string_view to_string(AttentionBackend backend);
+std::string_view to_string(Recompute recompute);
 std::string_view to_string(Precision precision);
 
 }  // namespace kiln::config

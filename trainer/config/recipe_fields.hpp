@@ -61,6 +61,11 @@ struct EnumNames<AttentionBackend> {
       {{AttentionBackend::flash, "flash"}, {AttentionBackend::cudnn, "cudnn"}}};
 };
 template <>
+struct EnumNames<Recompute> {
+  static constexpr std::array<std::pair<Recompute, std::string_view>, 3> values{
+      {{Recompute::none, "none"}, {Recompute::selective, "selective"}, {Recompute::full, "full"}}};
+};
+template <>
 struct EnumNames<Precision> {
   static constexpr std::array<std::pair<Precision, std::string_view>, 3> values{
       {{Precision::auto_select, "auto"}, {Precision::fp32, "fp32"}, {Precision::bf16, "bf16"}}};
@@ -136,6 +141,7 @@ void visit_recipe_fields(R& r, Field&& field) {
   field("train.threads", t.threads, at_least(0).or_auto());
   field("train.device", t.device, any_value());
   field("train.attention", t.attention, any_value());
+  field("train.recompute", t.recompute, any_value());
   field("train.precision", t.precision, any_value());
 
   auto& o = r.optim;

@@ -40,27 +40,40 @@ class ArenaCarver {
 // stay f32 under bf16 storage, which is also what the CUDA kernels take.
 DType statistics_dtype(DType storage) { return storage == DType::BF16 ? DType::F32 : storage; }
 
-// T: the whole sequence (inside the column -> row regions); Tc: the residual stream's chunk.
-LayerActivations carve_layer(ArenaCarver& arena, const StageDims& c, DType dtype, std::int64_t B,
-                             std::int64_t T, std::int64_t Tc) {
+// Which of a block's tensors a training arena keeps per block under `recompute`; the others
+// live once, in the shared working block.
+enum class Kept { per_block, shared };
+
+Kept kept_for(std::string_view name, Recompute recompute) {
+  if (recompute == Recompute::none || name == "out") return Kept::per_block;
+  if (recompute == Recompute::full) return Kept::shared;
+  const bool dropped = name == "attn_norm" || name == "mlp_norm" || name == "mlp_act";
+  return dropped ? Kept::shared : Kept::per_block;
+}
+
+// One block's tensors, those `wanted` says, in a fixed order. T: the whole sequence (inside the
+// column -> row regions); Tc: the residual stream's chunk.
+template <class Wanted>
+void carve_layer(ArenaCarver& arena, LayerActivations& a, Wanted&& wanted, const StageDims& c, DType dtype,
+                 std::int64_t B, std::int64_t T, std::int64_t Tc) {
   const std::int64_t Nc = B * Tc;
-  const bool layernorm = c.layernorm;
   const DType stats = statistics_dtype(dtype);
-  LayerActivations a;
-  a.attn_norm = arena.take("attn_norm", dtype, {B, Tc, c.d_model});
-  if (layernorm) a.attn_mean = arena.take("attn_mean", stats, {Nc});
-  a.attn_rstd = arena.take("attn_rstd", stats, {Nc});
-  a.qkv = arena.take("qkv", dtype, {B, T, c.qkv_dim()});
-  a.attn = arena.take("attn", dtype, {B, T, c.q_dim()});
-  a.attn_lse = arena.take("attn_lse", stats, {B, c.q_heads, T});
-  a.mid = arena.take("mid", dtype, {B, Tc, c.d_model});
-  a.mlp_norm = arena.take("mlp_norm", dtype, {B, Tc, c.d_model});
-  if (layernorm) a.mlp_mean = arena.take("mlp_mean", stats, {Nc});
-  a.mlp_rstd = arena.take("mlp_rstd", stats, {Nc});
-  a.mlp_in = arena.take("mlp_in", dtype, {B, T, c.mlp_in_dim()});
-  a.mlp_act = arena.take("mlp_act", dtype, {B, T, c.d_ff});
-  a.out = arena.take("out", dtype, {B, Tc, c.d_model});
-  return a;
+  const auto take = [&](Tensor& slot, std::string_view name, DType type, Shape shape) {
+    if (wanted(name)) slot = arena.take(name, type, std::move(shape));
+  };
+  take(a.attn_norm, "attn_norm", dtype, {B, Tc, c.d_model});
+  if (c.layernorm) take(a.attn_mean, "attn_mean", stats, {Nc});
+  take(a.attn_rstd, "attn_rstd", stats, {Nc});
+  take(a.qkv, "qkv", dtype, {B, T, c.qkv_dim()});
+  take(a.attn, "attn", dtype, {B, T, c.q_dim()});
+  take(a.attn_lse, "attn_lse", stats, {B, c.q_heads, T});
+  take(a.mid, "mid", dtype, {B, Tc, c.d_model});
+  take(a.mlp_norm, "mlp_norm", dtype, {B, Tc, c.d_model});
+  if (c.layernorm) take(a.mlp_mean, "mlp_mean", stats, {Nc});
+  take(a.mlp_rstd, "mlp_rstd", stats, {Nc});
+  take(a.mlp_in, "mlp_in", dtype, {B, T, c.mlp_in_dim()});
+  take(a.mlp_act, "mlp_act", dtype, {B, T, c.d_ff});
+  take(a.out, "out", dtype, {B, Tc, c.d_model});
 }
 
 // The sequence collectives' scratch (sequence parallelism only).
@@ -80,10 +93,18 @@ void carve(ArenaCarver& arena, Activations& acts, const StageDims& c, DType dtyp
   acts.embedded = arena.take("embedded", dtype, {B, Tc, c.d_model});
   carve_sequence_parallel(arena, acts, c, dtype);
   const std::int64_t kept_layers = acts.for_training ? c.layers : 1;
+  const Recompute recompute = acts.for_training ? c.recompute : Recompute::none;
+  LayerActivations working;  // what recomputation drops, once for every block
+  arena.set_prefix("recompute.");
+  carve_layer(arena, working, [&](std::string_view name) { return kept_for(name, recompute) == Kept::shared; }, c,
+              dtype, B, T, Tc);
   acts.layers.clear();
   for (std::int64_t l = 0; l < kept_layers; ++l) {
     arena.set_prefix(fmt::format("blocks.{}.", l));
-    acts.layers.push_back(carve_layer(arena, c, dtype, B, T, Tc));
+    LayerActivations a = working;
+    carve_layer(arena, a, [&](std::string_view name) { return kept_for(name, recompute) == Kept::per_block; }, c,
+                dtype, B, T, Tc);
+    acts.layers.push_back(a);
   }
   arena.set_prefix("");
   if (c.vocab_local > 0) {

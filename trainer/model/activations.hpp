@@ -39,6 +39,20 @@
 
 namespace kiln::model {
 
+// Activation recomputation (train.recompute): what a training arena keeps per block.
+//   none       every tensor listed above;
+//   selective  drops what elementwise and norm kernels give back from what is kept: the norm
+//              outputs (attn_norm, mlp_norm) and the MLP activation (mlp_act), the largest
+//              tensors with no GEMM or attention behind them; the backward of a block
+//              recomputes them first (Transformer::recompute_block);
+//   full       keeps only each block's output (the next block's input); the backward of a
+//              block runs its forward again first.
+// What is dropped lives once, in a shared working block (slots "recompute.*") that every block
+// writes in the forward and the block being differentiated rewrites in the backward. The
+// recomputed values are the forward's bits (the same ops on the same inputs), so losses and
+// gradients do not change.
+enum class Recompute : std::uint8_t { none, selective, full };
+
 // The sizes one rank computes with.
 struct StageDims {
   std::int64_t d_model = 0;
@@ -50,6 +64,7 @@ struct StageDims {
   std::int64_t layers = 0;       // blocks of this stage
   std::int64_t vocab_local = 0;  // logits columns (padded_vocab / tp); 0: no head on this stage
   std::int64_t sequence_shards = 1;  // tp under sequence parallelism: the residual stream's split
+  Recompute recompute = Recompute::none;  // training arenas only
 
   std::int64_t q_dim() const { return q_heads * head_dim; }
   std::int64_t kv_dim() const { return kv_heads * head_dim; }

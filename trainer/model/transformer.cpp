@@ -325,12 +325,39 @@ void Transformer::attention_output_and_mlp(const BlockTensors& w, Tensor x, cons
   ops::add(a.mid, a.mid, x);
   norm_forward(a.mlp_norm, a.mlp_mean, a.mlp_rstd, a.mid, w.mlp_norm_w, w.mlp_norm_b);
   column_parallel_.forward(a.mlp_in, a.mlp_norm, w.mlp_in_w, w.mlp_in_b, scratch);
+  mlp_activation(a);
+  row_parallel_.forward(y, a.mlp_act, w.down_w, w.down_b, acts.zero_ids, scratch);
+  ops::add(y, y, a.mid);
+}
+
+// a.mlp_act [B, T, F] = GELU(mlp_in), or SwiGLU(gate, up) of its two halves.
+void Transformer::mlp_activation(LayerActivations& a) const {
   if (config_.mlp() == MlpKind::swiglu)
     ops::swiglu_forward(a.mlp_act, gate_half(a.mlp_in), up_half(a.mlp_in));
   else
     ops::gelu_forward(a.mlp_act, a.mlp_in);
-  row_parallel_.forward(y, a.mlp_act, w.down_w, w.down_b, acts.zero_ids, scratch);
-  ops::add(y, y, a.mid);
+}
+
+void Transformer::set_recompute(Recompute recompute) { dims_.recompute = recompute; }
+
+// Selective: the norm outputs and the MLP activation, from the kept inputs and statistics.
+// Full: the block's whole forward from its input (its collectives included, in the same order
+// on every rank). The same ops on the same inputs: the forward's bits.
+void Transformer::recompute_block(Slot& slot, std::size_t layer) {
+  const BlockTensors& w = weights_.blocks[layer];
+  Activations& acts = slot.acts;
+  LayerActivations& a = acts.layers[layer];
+  const Tensor x = block_input(acts, layer);
+  if (dims_.recompute == Recompute::selective) {
+    norm_forward(a.attn_norm, a.attn_mean, a.attn_rstd, x, w.attn_norm_w, w.attn_norm_b);
+    norm_forward(a.mlp_norm, a.mlp_mean, a.mlp_rstd, a.mid, w.mlp_norm_w, w.mlp_norm_b);
+    mlp_activation(a);
+    return;
+  }
+  attention_input(w, x, a, slot.batch.positions, sequence_scratch(acts));
+  const QkvViews qkv = split_qkv(a.qkv, dims_);
+  attend(a, qkv.q, qkv.k, qkv.v, slot.batch);
+  attention_output_and_mlp(w, x, acts, a, a.out);
 }
 
 // x [B, T, C] -> final norm -> logits [B*T, Vp/tp] (this rank's vocabulary columns). SP: x is
@@ -562,6 +589,7 @@ void Transformer::mlp_backward(const BlockTensors& w, const BlockTensors& g,
 
 // d_residual: gradient of the block output on entry, of the block input x on exit.
 void Transformer::block_backward(Slot& slot, std::size_t layer) {
+  if (dims_.recompute != Recompute::none) recompute_block(slot, layer);
   const BlockTensors& w = weights_.blocks[layer];
   const BlockTensors& g = grads_.blocks[layer];
   Activations& acts = slot.acts;

@@ -126,6 +126,9 @@ class Transformer {
   // Which kernels attend in training and scoring on CUDA (`train.attention`); KV-cache
   // decoding always takes kiln's. Default kiln.
   void set_attention_library(ops::AttentionLibrary library);
+  // What the training arenas keep per block (train.recompute, activations.hpp); call before
+  // reserve_activations. Default none.
+  void set_recompute(Recompute recompute);
   // Told before the forward reads parameters: needed(o) means the parameters at flat offsets
   // below o are about to be read (in ascending order: the embedding, each block, the head).
   // ZeRO's parameter gather of the previous step waits there, so it overlaps the layers before.
@@ -225,6 +228,9 @@ class Transformer {
   void attend_backward(Tensor dq, Tensor dk, Tensor dv, Tensor d_attn, const LayerActivations& a, Tensor q, Tensor k,
                        Tensor v, const Batch& batch);
   const parallel::ContextChunks& context_of(const Batch& batch) const;
+  void mlp_activation(LayerActivations& a) const;
+  // Gives block `layer` of the slot back what recomputation dropped (before its backward).
+  void recompute_block(Slot& slot, std::size_t layer);
   void attention_output_and_mlp(const BlockTensors& w, Tensor x, const Activations& acts,
                                 LayerActivations& a, Tensor y) const;
   void head_forward(Activations& acts, Tensor x) const;
