@@ -159,7 +159,7 @@ void add_plan_command(CLI::App& app) {
   command->add_flag("--all-micro-batches", flags->all_micro_batches,
                     "Table: a row for every micro-batch size, not only each layout's best");
   command->add_flag("--with-cp-and-recompute", flags->with_cp_and_recompute,
-                    "Also enumerate context parallelism and activation recomputation (kiln train has neither yet)");
+                    "Also enumerate context parallelism (parallel.cp) and activation recomputation (train.recompute)");
   add_assumption_options(command, flags->assumptions);
   command->callback([flags] { run_plan(*flags); });
 }

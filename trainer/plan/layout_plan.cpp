@@ -22,6 +22,7 @@ RankPlacement placement_of(const PlanLayout& layout, int stage, std::int64_t seq
   at.zero = layout.zero == 1;
   at.sequence_parallel = layout.sequence_parallel;
   at.micro_batch_size = layout.micro_batch_size;
+  at.recompute = model_recompute(layout.recompute);
   at.tokens = tokens_per_rank(seq_len, layout.cp);
   at.micro_batches = layout.micro_batches;
   return at;
@@ -30,10 +31,7 @@ RankPlacement placement_of(const PlanLayout& layout, int stage, std::int64_t seq
 // What the trainer lacks, on top of what its buffers take.
 void add_cp_and_recompute(metrics::MemoryPeaks& bytes, const RankBuffers& rank, const PlanLayout& layout,
                           std::int64_t seq_len, DType values) {
-  auto& activations = bytes.categories[static_cast<std::size_t>(memory::MemoryCategory::activations)];
   auto& communication = bytes.categories[static_cast<std::size_t>(memory::MemoryCategory::communication)];
-  activations -=
-      static_cast<std::uint64_t>(rank.pipeline_slots) * recompute_savings(rank.activation_plan, layout.recompute);
   communication +=
       context_ring_buffer_bytes(rank.dims, layout.micro_batch_size, seq_len, layout.cp, dtype_size(values));
   bytes.total = 0;
@@ -99,7 +97,7 @@ bool trains_in_bf16(const config::Recipe& recipe, const PlanLayout& layout) {
     case config::Precision::bf16: return true;
     case config::Precision::fp32: return false;
     case config::Precision::auto_select:
-      return recipe.train.device != config::Device::cpu && layout.tp == 1 && layout.pp == 1;
+      return recipe.train.device != config::Device::cpu && layout.tp == 1 && layout.pp == 1 && layout.cp == 1;
   }
   return false;
 }

@@ -22,9 +22,11 @@ std::vector<int> divisors(std::int64_t n) {
 }
 
 // The recipe keys a layout sets: a user's --set of one of them gives way to the layout's value.
-constexpr std::array<std::string_view, 7> kLayoutKeys{"parallel.dp",
+constexpr std::array<std::string_view, 9> kLayoutKeys{"parallel.dp",
                                                       "parallel.tp",
                                                       "parallel.pp",
+                                                      "parallel.cp",
+                                                      "train.recompute",
                                                       "parallel.zero",
                                                       "parallel.sequence_parallel",
                                                       "parallel.micro_batches",
@@ -43,21 +45,12 @@ std::vector<std::string> layout_overrides(const PlanLayout& layout) {
   return {fmt::format("parallel.dp={}", layout.dp),
           fmt::format("parallel.tp={}", layout.tp),
           fmt::format("parallel.pp={}", layout.pp),
+          fmt::format("parallel.cp={}", layout.cp),
+          fmt::format("train.recompute={}", recompute_name(layout.recompute)),
           fmt::format("parallel.zero={}", layout.zero),
           fmt::format("parallel.sequence_parallel={}", layout.sequence_parallel),
           "parallel.micro_batches=auto",
           fmt::format("train.micro_batch_size={}", layout.micro_batch_size)};
-}
-
-// The part of the check that kiln train cannot make yet (it has no cp).
-void check_context_split(const PlanLayout& layout, int seq_len) {
-  if (layout.cp < 1) fail("cp: {} is not a number of ranks (expected 1 or more)", layout.cp);
-  if (seq_len % layout.cp != 0)
-    fail("cp: train.seq_len = {} does not split into cp = {} equal parts", seq_len, layout.cp);
-  const int shards = layout.sequence_parallel ? layout.tp : 1;
-  if ((seq_len / layout.cp) % shards != 0)
-    fail("cp: each rank's {} positions do not split into tp = {} sequence-parallel chunks", seq_len / layout.cp,
-         layout.tp);
 }
 
 // The (zero, sp, recompute, micro-batch) variants of one dp x tp x pp x cp split.
@@ -115,11 +108,9 @@ LayoutChecker::Checked LayoutChecker::check(PlanLayout layout) const {
   std::vector<std::string> overrides = user_overrides_of_other_keys(source_.overrides);
   for (std::string& assignment : layout_overrides(layout)) overrides.push_back(std::move(assignment));
   Checked checked{layout, config::recipe_from_yaml_text(source_.text, source_.name, overrides)};
-  check_context_split(layout, checked.recipe.train.seq_len);
   if (checked.recipe.model.vocab_size == 0) checked.recipe.model.vocab_size = vocab_size_;
-  // cp ranks share their samples: the batch splits over dp only, as without cp.
-  checked.layout.micro_batches =
-      config::resolve_layout(checked.recipe, layout.dp * layout.tp * layout.pp).micro_batches;
+  checked.layout.micro_batches = config::resolve_layout(checked.recipe, layout.dp * layout.tp * layout.pp * layout.cp)
+                                     .micro_batches;
   return checked;
 }
 

@@ -6,7 +6,8 @@
 // Rank order (as parallel/process_grid.hpp, with cp between tp and dp): tp fastest, then cp,
 // then dp, then pp. cp (context parallelism) and recompute are ahead of kiln train: the
 // estimator models them (cp_and_recompute.hpp), but the recipe has no keys for them yet, so
-// the enumeration keeps cp = 1 and recompute none unless PlanSpace::with_cp_and_recompute.
+// the enumeration keeps cp = 1 and recompute none unless PlanSpace::with_cp_and_recompute (the
+// table stays short for the common case).
 #include <cstdint>
 #include <string>
 #include <string_view>

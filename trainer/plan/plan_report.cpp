@@ -39,9 +39,9 @@ std::string model_line(const config::Recipe& base, const PlanRequest& request) {
 std::string enumeration_line(const Plan& plan, const PlanRequest& request) {
   std::string line =
       request.with_cp_and_recompute
-          ? "enumerated: cp and recompute included (--with-cp-and-recompute; kiln train cannot run them yet)"
-          : "enumerated: cp = 1 and recompute none (kiln train has neither yet; --with-cp-and-recompute "
-            "adds them)";
+          ? "enumerated: cp and recompute included (--with-cp-and-recompute)"
+          : "enumerated: cp = 1 and recompute none (--with-cp-and-recompute adds context parallelism and activation "
+            "recomputation)";
   if (plan.refused > 0)
     line += fmt::format("; {} candidate(s) refused by kiln train's checks, e.g. {}", plan.refused, plan.first_refusal);
   return line;

@@ -107,6 +107,7 @@ RankBuffers build_rank_buffers(const model::ModelConfig& config, DType dtype, co
   const optim::AdamW optimizer(params, {}, data_parallel.shard_begin(), data_parallel.shard_end());
   RankBuffers rank;
   rank.dims = model::stage_dims(model.config(), placement);
+  rank.dims.recompute = at.recompute;  // as Transformer::set_recompute, before the arena is planned
   model::Activations slot;
   slot.arena = memory::Arena(memory::MemoryCategory::activations, allocator);
   model::plan_activations(slot, rank.dims, dtype, at.micro_batch_size, at.tokens, /*for_training=*/true);

@@ -26,6 +26,7 @@ struct RankPlacement {
   bool sequence_parallel = false;
   std::int64_t micro_batch_size = 1;
   std::int64_t tokens = 1;  // positions of each sequence on this rank (seq_len / cp)
+  model::Recompute recompute = model::Recompute::none;
   int micro_batches = 1;
 };
 

@@ -323,10 +323,12 @@ void Trainer::State::build_model() {
   // Every long-lived buffer exists before the first step, so the banner's memory report is
   // the run's: the activation arenas and pipeline links for the (micro-batch, seq_len) of
   // every step and evaluation.
-  model->reserve_activations(layout.micro_batch_size, recipe.train.seq_len);
+  // Each rank's micro-batches hold seq_len / cp tokens per row (context parallelism).
+  const std::int64_t local_seq_len = recipe.train.seq_len / layout.cp;
+  model->reserve_activations(layout.micro_batch_size, local_seq_len);
   pipeline_links.place_in(allocator());
   if (layout.pp > 1)
-    pipeline_links.plan(layout.pp, grid->pp_rank(), model->stage_activation_shape(layout.micro_batch_size, recipe.train.seq_len),
+    pipeline_links.plan(layout.pp, grid->pp_rank(), model->stage_activation_shape(layout.micro_batch_size, local_seq_len),
                         params.dtype());
 }
 
