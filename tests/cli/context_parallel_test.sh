@@ -29,48 +29,27 @@ YAML
 sed -e 's/family: gpt2, d_model: 32, n_layers: 2, n_heads: 4,/family: llama, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2,/' \
   "$work/gpt2.yaml" >"$work/llama.yaml"
 
-train() {  # train RANKS RUN_DIR RECIPE [--set ...]
-  local ranks=$1 dir=$2 recipe=$3
-  shift 3
-  if [[ $ranks == 1 ]]; then
-    "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
-  else
-    timeout 300 mpirun --oversubscribe -np "$ranks" -x KILN_CUDA_DEVICE "$kiln" train "$recipe" --run-dir "$dir" "$@" \
-      >"$dir.log" 2>&1
-  fi || { grep -v '^\[' "$dir.log" | tail -6; return 1; }
-}
-field() { grep -o "\"$2\":[^,}]*" "$1/metrics.jsonl" | cut -d: -f2; }
-# same FIELD A B FIRST_RTOL ALL_RTOL: FIELD agrees record by record; prints the worst.
-same() {
-  [[ $(field "$2" "$1" | wc -l) -gt 0 && $(field "$2" "$1" | wc -l) -eq $(field "$3" "$1" | wc -l) ]] ||
-    { echo "different numbers of $1 records"; return 1; }
-  paste <(field "$2" "$1") <(field "$3" "$1") | awk -v first="$4" -v all="$5" -v what="$1" '
-    { d = $1 - $2; if (d < 0) d = -d; m = ($2 < 0 ? -$2 : $2); r = m > 0 ? d / m : d; if (r > worst) worst = r;
-      if ((NR == 1 && r > first) || r > all) { printf "record %d: %s vs %s (rel %.2e)\n", NR, $1, $2, r; bad = 1 } }
-    END { printf "     %d %s records, largest relative difference %.1e\n", NR, what, worst; exit bad }'
-}
 layout_matches_serial() {  # NAME RANKS FAMILY --set ...
   local name=$1 ranks=$2 family=$3
   shift 3
-  check "$family $name trains" train "$ranks" "$work/$family-$name" "$work/$family.yaml" "$@"
+  check "$family $name trains" train_ranks "$ranks" "$work/$family-$name" "$work/$family.yaml" "$@"
   check "$family $name: the serial losses" same loss "$work/$family-$name" "$work/$family-serial" 1e-6 1e-4
   check "$family $name: the serial validation loss" same val_loss "$work/$family-$name" "$work/$family-serial" 1e-4 1e-4
 }
 
 for family in gpt2 llama; do
-  check "$family serial run" train 1 "$work/$family-serial" "$work/$family.yaml"
+  check "$family serial run" train_ranks 1 "$work/$family-serial" "$work/$family.yaml"
   layout_matches_serial cp2 2 "$family" --set parallel.cp=2
   layout_matches_serial cp4 4 "$family" --set parallel.cp=4
   layout_matches_serial cp2-tp2 4 "$family" --set parallel.cp=2 --set parallel.tp=2
   layout_matches_serial cp2-pp2 4 "$family" --set parallel.cp=2 --set parallel.pp=2
 done
 layout_matches_serial cp2-dp2-zero 4 llama --set parallel.cp=2 --set parallel.zero=1
-activations() { python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' "$1/metrics.jsonl"; }
 # Each rank keeps a quarter of the tokens' activations under cp = 4 (the arenas are planned
 # for seq_len / cp from the start): measured below 30% of the serial run's.
 quarter_of() {
   local part whole
-  part=$(activations "$1") whole=$(activations "$2")
+  part=$(peak_activations "$1") whole=$(peak_activations "$2")
   echo "     activations per rank: $part vs $whole bytes"
   ((part * 10 < whole * 3))
 }
@@ -83,7 +62,7 @@ check "rank 1 of cp 4 says so" grep -q "rank   1: dp 0/1 tp 0/1 pp 0/1 cp 1/4" "
 for name in "cp4 4 --set parallel.cp=4" "cp2-tp2 4 --set parallel.cp=2 --set parallel.tp=2" "serial 1"; do
   read -r tag ranks sets <<<"$name"
   # shellcheck disable=SC2086
-  check "llama $tag one step" train "$ranks" "$work/step1-$tag" "$work/llama.yaml" --set train.steps=1 \
+  check "llama $tag one step" train_ranks "$ranks" "$work/step1-$tag" "$work/llama.yaml" --set train.steps=1 \
     --set checkpoint.every_steps=1 --set eval.every_steps=0 $sets
 done
 for tag in cp4 cp2-tp2; do
@@ -98,14 +77,14 @@ for move in "cp2 1" "serial 4"; do
   cp -r "$work/llama-$from" "$moved"
   rm -rf "$moved/checkpoints/step_00000004"
   echo step_00000002 >"$moved/checkpoints/latest"
-  check "llama $from checkpoint resumes on $ranks rank(s)" train "$ranks" "$moved" "$work/llama.yaml" \
+  check "llama $from checkpoint resumes on $ranks rank(s)" train_ranks "$ranks" "$moved" "$work/llama.yaml" \
     --set parallel.cp="$ranks"
   check "llama $from -> cp $ranks continues the serial losses" same loss "$moved" "$work/llama-serial" 1e-4 1e-4
 done
 
 if "$kiln" --version | grep -q "emulated device"; then
   check "llama cp2 on CUDA ranks (emulated)" env KILN_CUDA_DEVICE=emulated bash -c \
-    "$(declare -f train); kiln=$kiln; train 2 $work/llama-cp2-cuda $work/llama.yaml --set parallel.cp=2 --set train.device=cuda --set train.steps=2 --set eval.every_steps=0"
+    "$(declare -f train_ranks); kiln=$kiln; train_ranks 2 $work/llama-cp2-cuda $work/llama.yaml --set parallel.cp=2 --set train.device=cuda --set train.steps=2 --set eval.every_steps=0"
   check "llama cp2 on CUDA: the serial losses" bash -c \
     "paste <(grep -o '\"loss\":[^,}]*' $work/llama-cp2-cuda/metrics.jsonl | cut -d: -f2) <(grep -o '\"loss\":[^,}]*' $work/llama-serial/metrics.jsonl | cut -d: -f2 | head -2) |
      awk '{ d = \$1 - \$2; if (d < 0) d = -d; if (d / \$2 > 1e-5) bad = 1; n++ } END { exit bad || n != 2 }'"

@@ -23,23 +23,13 @@ YAML
 sed -e 's/family: gpt2, d_model: 32, n_layers: 3, n_heads: 4,/family: llama, d_model: 32, n_layers: 3, n_heads: 4, n_kv_heads: 2,/' \
   "$work/gpt2.yaml" >"$work/llama.yaml"
 
-train() {  # train RANKS RUN_DIR RECIPE [--set ...]
-  local ranks=$1 dir=$2 recipe=$3
-  shift 3
-  if [[ $ranks == 1 ]]; then
-    "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
-  else
-    timeout 300 mpirun --oversubscribe -np "$ranks" "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
-  fi || { grep -v '^\[' "$dir.log" | tail -5; return 1; }
-}
 bitwise_equal() {
   "$kiln" info "$1/checkpoints" --compare "$2/checkpoints" --tolerance 0 >"$work/compare.out" 2>&1 ||
     { tail -3 "$work/compare.out"; return 1; }
 }
-activations() { python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' "$1/metrics.jsonl"; }
 less_memory() {  # less_memory SMALLER LARGER: peak activation bytes per rank
   local small large
-  small=$(activations "$1") large=$(activations "$2")
+  small=$(peak_activations "$1") large=$(peak_activations "$2")
   echo "     activations per rank: $small vs $large bytes"
   ((small < large))
 }
@@ -47,10 +37,10 @@ less_memory() {  # less_memory SMALLER LARGER: peak activation bytes per rank
 compare_modes() {  # NAME RANKS RECIPE [--set ...]
   local name=$1 ranks=$2 recipe=$3
   shift 3
-  check "$name: recompute none" train "$ranks" "$work/$name-none" "$recipe" "$@" --set train.recompute=none
+  check "$name: recompute none" train_ranks "$ranks" "$work/$name-none" "$recipe" "$@" --set train.recompute=none
   local previous=none
   for mode in selective full; do
-    check "$name: recompute $mode" train "$ranks" "$work/$name-$mode" "$recipe" "$@" --set train.recompute=$mode
+    check "$name: recompute $mode" train_ranks "$ranks" "$work/$name-$mode" "$recipe" "$@" --set train.recompute=$mode
     check "$name: $mode trains the same bits as none" bitwise_equal "$work/$name-$mode" "$work/$name-none"
     check "$name: $mode losses identical" diff <(losses "$work/$name-$mode") <(losses "$work/$name-none")
     check "$name: $mode keeps less than $previous" less_memory "$work/$name-$mode" "$work/$name-$previous"

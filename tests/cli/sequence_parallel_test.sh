@@ -30,32 +30,12 @@ YAML
 sed -e 's/family: gpt2, d_model: 32, n_layers: 4, n_heads: 4,/family: llama, d_model: 32, n_layers: 4, n_heads: 4, n_kv_heads: 2, tie_embeddings: false,/' \
   "$work/gpt2.yaml" >"$work/llama.yaml"
 
-train() {  # train RANKS RUN_DIR RECIPE [--set ...]
-  local ranks=$1 dir=$2 recipe=$3; shift 3
-  if [[ $ranks == 1 ]]; then
-    "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
-  else
-    timeout 300 mpirun --oversubscribe -np "$ranks" "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
-  fi || { tail -5 "$dir.log"; return 1; }
-}
-field() { grep -o "\"$2\":[^,}]*" "$1/metrics.jsonl" | cut -d: -f2; }  # field RUN_DIR NAME: one per record
-# same FIELD A B FIRST_RTOL ALL_RTOL: FIELD agrees record by record (prints the largest
-# relative difference).
-same() {
-  [[ $(field "$2" "$1" | wc -l) -gt 0 && $(field "$2" "$1" | wc -l) -eq $(field "$3" "$1" | wc -l) ]] ||
-    { echo "different numbers of $1 records"; return 1; }
-  paste <(field "$2" "$1") <(field "$3" "$1") | awk -v first="$4" -v all="$5" -v what="$1" '
-    { d = $1 - $2; if (d < 0) d = -d; m = ($2 < 0 ? -$2 : $2); r = m > 0 ? d / m : d; if (r > worst) worst = r;
-      if ((NR == 1 && r > first) || r > all) { printf "record %d: %s vs %s (rel %.2e)\n", NR, $1, $2, r; bad = 1 } }
-    END { printf "     %d %s records, largest relative difference %.1e\n", NR, what, worst; exit bad }'
-}
 # AdamW's first moment after one step is (1 - beta1) * gradient: per tensor.
 same_gradients() {
   "$kiln" info "$1" --compare "$2" --tensors /optim/exp_avg/ --tolerance 1e-5 >"$work/compare.out" 2>&1 ||
     { tail -5 "$work/compare.out"; return 1; }
   echo "     $(tail -1 "$work/compare.out")"
 }
-peak_activations() { python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' "$1/metrics.jsonl"; }
 # activation_saving FAMILY: bytes a rank saves with SP at tp = 2, pp = 1 (B = micro_batch_size
 # 2, T = 32, C = 32, 4 layers): the residual stream's tensors (4 per block; embedded,
 # final_norm, d_residual, d_norm), the norms' statistics (2 per LayerNorm, 1 per RMSNorm) and
@@ -72,11 +52,11 @@ one_step=(--set train.steps=1 --set optim.warmup_steps=0 --set eval.every_steps=
 layouts=("2 tp=2" "4 dp=2,tp=2,zero=1" "8 dp=2,tp=2,pp=2" "8 dp=2,tp=2,pp=2,zero=1")
 for family in gpt2 llama; do
   recipe="$work/$family.yaml"
-  check "$family serial run" train 1 "$work/$family-serial" "$recipe"
-  check "$family serial step 1" train 1 "$work/$family-serial-1" "$recipe" "${one_step[@]}"
-  [[ $family == llama ]] && check "llama serial 3 steps" train 1 "$work/llama-serial-3" "$recipe" --set train.steps=3 \
+  check "$family serial run" train_ranks 1 "$work/$family-serial" "$recipe"
+  check "$family serial step 1" train_ranks 1 "$work/$family-serial-1" "$recipe" "${one_step[@]}"
+  [[ $family == llama ]] && check "llama serial 3 steps" train_ranks 1 "$work/llama-serial-3" "$recipe" --set train.steps=3 \
     --set eval.every_steps=0
-  check "$family tp=2 run" train 2 "$work/$family-tp" "$recipe" --set parallel.tp=2
+  check "$family tp=2 run" train_ranks 2 "$work/$family-tp" "$recipe" --set parallel.tp=2
   for layout in "${layouts[@]}"; do
     read -r ranks settings <<<"$layout"
     sets=(--set parallel.sequence_parallel=true)
@@ -84,12 +64,12 @@ for family in gpt2 llama; do
     for pair in "${pairs[@]}"; do sets+=(--set "parallel.$pair"); done
     dir="$work/$family-sp-${settings//[=,]/_}"
     what="$family ($settings, sequence_parallel)"
-    check "$what runs" train "$ranks" "$dir" "$recipe" "${sets[@]}"
+    check "$what runs" train_ranks "$ranks" "$dir" "$recipe" "${sets[@]}"
     check "$what losses equal serial" same loss "$dir" "$work/$family-serial" 1e-6 1e-4
     check "$what losses equal tp without SP" same loss "$dir" "$work/$family-tp" 1e-6 1e-4
     check "$what gradient norms equal tp without SP" same grad_norm "$dir" "$work/$family-tp" 1e-5 1e-4
     check "$what validation loss equals serial" same val_loss "$dir" "$work/$family-serial" 1e-4 1e-4
-    check "$what step-1 run" train "$ranks" "$dir-1" "$recipe" "${sets[@]}" "${one_step[@]}"
+    check "$what step-1 run" train_ranks "$ranks" "$dir-1" "$recipe" "${sets[@]}" "${one_step[@]}"
     check "$what step-1 gradients equal serial (per tensor)" same_gradients "$dir-1" "$work/$family-serial-1"
   done
   without=$(peak_activations "$work/$family-tp")

@@ -41,3 +41,34 @@ within() {
     { d = $1 - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > worst) { worst = r; at = NR } }
     END { printf "      worst relative loss difference %.3e at step %d\n", worst, at; exit !(NR > 0 && worst <= tol) }'
 }
+
+# train_ranks RANKS RUN_DIR RECIPE [ARGS...]: `kiln train RECIPE --run-dir RUN_DIR ARGS` ($kiln),
+# its output in RUN_DIR.log; under mpirun --oversubscribe (KILN_CUDA_DEVICE passed on) when
+# RANKS > 1. On failure prints the log's last lines (mpirun's own noise left out).
+train_ranks() {
+  local ranks=$1 dir=$2 recipe=$3
+  shift 3
+  if [[ $ranks == 1 ]]; then
+    "$kiln" train "$recipe" --run-dir "$dir" "$@" >"$dir.log" 2>&1
+  else
+    timeout 300 mpirun --oversubscribe -np "$ranks" -x KILN_CUDA_DEVICE "$kiln" train "$recipe" --run-dir "$dir" "$@" \
+      >"$dir.log" 2>&1
+  fi || { grep -v '^\[' "$dir.log" | tail -6; return 1; }
+}
+# field RUN_DIR NAME: NAME's value in each metrics.jsonl record that has it.
+field() { grep -o "\"$2\":[^,}]*" "$1/metrics.jsonl" | cut -d: -f2; }
+# same NAME A B FIRST_RTOL ALL_RTOL: NAME agrees record by record (the first within FIRST_RTOL,
+# every one within ALL_RTOL, relative); prints the largest difference.
+same() {
+  [[ $(field "$2" "$1" | wc -l) -gt 0 && $(field "$2" "$1" | wc -l) -eq $(field "$3" "$1" | wc -l) ]] ||
+    { echo "different numbers of $1 records"; return 1; }
+  paste <(field "$2" "$1") <(field "$3" "$1") | awk -v first="$4" -v all="$5" -v what="$1" '
+    { d = $1 - $2; if (d < 0) d = -d; m = ($2 < 0 ? -$2 : $2); r = m > 0 ? d / m : d; if (r > worst) worst = r;
+      if ((NR == 1 && r > first) || r > all) { printf "record %d: %s vs %s (rel %.2e)\n", NR, $1, $2, r; bad = 1 } }
+    END { printf "     %d %s records, largest relative difference %.1e\n", NR, what, worst; exit bad }'
+}
+# peak_activations RUN_DIR: the last step's peak activation bytes per rank (metrics.jsonl).
+peak_activations() {
+  python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' \
+    "$1/metrics.jsonl"
+}

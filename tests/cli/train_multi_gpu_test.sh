@@ -18,15 +18,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 F32_RTOL=1e-5
 BF16_RTOL=1e-3
 
-train() {  # train RANKS RUN_DIR [--set ...]
+train() {  # train RANKS RUN_DIR [--set ...]: the llama recipe
   local ranks=$1 dir=$2
   shift 2
-  if [[ $ranks == 1 ]]; then
-    "$kiln" train "$work/llama.yaml" --run-dir "$dir" "$@" >"$dir.log" 2>&1 || { tail -5 "$dir.log"; return 1; }
-  else
-    timeout 300 mpirun --oversubscribe -np "$ranks" -x KILN_CUDA_DEVICE -x OMP_NUM_THREADS "$kiln" train \
-      "$work/llama.yaml" --run-dir "$dir" "$@" >"$dir.log" 2>&1 || { grep -v "^\[" "$dir.log" | tail -12; return 1; }
-  fi
+  train_ranks "$ranks" "$dir" "$work/llama.yaml" "$@"
 }
 cuda=(--set train.device=cuda)
 
