@@ -21,10 +21,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 cat >"$work/gpt2.yaml" <<YAML
 model: {family: gpt2, d_model: 32, n_layers: 2, n_heads: 4, max_seq_len: 32}
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5, val: $work/data/val.h5}
-train: {steps: 4, seq_len: 32, batch_size: 8, micro_batch_size: 2, seed: 13, threads: 1}
-optim: {lr: 3.0e-3, warmup_steps: 1}
-checkpoint: {every_steps: 2, keep_last: 5}
-eval: {every_steps: 4, batches: 1}
+train: {steps: 20, seq_len: 32, batch_size: 8, micro_batch_size: 2, seed: 13, threads: 1}
+optim: {lr: 3.0e-3, warmup_steps: 2}
+checkpoint: {every_steps: 10, keep_last: 5}
+eval: {every_steps: 20, batches: 1}
 YAML
 sed -e 's/family: gpt2, d_model: 32, n_layers: 2, n_heads: 4,/family: llama, d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2,/' \
   "$work/gpt2.yaml" >"$work/llama.yaml"
@@ -62,7 +62,7 @@ check "rank 1 of cp 4 says so" grep -q "rank   1: dp 0/1 tp 0/1 pp 0/1 cp 1/4" "
 for name in "cp4 4 --set parallel.cp=4" "cp2-tp2 4 --set parallel.cp=2 --set parallel.tp=2" "serial 1"; do
   read -r tag ranks sets <<<"$name"
   # shellcheck disable=SC2086
-  check "llama $tag one step" train_ranks "$ranks" "$work/step1-$tag" "$work/llama.yaml" --set train.steps=1 \
+  check "llama $tag one step" train_ranks "$ranks" "$work/step1-$tag" "$work/llama.yaml" --set train.steps=1 --set optim.warmup_steps=1 \
     --set checkpoint.every_steps=1 --set eval.every_steps=0 $sets
 done
 for tag in cp4 cp2-tp2; do
@@ -75,8 +75,8 @@ for move in "cp2 1" "serial 4"; do
   read -r from ranks <<<"$move"
   moved=$work/llama-$from-to-$ranks
   cp -r "$work/llama-$from" "$moved"
-  rm -rf "$moved/checkpoints/step_00000004"
-  echo step_00000002 >"$moved/checkpoints/latest"
+  rm -rf "$moved/checkpoints/step_00000020"
+  echo step_00000010 >"$moved/checkpoints/latest"
   check "llama $from checkpoint resumes on $ranks rank(s)" train_ranks "$ranks" "$moved" "$work/llama.yaml" \
     --set parallel.cp="$ranks"
   check "llama $from -> cp $ranks continues the serial losses" same loss "$moved" "$work/llama-serial" 1e-4 1e-4
