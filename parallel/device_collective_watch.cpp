@@ -106,7 +106,7 @@ std::shared_ptr<void> on_device_timeout(std::function<void()> abort) {
   std::lock_guard<std::mutex> lock(aborts_mutex);
   const auto at = aborts.insert(aborts.end(), std::move(abort));
   return std::shared_ptr<void>(nullptr, [at](void*) {
-    std::lock_guard<std::mutex> lock(aborts_mutex);
+    std::lock_guard<std::mutex> unregistering(aborts_mutex);
     aborts.erase(at);
   });
 }

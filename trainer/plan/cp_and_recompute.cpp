@@ -35,7 +35,7 @@ model::Recompute model_recompute(Recompute recompute) {
   return model::Recompute::none;
 }
 
-double recompute_flops_per_token(const model::ModelConfig& config, Recompute recompute, double block_training_flops) {
+double recompute_flops_per_token(Recompute recompute, double block_training_flops) {
   switch (recompute) {
     case Recompute::none: return 0.0;
     case Recompute::selective: return 0.0;  // norms and an elementwise activation: no GEMM

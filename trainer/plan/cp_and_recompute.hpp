@@ -41,6 +41,6 @@ double context_ring_bytes_per_micro_batch(const model::StageDims& dims, std::int
 model::Recompute model_recompute(Recompute recompute);
 // Extra forward FLOPs per token and block (whole model width; divide by tp for a rank).
 // block_training_flops: the block's FLOPs per token for forward + backward (6 N + attention).
-double recompute_flops_per_token(const model::ModelConfig& config, Recompute recompute, double block_training_flops);
+double recompute_flops_per_token(Recompute recompute, double block_training_flops);
 
 }  // namespace kiln::plan

@@ -54,7 +54,7 @@ ModelFlops model_flops(const model::ModelConfig& config, std::int64_t seq_len) {
 StepTime estimate_step_time(const PlanLayout& layout, const model::ModelConfig& config, std::int64_t seq_len, bool bf16,
                             const std::vector<StageWork>& stages, const PlanAssumptions& a) {
   const ModelFlops flops = model_flops(config, seq_len);
-  const double recompute = recompute_flops_per_token(config, layout.recompute, flops.block);
+  const double recompute = recompute_flops_per_token(layout.recompute, flops.block);
   const double tokens_per_micro_batch = static_cast<double>(layout.micro_batch_size * seq_len);
   const double rank_share = 1.0 / (layout.tp * layout.cp);
   StepTime time;
