@@ -68,9 +68,15 @@ check "bf16 dp=2 zero=1" train 2 "$work/bf16-dp" "${cuda[@]}" --set train.precis
   --set parallel.zero=1
 check "bf16 dp=2 zero=1 within $BF16_RTOL of one GPU" within "$BF16_RTOL" "$work/bf16-dp" "$work/bf16"
 
-# precision auto with tp=2: fp32, and the banner says why.
-check "tp=2 precision auto" train 2 "$work/tp-auto" "${cuda[@]}" --set parallel.tp=2 --set train.precision=auto \
-  --set train.steps=2
-check "precision auto is fp32 under tp=2, said so" grep -q "precision auto: fp32, as bf16 takes tp = pp = cp = 1" \
-  "$work/tp-auto.log"
+# bf16 under tp=2 and pp=2 (bf16 activations summed and sent over NCCL) follows bf16 on one GPU.
+check "bf16 tp=2" train 2 "$work/bf16-tp" "${cuda[@]}" --set train.precision=bf16 --set parallel.tp=2
+check "bf16 tp=2 within $BF16_RTOL of one GPU" within "$BF16_RTOL" "$work/bf16-tp" "$work/bf16"
+check "bf16 pp=2" train 2 "$work/bf16-pp" "${cuda[@]}" --set train.precision=bf16 --set parallel.pp=2
+check "bf16 pp=2 within $BF16_RTOL of one GPU" within "$BF16_RTOL" "$work/bf16-pp" "$work/bf16"
+check "precision auto is bf16 on CUDA ranks under tp=2" train 2 "$work/tp-auto" "${cuda[@]}" --set parallel.tp=2 \
+  --set train.precision=auto --set train.steps=2
+check "the banner says bf16" grep -q "train.precision bf16" "$work/tp-auto.log"
+# On CPU ranks (device auto: no GPU) bf16 under tp is refused once the device is known.
+expect_error "bf16 tp=2 on CPU ranks is refused" "needs CUDA ranks" timeout 120 mpirun --oversubscribe -np 2 \
+  "$kiln" train "$work/llama.yaml" --run-dir "$work/bf16-cpu-tp" --set train.precision=bf16 --set parallel.tp=2
 finish

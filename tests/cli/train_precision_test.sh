@@ -126,8 +126,8 @@ fi
 # (e) bad values and unsupported combinations.
 expect_error "precision fp16 is refused naming the key" "train.precision" \
   "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" --set train.precision=fp16
-expect_error "bf16 with tensor parallelism is refused" "train.precision.*tensor parallelism" \
-  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" "${bf16[@]}" --set parallel.tp=2
-expect_error "bf16 with pipeline parallelism is refused" "train.precision.*pipeline parallelism" \
-  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" "${bf16[@]}" --set parallel.pp=2
+expect_error "bf16 with tensor parallelism on the CPU is refused" "train.precision.*needs CUDA ranks" \
+  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" "${bf16[@]}" --set parallel.tp=2 --set train.device=cpu
+expect_error "bf16 with pipeline parallelism on the CPU is refused" "train.precision.*needs CUDA ranks" \
+  "$kiln" train "$work/gpt2.yaml" --run-dir "$work/bad" "${bf16[@]}" --set parallel.pp=2 --set train.device=cpu
 finish

@@ -185,18 +185,17 @@ void check_device(const Recipe& r, RecipeProblems& problems) {
   }
 }
 
-// bf16 storage is wired for data parallelism (ZeRO included) only: the tensor-parallel
-// all-reduces and the pipeline links move fp32 activations, and bf16 cannot be reduced on the
-// host, so those layouts are refused instead of training with mismatched dtypes.
+// bf16 storage with tensor or pipeline parallelism moves bf16 activations between ranks and
+// sums them in the tp all-reduces: NCCL does, the CPU's MPI cannot. A recipe that says
+// train.device: cpu is refused here; with auto the trainer decides once the device is known.
 void check_precision(const Recipe& r, RecipeProblems& problems) {
-  if (r.train.precision != Precision::bf16) return;
-  if (r.parallel.tp > 1) {
-    problems.add("train.precision", fmt::format("bf16 does not support tensor parallelism yet (parallel.tp = {})", r.parallel.tp),
-                 "set train.precision: fp32, or parallel.tp: 1");
-  }
-  if (r.parallel.pp > 1) {
-    problems.add("train.precision", fmt::format("bf16 does not support pipeline parallelism yet (parallel.pp = {})", r.parallel.pp),
-                 "set train.precision: fp32, or parallel.pp: 1");
+  if (r.train.precision != Precision::bf16 || r.train.device != Device::cpu) return;
+  if (r.parallel.tp > 1 || r.parallel.pp > 1) {
+    problems.add("train.precision",
+                 fmt::format("bf16 with parallel.tp = {} / parallel.pp = {} needs CUDA ranks (NCCL sums bf16; the "
+                             "CPU's MPI cannot)",
+                             r.parallel.tp, r.parallel.pp),
+                 "set train.precision: fp32, or train.device: cuda");
   }
 }
 

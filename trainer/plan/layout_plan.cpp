@@ -97,7 +97,7 @@ bool trains_in_bf16(const config::Recipe& recipe, const PlanLayout& layout) {
     case config::Precision::bf16: return true;
     case config::Precision::fp32: return false;
     case config::Precision::auto_select:
-      return recipe.train.device != config::Device::cpu && layout.tp == 1 && layout.pp == 1 && layout.cp == 1;
+      return recipe.train.device != config::Device::cpu && layout.cp == 1;
   }
   return false;
 }

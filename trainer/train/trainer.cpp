@@ -263,11 +263,16 @@ void Trainer::State::choose_device() {
     device = Device::Cuda;
   }
   if (train.precision == config::Precision::auto_select) {
-    const bool bf16_wired = layout.tp == 1 && layout.pp == 1 && layout.cp == 1;
+    const bool bf16_wired = layout.cp == 1;
     train.precision = device == Device::Cuda && bf16_wired ? config::Precision::bf16 : config::Precision::fp32;
-    if (device == Device::Cuda && !bf16_wired)
-      device_choice += "; precision auto: fp32, as bf16 takes tp = pp = cp = 1 for now";
+    if (device == Device::Cuda && !bf16_wired) device_choice += "; precision auto: fp32, as bf16 takes cp = 1 for now";
   }
+  // The tensor-parallel all-reduces and pipeline links move bf16 activations: NCCL sums bf16,
+  // MPI on the host cannot.
+  if (train.precision == config::Precision::bf16 && device != Device::Cuda && (layout.tp > 1 || layout.pp > 1))
+    fail("train.precision: bf16 with parallel.tp = {} / parallel.pp = {} needs CUDA ranks (NCCL sums bf16; the CPU's MPI "
+         "cannot). Fix: set train.precision: fp32, or train.device: cuda",
+         layout.tp, layout.pp);
   if (train.attention == config::AttentionBackend::cudnn) check_cudnn_attention();
 }
 
@@ -453,6 +458,7 @@ ops::LossSum Trainer::State::run_micro_batches(const std::vector<MicroBatch>& mi
   const auto& first = micro_batches.front();
   parallel::PipelineStage stage;
   stage.activation_shape = model->stage_activation_shape(first.rows, first.seq_len);
+  stage.dtype = model->parameters().dtype();  // the activations' storage (bf16 under mixed precision)
   stage.forward = [&](int micro, int slot, Tensor input) {
     const auto result = model->forward_stage(slot, on_model(static_cast<std::size_t>(micro), slot), input);
     add_loss(result.loss_sum);
