@@ -19,8 +19,9 @@
 # MFU of the bf16 dense peak), and 200 steps of a small Llama on the GPU against the CPU's
 # losses (scripts/check_gpu_losses.sh). KILN_GPU_CHECK_CPU=1 adds the CPU reference suite and
 # CPU benchmarks on the GPU machine's cores (minutes; CI runs them anyway).
-# cuBLASLt and cuDNN are not bundled (hundreds of MB): the GPU image has them in its Python
-# packages (nvidia-cublas, nvidia-cudnn-cu13), found at run time. The scripts travel in the
+# cuBLASLt, cuDNN and NCCL are not bundled (hundreds of MB: libnccl alone is 218 MB): the GPU
+# image has them in its Python packages (nvidia-cublas, nvidia-cudnn-cu13, nvidia-nccl-cu13),
+# found at run time. The scripts travel in the
 # working tree the device tool copies, so only the bundle needs carrying.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +41,7 @@ pack() {
   # Every library outside glibc's core that the programs load (HDF5, MPI, OpenBLAS, ...).
   for program in "$bundle"/bin/*; do
     ldd "$program" | awk '/=> \// {print $3}' |
-      grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux|libcuda|libcublas|libcublasLt|libcudnn[a-z_]*)[.-]' |
+      grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux|libcuda|libcublas|libcublasLt|libcudnn[a-z_]*|libnccl)[.-]' |
       xargs -r -I{} cp -Ln {} "$bundle/lib/" 2>/dev/null || true
   done
   tar -czf "$bundle.tar.gz" -C "$root" gpu_bundle
@@ -121,9 +122,9 @@ check() {
   [[ -d $bundle || ! -f $bundle.tar.gz ]] || tar -xzf "$bundle.tar.gz" -C "$root"
   [[ -d $bundle ]] || { echo "no gpu_bundle.tar.gz: run scripts/gpu_check.sh --pack here first and carry it" >&2; exit 1; }
   export LD_LIBRARY_PATH=$bundle/lib:${LD_LIBRARY_PATH:-}
-  # cuBLASLt and cuDNN from the image (pip's nvidia-* packages, or a toolkit install).
+  # cuBLASLt, cuDNN and NCCL from the image (pip's nvidia-* packages, or a toolkit install).
   local lib dir
-  for lib in libcublasLt.so libcudnn.so; do
+  for lib in libcublasLt.so libcudnn.so libnccl.so; do
     dir=$(find /opt /usr/local /usr/lib -name "$lib*" 2>/dev/null | head -1)
     [[ -n $dir ]] && LD_LIBRARY_PATH=$(dirname "$dir"):$LD_LIBRARY_PATH
   done
