@@ -85,9 +85,18 @@ if "$kiln" --version | grep -q "emulated device"; then
   dir="$work/llama-sp-cuda"
   check "llama (tp=2, sequence_parallel) on CUDA ranks runs" env KILN_CUDA_DEVICE=emulated timeout 300 mpirun \
     --oversubscribe -np 2 -x KILN_CUDA_DEVICE -x OMP_NUM_THREADS "$kiln" train "$work/llama.yaml" --run-dir "$dir" \
-    --set train.device=cuda --set parallel.tp=2 --set parallel.sequence_parallel=true --set train.steps=3 \
+    --set train.device=cuda --set train.precision=fp32 --set parallel.tp=2 --set parallel.sequence_parallel=true \
+    --set train.steps=3 \
     --set eval.every_steps=0
   check "llama (tp=2, sequence_parallel) on CUDA ranks: losses equal serial" same loss "$dir" "$work/llama-serial-3" 1e-5 1e-5
+  # bf16 (NCCL sums the bf16 activations): within bf16 rounding of bf16 on one GPU.
+  bf16=(--set train.device=cuda --set train.precision=bf16 --set train.steps=3 --set eval.every_steps=0)
+  check "llama bf16 on one CUDA rank" env KILN_CUDA_DEVICE=emulated bash -c \
+    "$(declare -f train_ranks); kiln=$kiln; train_ranks 1 $work/llama-bf16 $work/llama.yaml ${bf16[*]}"
+  check "llama bf16 (tp=2, sequence_parallel) on CUDA ranks" env KILN_CUDA_DEVICE=emulated bash -c \
+    "$(declare -f train_ranks); kiln=$kiln; train_ranks 2 $work/llama-bf16-sp $work/llama.yaml ${bf16[*]} --set parallel.tp=2 --set parallel.sequence_parallel=true"
+  check "llama bf16 (tp=2, sequence_parallel): within 1e-3 of one GPU" same loss "$work/llama-bf16-sp" "$work/llama-bf16" \
+    1e-3 1e-3
 fi
 
 expect_error "sequence parallelism without tp is refused" "parallel.sequence_parallel.*splits the sequence over the tensor-parallel ranks, but parallel.tp = 1" \
