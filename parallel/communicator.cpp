@@ -123,10 +123,6 @@ int checked_count(std::int64_t numel, const char* op) {
   return static_cast<int>(numel);
 }
 
-std::uint64_t ring_share(std::uint64_t bytes, int size, double factor) {
-  return static_cast<std::uint64_t>(factor * static_cast<double>(bytes) * (size - 1) / size);
-}
-
 void check_mpi(int code, const char* op, const std::string& group) {
   if (code == MPI_SUCCESS) return;
   char message[MPI_MAX_ERROR_STRING];
@@ -370,6 +366,10 @@ class MpiCommunicator final : public Communicator {
 #endif
 
 }  // namespace
+
+std::uint64_t ring_share(std::uint64_t bytes, int size, double factor) {
+  return static_cast<std::uint64_t>(factor * static_cast<double>(bytes) * (size - 1) / size);
+}
 
 std::unique_ptr<Communicator> world_communicator() {
   const auto& environment = MpiEnvironment::instance();

@@ -88,6 +88,11 @@ class Communicator {
   std::string name_;
 };
 
+// The bytes one rank sends for a ring collective over `bytes` of buffer on `size` ranks, as
+// TrafficCounters count them: factor (n-1)/n bytes (factor 2 for an all-reduce, 1 for a
+// reduce-scatter or an all-gather). Every backend counts with it.
+std::uint64_t ring_share(std::uint64_t bytes, int size, double factor);
+
 // The whole job: MPI_COMM_WORLD under a launcher, else a group of one.
 std::unique_ptr<Communicator> world_communicator();
 

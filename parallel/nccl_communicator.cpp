@@ -21,7 +21,6 @@ Tensor bytes_at(const void* data, std::size_t bytes) {
   return Tensor(const_cast<void*>(data), DType::U8, Shape{static_cast<std::int64_t>(bytes)});
 }
 
-// The host group as the emulated device's collectives (and NCCL's bootstrap) see it.
 class HostGroupTransport final : public cuda_backend::HostTransport {
  public:
   explicit HostGroupTransport(Communicator& host) : host_(host) {}
@@ -62,10 +61,6 @@ class PendingDeviceCollective final : public PendingCollective {
   std::shared_ptr<DeviceFence> fence_;
   bool ordered_ = false;
 };
-
-std::uint64_t ring_share(std::uint64_t bytes, int size, double factor) {
-  return static_cast<std::uint64_t>(factor * static_cast<double>(bytes) * (size - 1) / size);
-}
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -250,6 +245,10 @@ class NcclCommunicatorFactory final : public CommunicatorFactory {
 };
 
 }  // namespace
+
+std::unique_ptr<cuda_backend::HostTransport> host_transport(Communicator& host) {
+  return std::make_unique<HostGroupTransport>(host);
+}
 
 std::unique_ptr<CommunicatorFactory> nccl_communicator_factory() { return std::make_unique<NcclCommunicatorFactory>(); }
 

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "kernels/cuda/collectives.hpp"
 #include "parallel/communicator.hpp"
 #include "parallel/communicator_factory.hpp"
 
@@ -24,6 +25,10 @@ namespace kiln::parallel {
 // Data groups over NCCL for the active CUDA backend (the GPU, or the emulated device whose
 // collectives move the bytes over the host group).
 std::unique_ptr<CommunicatorFactory> nccl_communicator_factory();
+
+// The host group as the emulated device's collectives (and NCCL's bootstrap) see it: raw bytes
+// over `host`, which must outlive it.
+std::unique_ptr<cuda_backend::HostTransport> host_transport(Communicator& host);
 
 // One NCCL communicator over the ranks of `host` (every rank of it calls this).
 std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> host);

@@ -10,6 +10,7 @@
 #include "data/chat/chat_renderer.hpp"
 #include "data/dataset/token_dataset.hpp"
 #include "tests/dataset/test_datasets.hpp"
+#include "tests/model/model_testing.hpp"
 #include "trainer/model/transformer.hpp"
 #include "trainer/train/evaluate.hpp"
 
@@ -19,20 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fixture_tokenizer() { return fs::path(KILN_FIXTURES_DIR) / "interop" / "llama" / "tokenizer.json"; }
-
-model::ModelConfig small_llama() {
-  model::ModelConfig c = model::llama_config();
-  c.vocab_size = 320;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.d_ff = 48;
-  c.max_seq_len = 256;
-  c.tie_embeddings = false;
-  c.rope.theta = 10000.0;
-  return c.resolved();
-}
 
 std::vector<Conversation> conversations() {
   return {{{{"user", "How many bowls?"}, {"assistant", "Twelve."}}},
@@ -61,7 +48,7 @@ ops::LossSum row_loss(model::Transformer& model, const std::vector<std::uint32_t
 TEST(SftLoss, PackedEqualsOneConversationAtATime) {
   const auto tokenizer = tok::Tokenizer::load(fixture_tokenizer());
   const ChatRenderer renderer(find_chat_template("llama3"), tokenizer, "llama fixture");
-  model::Transformer model(small_llama());
+  model::Transformer model(model::testing::fixture_llama(256));
   model.init_weights(42);
 
   ops::LossSum separate;
@@ -117,7 +104,7 @@ TEST(SftLoss, PreparedPackedAndUnpackedDatasetsEvaluateTheSame) {
   EXPECT_LT(packed_summary.chat_train.windows, unpacked_summary.chat_train.windows);
   EXPECT_EQ(unpacked_summary.chat_train.windows, 8u);
 
-  model::Transformer model(small_llama());
+  model::Transformer model(model::testing::fixture_llama(256));
   model.init_weights(7);
   train::EvalOptions eval;
   eval.seq_len = 128;

@@ -9,10 +9,7 @@ kiln=$1
 source "$(dirname "$0")/testlib.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
 
-"$kiln" corpus --out "$work/corpus.jsonl" --docs 500 --seed 9 >/dev/null
-"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
-"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
-  --quiet >/dev/null
+tiny_dataset 500 9
 cat >"$work/gpt2.yaml" <<YAML
 model: {family: gpt2, d_model: 32, n_layers: 3, n_heads: 4, max_seq_len: 32}
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5}

@@ -15,10 +15,7 @@ source "$(dirname "$0")/testlib.sh"
 if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
 
-"$kiln" corpus --out "$work/corpus.jsonl" --docs 600 --seed 6 >/dev/null
-"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
-"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
-  --quiet >/dev/null
+tiny_dataset 600 6
 cat >"$work/gpt2.yaml" <<YAML
 model: {family: gpt2, d_model: 32, n_layers: 4, n_heads: 4, max_seq_len: 32}
 data: {tokenizer: $work/tok.json, train: $work/data/train.h5, val: $work/data/val.h5}

@@ -72,3 +72,12 @@ peak_activations() {
   python3 -c 'import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if "\"loss\"" in l][-1]["memory_peak_bytes"]["activations"])' \
     "$1/metrics.jsonl"
 }
+
+# tiny_dataset DOCS SEED: the built-in corpus of DOCS documents, a 300-token tokenizer
+# ($work/tok.json) and train/val datasets ($work/data, 5% validation) for the tests' tiny models.
+tiny_dataset() {
+  "$kiln" corpus --out "$work/corpus.jsonl" --docs "$1" --seed "$2" >/dev/null
+  "$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
+  "$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
+    --quiet >/dev/null
+}

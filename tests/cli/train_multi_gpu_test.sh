@@ -25,10 +25,7 @@ train() {  # train RANKS RUN_DIR [--set ...]: the llama recipe
 }
 cuda=(--set train.device=cuda)
 
-"$kiln" corpus --out "$work/corpus.jsonl" --docs 1200 --seed 5 >/dev/null
-"$kiln" tokenizer train --input "$work/corpus.jsonl" --vocab-size 300 --out "$work/tok.json" >/dev/null 2>&1
-"$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
-  --quiet >/dev/null
+tiny_dataset 1200 5
 # Llama with GQA (4 query heads, 2 kv heads: tp = 2 splits both), an odd vocabulary, packed
 # documents, two micro-batches a step.
 cat >"$work/llama.yaml" <<YAML

@@ -47,6 +47,22 @@ inline ModelConfig tiny_llama() {
   return c.resolved();
 }
 
+// A tiny Llama sized for the interop fixture tokenizer (tests/fixtures/interop/llama: 320
+// tokens): d_model 32, 2 layers, GQA 4/2, SwiGLU 48, untied head, theta 10000.
+inline ModelConfig fixture_llama(std::int64_t max_seq_len) {
+  ModelConfig c = llama_config();
+  c.vocab_size = 320;
+  c.d_model = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.d_ff = 48;
+  c.max_seq_len = max_seq_len;
+  c.tie_embeddings = false;
+  c.rope.theta = 10000.0;
+  return c.resolved();
+}
+
 inline OwnedTensor index_tensor(Shape shape, const std::vector<std::int32_t>& values) {
   OwnedTensor t(DType::I32, shape);
   EXPECT_EQ(static_cast<std::size_t>(t.numel()), values.size());

@@ -202,19 +202,8 @@ TEST(NcclCommunicator, TheLibraryContractIsChecked) {
   cuda_backend::CollectivesId id;
   if (world().rank() == 0) id = backend.new_collectives_id();
   world().broadcast(Tensor(id.bytes.data(), DType::U8, Shape{128}), 0);
-  struct Transport final : cuda_backend::HostTransport {
-    Communicator& host = world();
-    int rank() const override { return host.rank(); }
-    int size() const override { return host.size(); }
-    void all_gather_bytes(void* all, const void* mine, std::size_t bytes) override {
-      host.all_gather(Tensor(all, DType::U8, Shape{static_cast<std::int64_t>(bytes) * size()}),
-                      Tensor(const_cast<void*>(mine), DType::U8, Shape{static_cast<std::int64_t>(bytes)}));
-    }
-    void broadcast_bytes(void* data, std::size_t bytes, int root) override {
-      host.broadcast(Tensor(data, DType::U8, Shape{static_cast<std::int64_t>(bytes)}), root);
-    }
-    void exchange_bytes(const void*, std::size_t, int, void*, std::size_t, int) override {}
-  } transport;
+  const auto transport_of_world = host_transport(world());
+  cuda_backend::HostTransport& transport = *transport_of_world;
   auto nccl = backend.make_collectives(id, transport);
   OnDevice x(values_of(0, 16), DType::F32);
   std::vector<float> host(16);

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "tests/dataset/test_datasets.hpp"
+#include "tests/model/model_testing.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::train {
@@ -22,23 +23,9 @@ tok::Tokenizer fixture_tokenizer() {
   return tok::Tokenizer::load(fs::path(KILN_FIXTURES_DIR) / "interop" / "llama" / "tokenizer.json");
 }
 
-model::ModelConfig tiny_llama() {
-  model::ModelConfig c = model::llama_config();
-  c.vocab_size = 320;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.n_kv_heads = 2;
-  c.d_ff = 48;
-  c.max_seq_len = kContext;
-  c.tie_embeddings = false;
-  c.rope.theta = 10000.0;
-  return c.resolved();
-}
-
 struct Fixture {
   tok::Tokenizer tokenizer = fixture_tokenizer();
-  model::Transformer model{tiny_llama()};
+  model::Transformer model{model::testing::fixture_llama(kContext)};
   Fixture() { model.init_weights(3); }
 
   std::int64_t prompt_tokens(const std::string& prompt) const {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "kernels/ops.hpp"
+#include "trainer/config/recipe.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::model {
@@ -138,6 +139,15 @@ void fill_zeros_and_positions(const Activations& acts) {
 }
 
 }  // namespace
+
+Recompute recompute_of(config::Recompute recompute) {
+  switch (recompute) {
+    case config::Recompute::none: return Recompute::none;
+    case config::Recompute::selective: return Recompute::selective;
+    case config::Recompute::full: return Recompute::full;
+  }
+  return Recompute::none;
+}
 
 StageDims stage_dims(const ModelConfig& config, const ParallelPlacement& placement) {
   const std::int64_t tp = placement.tp_size;

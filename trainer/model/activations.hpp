@@ -52,6 +52,12 @@ namespace kiln::model {
 // recomputed values are the forward's bits (the same ops on the same inputs), so losses and
 // gradients do not change.
 enum class Recompute : std::uint8_t { none, selective, full };
+}  // namespace kiln::model
+namespace kiln::config {
+enum class Recompute;  // the recipe's train.recompute (trainer/config/recipe.hpp)
+}  // namespace kiln::config
+namespace kiln::model {
+Recompute recompute_of(config::Recompute recompute);
 
 // The sizes one rank computes with.
 struct StageDims {

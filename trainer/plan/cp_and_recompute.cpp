@@ -26,15 +26,6 @@ double context_ring_bytes_per_micro_batch(const model::StageDims& dims, std::int
   return static_cast<double>(dims.layers) * 3.0 * forward;  // forward, then twice that backward
 }
 
-model::Recompute model_recompute(Recompute recompute) {
-  switch (recompute) {
-    case Recompute::none: return model::Recompute::none;
-    case Recompute::selective: return model::Recompute::selective;
-    case Recompute::full: return model::Recompute::full;
-  }
-  return model::Recompute::none;
-}
-
 double recompute_flops_per_token(Recompute recompute, double block_training_flops) {
   switch (recompute) {
     case Recompute::none: return 0.0;

@@ -37,8 +37,6 @@ std::uint64_t context_ring_buffer_bytes(const model::StageDims& dims, std::int64
 double context_ring_bytes_per_micro_batch(const model::StageDims& dims, std::int64_t micro_batch_size,
                                           std::int64_t seq_len, int cp, std::size_t value_size);
 
-// The trainer's recompute mode for the plan's.
-model::Recompute model_recompute(Recompute recompute);
 // Extra forward FLOPs per token and block (whole model width; divide by tp for a rank).
 // block_training_flops: the block's FLOPs per token for forward + backward (6 N + attention).
 double recompute_flops_per_token(Recompute recompute, double block_training_flops);

@@ -22,7 +22,7 @@ RankPlacement placement_of(const PlanLayout& layout, int stage, std::int64_t seq
   at.zero = layout.zero == 1;
   at.sequence_parallel = layout.sequence_parallel;
   at.micro_batch_size = layout.micro_batch_size;
-  at.recompute = model_recompute(layout.recompute);
+  at.recompute = model::recompute_of(layout.recompute);
   at.tokens = tokens_per_rank(seq_len, layout.cp);
   at.micro_batches = layout.micro_batches;
   return at;

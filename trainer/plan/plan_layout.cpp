@@ -80,14 +80,7 @@ std::vector<PlanLayout> variants_of(PlanLayout split, const config::Recipe& base
 
 }  // namespace
 
-std::string_view recompute_name(Recompute recompute) {
-  switch (recompute) {
-    case Recompute::none: return "none";
-    case Recompute::selective: return "selective";
-    case Recompute::full: return "full";
-  }
-  return "?";
-}
+std::string_view recompute_name(Recompute recompute) { return config::to_string(recompute); }
 
 Recompute recompute_from_name(std::string_view name) {
   for (const Recompute recompute : kRecomputes)

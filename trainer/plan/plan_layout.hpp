@@ -20,7 +20,7 @@ namespace kiln::plan {
 // none: every block keeps all it saves for the backward. selective: blocks keep their input,
 // the attention output and its logsumexp and the residual after attention; the norms, q|k|v
 // and the MLP's intermediates are recomputed. full: blocks keep only their input.
-enum class Recompute : std::uint8_t { none, selective, full };
+using Recompute = config::Recompute;  // the recipe's train.recompute
 std::string_view recompute_name(Recompute recompute);
 // Throws kiln::Error naming the accepted words.
 Recompute recompute_from_name(std::string_view name);

@@ -123,15 +123,6 @@ DType storage_dtype(config::Precision precision) {
   return precision == config::Precision::bf16 ? DType::BF16 : DType::F32;
 }
 
-model::Recompute recompute_of(config::Recompute recompute) {
-  switch (recompute) {
-    case config::Recompute::none: return model::Recompute::none;
-    case config::Recompute::selective: return model::Recompute::selective;
-    case config::Recompute::full: return model::Recompute::full;
-  }
-  return model::Recompute::none;
-}
-
 std::string attention_banner(config::AttentionBackend attention) {
   if (attention == config::AttentionBackend::cudnn) return "cudnn (cuDNN " + cudnn_sdpa::library_version() + " fused SDPA)";
   return "flash (kiln's kernels)";
@@ -305,7 +296,7 @@ void Trainer::State::build_model() {
   const auto config = model::from_recipe(recipe.model, layout.tp);
   model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
   if (recipe.train.attention == config::AttentionBackend::cudnn) model->set_attention_library(ops::AttentionLibrary::cudnn);
-  model->set_recompute(recompute_of(recipe.train.recompute));
+  model->set_recompute(model::recompute_of(recipe.train.recompute));
 
   loss_total = memory::DeviceBuffer(2 * sizeof(double), memory::MemoryCategory::workspace, allocator());
   if (layout.pp > 1) model->set_pipeline_slots(parallel::pipeline_slots(layout.pp, grid->pp_rank(), layout.micro_batches));

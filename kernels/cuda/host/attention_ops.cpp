@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -193,6 +194,19 @@ void check_ragged_tables(const char* op, const cudnn_sdpa::RaggedTables& t) {
       fail("ops::{}: cuDNN's ragged lengths and offsets must be 16-byte aligned device memory", op);
 }
 
+// Everything of cuDNN's contract an attention call can break, but the graph (validated apart):
+// each tensor, the runs against doc_ids (q gives [B, T]), and the ragged tables.
+void check_cudnn_call(const char* op, std::initializer_list<Named> tensors, const Tensor& doc_ids,
+                      const ops::DocumentRuns& documents, const cudnn_sdpa::RaggedTables& ragged) {
+  const Tensor* q = nullptr;
+  for (const auto& [name, tensor] : tensors) {
+    check_cudnn_tensor(op, name, tensor);
+    if (std::string_view(name) == "q") q = &tensor;
+  }
+  check_runs_match_ids(op, doc_ids, documents, q->size(0), q->size(1));
+  check_ragged_tables(op, ragged);
+}
+
 float bf16_at(const void* base, std::int64_t index) {
   return kiln::to_float(kiln::BFloat16{static_cast<const std::uint16_t*>(base)[index]});
 }
@@ -351,10 +365,7 @@ void DeviceBackend::cudnn_attention_forward(Tensor out, Tensor lse, Tensor q, Te
   const RaggedBatch ragged = ragged_batch(q, k, v, out, documents, causal, scale);
   const cudnn_sdpa::ForwardPointers pointers{q.ptr, k.ptr, v.ptr, out.ptr, stats, stage_ragged(ragged)};
 #if KILN_CUDA_EMULATED
-  for (const auto& [name, tensor] : {Named{"out", out}, Named{"q", q}, Named{"k", k}, Named{"v", v}})
-    check_cudnn_tensor(op, name, tensor);
-  check_runs_match_ids(op, doc_ids, documents, q.size(0), q.size(1));
-  check_ragged_tables(op, pointers.ragged);
+  check_cudnn_call(op, {{"out", out}, {"q", q}, {"k", k}, {"v", v}}, doc_ids, documents, pointers.ragged);
   cudnn_sdpa::validate_forward(ragged.problem);
   ragged_attention_forward(ragged.problem, pointers);
 #else
@@ -376,11 +387,9 @@ void DeviceBackend::cudnn_attention_backward(Tensor dq, Tensor dk, Tensor dv, Te
   const cudnn_sdpa::BackwardPointers pointers{q.ptr,  k.ptr,  v.ptr,  out.ptr, dout.ptr,
                                               stats,  dq.ptr, dk.ptr, dv.ptr,  stage_ragged(ragged)};
 #if KILN_CUDA_EMULATED
-  for (const auto& [name, tensor] : {Named{"dq", dq}, Named{"dk", dk}, Named{"dv", dv}, Named{"dout", dout},
-                                     Named{"q", q}, Named{"k", k}, Named{"v", v}, Named{"out", out}})
-    check_cudnn_tensor(op, name, tensor);
-  check_runs_match_ids(op, doc_ids, documents, q.size(0), q.size(1));
-  check_ragged_tables(op, pointers.ragged);
+  check_cudnn_call(op,
+                   {{"dq", dq}, {"dk", dk}, {"dv", dv}, {"dout", dout}, {"q", q}, {"k", k}, {"v", v}, {"out", out}},
+                   doc_ids, documents, pointers.ragged);
   cudnn_sdpa::validate_backward(ragged.problem);
   ragged_attention_backward(ragged.problem, pointers);
 #else
