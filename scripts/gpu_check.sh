@@ -10,7 +10,7 @@
 #                                   short table (device, CUDA tests, benchmarks)
 #
 # The CUDA backend has its own kernels for every non-GEMM op and kiln::ops dispatches to them
-# for device tensors; the check proves the toolchain end to end (sm_90 code built here loads
+# for device tensors; the check proves the toolchain end to end (sm_90a code built here loads
 # and runs there), then, GPU first: the CUDA tests on the real GPU (kiln_cuda_tests: the
 # kernel tests, the ops-through-the-backend tests and the model-on-the-device tests CI runs on
 # the emulated device), attention against PyTorch's SDPA and cuDNN, the GEMMs' TFLOP/s and

@@ -14,215 +14,18 @@
 // fall 4 banks apart, on 32 distinct banks.
 #include "kernels/cuda/flash_attention.hpp"
 
-#include <cmath>
-#include <cstdint>
-
-#include "kernels/cuda/async_copy.cuh"
-#include "kernels/cuda/attention_visibility.cuh"
-#include "kernels/cuda/cuda_compat.cuh"
-#include "kernels/cuda/kernel_launch.hpp"
-#include "kernels/cuda/mma.cuh"
-#include "kernels/cuda/vector_access.cuh"
-#include "kernels/cuda/warp_reduce.cuh"
+#include "kernels/cuda/flash_attention_tiles.cuh"
 
 namespace kiln::KILN_CUDA_NS {
 namespace {
 
 using namespace attention_detail;
+using namespace flash_detail;
 using bf16 = __nv_bfloat16;
 using std::int64_t;
 
-constexpr int kWarpRows = 16;  // one mma row tile per warp
-// A block is kWarps warps (4 or 8, flash_attention_block_warps) owning 16 * kWarps rows:
-// queries (forward, dq) or keys (dk, dv).
-template <int kWarps>
-struct BlockShape {
-  static constexpr int kThreads = 32 * kWarps;
-  static constexpr int kRows = kWarpRows * kWarps;
-};
 int block_warps = 4;
-constexpr int kPad = 8;         // bf16 per shared row beyond its data
-constexpr int kTileRows = 64;   // rows of a streamed tile: keys (forward, dq) or queries (dk, dv)
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
-constexpr float kNegativeInfinity = -INFINITY;
-
-// A streamed tile of kTileRows rows of head dim kD in shared memory, and the dynamic shared
-// memory of a kernel that double-buffers `kTensors` of them (k and v, or q and dout).
-template <int kD>
-struct Tile {
-  static constexpr int kStride = kD + kPad;
-  static constexpr int kElements = kTileRows * kStride;
-};
-template <int kD, int kTensors>
-constexpr std::size_t staged_shared_bytes() {
-  return 2 * kTensors * Tile<kD>::kElements * sizeof(bf16);
-}
-
-__device__ __forceinline__ int group_of_lane() { return lane_id() >> 2; }   // the fragment row
-__device__ __forceinline__ int member_of_lane() { return lane_id() & 3; }  // the column pair
-
-// ---- staging ---------------------------------------------------------------------------------
-
-// Rows t0 .. t0 + kRows - 1 of head h of x into dst[r * stride + d] by cp.async (one 16-byte
-// word per copy, consecutive threads along a row); rows r >= n are zero-filled and their source
-// is not read. The caller commits the group.
-template <int kD, int kThreads, int kRows = kTileRows>
-__device__ void stage_tile(bf16* dst, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n, int64_t h) {
-  constexpr int kWords = kD / 8;
-  for (int e = static_cast<int>(threadIdx.x); e < kRows * kWords; e += kThreads) {
-    const int r = e / kWords, w = e % kWords;
-    const bool real = r < n;
-    async_copy_16(dst + r * Tile<kD>::kStride + 8 * w, x.row(b, real ? t0 + r : t0, h) + 8 * w, real);
-  }
-}
-
-// ---- fragments --------------------------------------------------------------------------------
-
-__device__ __forceinline__ unsigned pair_at(const bf16* p) { return load_word<unsigned>(p); }
-
-// A fragment of the 16 x 16 block at column k0 of row-major rows row0 (fragment rows 0-7) and
-// row8 (rows 8-15) given as pointers to this lane's two rows; null rows read as zeros.
-__device__ __forceinline__ MmaFragmentA a_from_rows(const bf16* row0, const bf16* row8, int k0) {
-  const int c = k0 + 2 * member_of_lane();
-  MmaFragmentA a;
-  a.reg[0] = row0 != nullptr ? pair_at(row0 + c) : 0u;
-  a.reg[1] = row8 != nullptr ? pair_at(row8 + c) : 0u;
-  a.reg[2] = row0 != nullptr ? pair_at(row0 + c + 8) : 0u;
-  a.reg[3] = row8 != nullptr ? pair_at(row8 + c + 8) : 0u;
-  return a;
-}
-
-// Two B fragments of k-step k0, for the 8-column tiles n0 and n0 + 8, by one ldmatrix x4:
-// matrix m of it is the 8 x 8 block at tile rows (m >> 1) * 8, columns (m & 1) * 8 (plain) or
-// rows (m & 1) * 8, columns (m >> 1) * 8 (.trans), lane 8m + r giving its row r.
-struct FragmentPairB {
-  MmaFragmentB first, second;
-};
-__device__ __forceinline__ FragmentPairB pair_of(const unsigned (&reg)[4]) {
-  return {{{reg[0], reg[1]}}, {{reg[2], reg[3]}}};
-}
-// B[k][n] = tile[n * stride + k]: the tile's rows are B's columns (keys in q k^T).
-__device__ __forceinline__ FragmentPairB b_pair_from_columns(const bf16* tile, int n0, int k0, int stride) {
-  const int m = lane_id() >> 3, r = lane_id() & 7;
-  unsigned reg[4];
-  load_matrices_x4(reg, tile + (n0 + r + (m >> 1) * 8) * stride + k0 + (m & 1) * 8);
-  return pair_of(reg);
-}
-// B[k][n] = tile[k * stride + n]: the tile's rows are B's rows (keys in p v), loaded .trans.
-__device__ __forceinline__ FragmentPairB b_pair_from_rows(const bf16* tile, int n0, int k0, int stride) {
-  const int m = lane_id() >> 3, r = lane_id() & 7;
-  unsigned reg[4];
-  load_matrices_x4_transposed(reg, tile + (k0 + r + (m & 1) * 8) * stride + n0 + (m >> 1) * 8);
-  return pair_of(reg);
-}
-
-// The A fragment of k-step j from accumulator tiles 2j and 2j + 1, rounded to bf16.
-__device__ __forceinline__ MmaFragmentA a_from_accumulators(const MmaAccumulator& left, const MmaAccumulator& right) {
-  MmaFragmentA a;
-  a.reg[0] = pack_bf16_pair(__float2bfloat16_rn(left.reg[0]), __float2bfloat16_rn(left.reg[1]));
-  a.reg[1] = pack_bf16_pair(__float2bfloat16_rn(left.reg[2]), __float2bfloat16_rn(left.reg[3]));
-  a.reg[2] = pack_bf16_pair(__float2bfloat16_rn(right.reg[0]), __float2bfloat16_rn(right.reg[1]));
-  a.reg[3] = pack_bf16_pair(__float2bfloat16_rn(right.reg[2]), __float2bfloat16_rn(right.reg[3]));
-  return a;
-}
-
-__device__ __forceinline__ MmaAccumulator zero_accumulator() { return MmaAccumulator{{0.0f, 0.0f, 0.0f, 0.0f}}; }
-
-// acc[t] += a x B for every 8-column tile t of a kTiles * 8-wide product at k-step k0.
-template <int kTiles, bool kTileRowsAreBColumns>
-__device__ __forceinline__ void mma_row_of_tiles(MmaAccumulator (&acc)[kTiles], const MmaFragmentA& a,
-                                                 const bf16* tile, int k0, int stride) {
-  KILN_UNROLL
-  for (int t = 0; t < kTiles; t += 2) {
-    const FragmentPairB b = kTileRowsAreBColumns ? b_pair_from_columns(tile, 8 * t, k0, stride)
-                                                 : b_pair_from_rows(tile, 8 * t, k0, stride);
-    mma_m16n8k16(acc[t], a, b.first, acc[t]);
-    mma_m16n8k16(acc[t + 1], a, b.second, acc[t + 1]);
-  }
-}
-
-// The A fragment of this warp's 16 rows from row0 of a row-major shared block, k-step k0, by
-// one ldmatrix x4: matrix m is the 8 x 8 block at rows (m & 1) * 8, columns (m >> 1) * 8.
-__device__ __forceinline__ MmaFragmentA a_from_shared(const bf16* rows, int stride, int row0, int k0) {
-  const int m = lane_id() >> 3, r = lane_id() & 7;
-  unsigned reg[4];
-  load_matrices_x4(reg, rows + (row0 + r + (m & 1) * 8) * stride + k0 + (m >> 1) * 8);
-  return {{reg[0], reg[1], reg[2], reg[3]}};
-}
-
-// acc = rows x tile^T over the head dim: the 16 x (8 kTiles) scores (or dp) of this warp's rows
-// against the tile's first 8 kTiles rows; row_fragment(s) is the rows' A fragment of k-step s.
-template <int kDSteps, int kTiles, class RowFragment>
-__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const RowFragment& row_fragment,
-                                                   const bf16* tile, int stride) {
-  KILN_UNROLL
-  for (int t = 0; t < kTiles; ++t) acc[t] = zero_accumulator();
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) mma_row_of_tiles<kTiles, true>(acc, row_fragment(s), tile, 16 * s, stride);
-}
-// ... the rows' fragments held in registers,
-template <int kTiles, int kDSteps>
-__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const MmaFragmentA (&rows)[kDSteps],
-                                                   const bf16* tile, int stride) {
-  products_with_tile<kDSteps>(acc, [&](int s) { return rows[s]; }, tile, stride);
-}
-// ... or loaded from this warp's rows of a shared block (stride `stride` too).
-template <int kDSteps, int kTiles>
-__device__ __forceinline__ void products_with_tile(MmaAccumulator (&acc)[kTiles], const bf16* rows, int row0,
-                                                   const bf16* tile, int stride) {
-  products_with_tile<kDSteps>(acc, [&](int s) { return a_from_shared(rows, stride, row0, 16 * s); }, tile, stride);
-}
-
-// The max or sum over the 4 lanes of a fragment row (they hold its 8-wide tile's columns).
-__device__ __forceinline__ float row_max(float value) {
-  value = fmaxf(value, __shfl_xor_sync(kFullWarp, value, 1));
-  return fmaxf(value, __shfl_xor_sync(kFullWarp, value, 2));
-}
-__device__ __forceinline__ float row_sum(float value) {
-  value += __shfl_xor_sync(kFullWarp, value, 1);
-  return value + __shfl_xor_sync(kFullWarp, value, 2);
-}
-
-// Stores accumulator tiles (16 rows x 8 * kTiles columns) as bf16, each scaled, into this lane's
-// two rows (null: not a real row).
-template <int kTiles>
-__device__ void store_rows(bf16* row0, bf16* row8, const MmaAccumulator (&acc)[kTiles], float scale) {
-  KILN_UNROLL
-  for (int t = 0; t < kTiles; ++t) {
-    const int d = 8 * t + 2 * member_of_lane();
-    if (row0 != nullptr)
-      store_word(row0 + d, pack_bf16_pair(__float2bfloat16_rn(acc[t].reg[0] * scale),
-                                          __float2bfloat16_rn(acc[t].reg[1] * scale)));
-    if (row8 != nullptr)
-      store_word(row8 + d, pack_bf16_pair(__float2bfloat16_rn(acc[t].reg[2] * scale),
-                                          __float2bfloat16_rn(acc[t].reg[3] * scale)));
-  }
-}
-
-// The ranges of keys that the block's queries from i0 see, into lo/hi (each warp its 16).
-__device__ void query_ranges(const AttentionShape& shape, const std::int32_t* doc, int64_t i0, int64_t* lo,
-                             int64_t* hi) {
-  for (int r = 0; r < kWarpRows; ++r) {
-    const int slot = warp_id() * kWarpRows + r;
-    const int64_t i = i0 + slot;
-    KeyRange range{0, 0};
-    if (i < shape.tq) range = visible_keys(doc, shape.tk - shape.tq + i, shape.tk, shape.causal);
-    if (lane_id() == 0) lo[slot] = range.lo, hi[slot] = range.hi;
-  }
-}
-
-// Whether every one of this warp's rows sees all keys k0 .. k0 + kTileRows - 1 (lo <= k0 and
-// k0 + kTileRows <= hi for both of each lane's rows): then the tile needs no mask. Warp-uniform.
-__device__ __forceinline__ bool warp_sees_whole_tile(const int64_t (&lo)[2], const int64_t (&hi)[2], int64_t k0) {
-  const bool mine = lo[0] <= k0 && k0 + kTileRows <= hi[0] && lo[1] <= k0 && k0 + kTileRows <= hi[1];
-  return __all_sync(kFullWarp, mine) != 0;
-}
-
-// The tiles a loop streams: tile i covers rows first + i * kTileRows ...
-__device__ __forceinline__ int64_t tile_count(int64_t first, int64_t end) {
-  return end > first ? (end - first + kTileRows - 1) / kTileRows : 0;
-}
+FlashForwardKernel forward_kernel = FlashForwardKernel::mma_sync;
 
 // ---- forward ----------------------------------------------------------------------------------
 
@@ -237,17 +40,6 @@ __device__ void stage_keys_and_values(bf16* tiles, int stage, const AttentionSha
   stage_tile<kD, kThreads>(k_tile, k, b, k0, n, kv_head);
   stage_tile<kD, kThreads>(k_tile + Tile<kD>::kElements, v, b, k0, n, kv_head);
   async_copy_commit();
-}
-
-// Waits for the tile the loop is at (while the next one, when issued, stays in flight), then
-// makes every thread's copies of it visible to the block.
-__device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
-  if (next_in_flight) {
-    async_copy_wait<1>();
-  } else {
-    async_copy_wait<0>();
-  }
-  __syncthreads();
 }
 
 // Key tile `tile` of a walk over key_tiles tiles from first_key, ready in shared memory: issues
@@ -290,7 +82,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
 
   // This lane's fragment rows: queries i0 + slot[0] and i0 + slot[1].
-  const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
+  const LaneRows lane = lane_rows();
+  const auto& slot = lane.slot;
   int64_t lo[2], hi[2];
   const bf16* q_row[2];
   KILN_UNROLL
@@ -315,55 +108,15 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
     MmaAccumulator score[kKeyTiles];
     products_with_tile(score, q, k_tile, kStride);
-    float tile_max[2] = {kNegativeInfinity, kNegativeInfinity};
     const bool unmasked = warp_sees_whole_tile(lo, hi, k0);
-    KILN_UNROLL
-    for (int t = 0; t < kKeyTiles; ++t) {
-      KILN_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1;
-        const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
-        const bool visible = unmasked || (key >= lo[r] && key < hi[r]);
-        score[t].reg[e] = visible ? score[t].reg[e] * scale_log2 : kNegativeInfinity;
-        tile_max[r] = fmaxf(tile_max[r], score[t].reg[e]);
-      }
-    }
-    float base[2];
-    KILN_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      const float new_max = fmaxf(running_max[r], row_max(tile_max[r]));
-      base[r] = new_max == kNegativeInfinity ? 0.0f : new_max;  // no visible key yet: p = 0
-      const float correction = exp2f(running_max[r] - base[r]);  // 0 before the first visible key
-      running_max[r] = new_max;
-      running_sum[r] *= correction;
-      KILN_UNROLL
-      for (int t = 0; t < kDTiles; ++t) out[t].reg[2 * r] *= correction, out[t].reg[2 * r + 1] *= correction;
-    }
-    KILN_UNROLL
-    for (int t = 0; t < kKeyTiles; ++t) {
-      KILN_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        score[t].reg[e] = exp2f(score[t].reg[e] - base[e >> 1]);
-        running_sum[e >> 1] += score[t].reg[e];
-      }
-    }
+    scale_rows(out, online_softmax_step(score, lo, hi, k0, unmasked, scale_log2, running_max, running_sum));
     KILN_UNROLL
     for (int j = 0; j < kKeyTiles / 2; ++j)
       mma_row_of_tiles<kDTiles, false>(out, a_from_accumulators(score[2 * j], score[2 * j + 1]), v_tile, 16 * j, kStride);
     __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
 
-  KILN_UNROLL
-  for (int r = 0; r < 2; ++r) {
-    const float sum = row_sum(running_sum[r]);
-    // A query with no visible key outputs zeros; lse = +inf zeroes its backward probabilities.
-    const float inverse = sum > 0.0f ? 1.0f / sum : 0.0f;
-    KILN_UNROLL
-    for (int t = 0; t < kDTiles; ++t) out[t].reg[2 * r] *= inverse, out[t].reg[2 * r + 1] *= inverse;
-    const int64_t i = i0 + slot[r];
-    if (member_of_lane() == 0 && i < shape.tq)
-      args.lse[(b * shape.heads + h) * shape.tq + i] = sum > 0.0f ? running_max[r] * kLn2 + logf(sum) : INFINITY;
-  }
+  scale_rows(out, finish_softmax_rows(shape, args, b, h, i0, slot, running_max, running_sum));
   bf16* out_row[2];
   KILN_UNROLL
   for (int r = 0; r < 2; ++r) out_row[r] = i0 + slot[r] < shape.tq ? args.out.row(b, i0 + slot[r], h) : nullptr;
@@ -424,7 +177,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
   if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
 
-  const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
+  const LaneRows lane = lane_rows();
+  const auto& slot = lane.slot;
   int64_t lo[2], hi[2];
   float delta[2], lse[2];
   const bf16 *q_row[2], *dout_row[2];
@@ -539,7 +293,8 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     stage_queries<kD, kThreads>(tiles, delta_of, lse_of, 0, shape, args, b, item_head(0), item_first_query(0),
                                 item_count(0));
 
-  const int slot[2] = {warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8};
+  const LaneRows lane = lane_rows();
+  const auto& slot = lane.slot;
   int64_t key[2], lo[2], hi[2];
   KILN_UNROLL
   for (int r = 0; r < 2; ++r) {
@@ -611,41 +366,16 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   store_rows(dv_row[0], dv_row[1], dv, 1.0f);
 }
 
-// ---- eligibility and launches -----------------------------------------------------------------
-
-template <class T>
-bool rows_aligned(const HeadTensor<T>& x) {
-  const auto address = reinterpret_cast<std::uintptr_t>(x.data);
-  return address % 16 == 0 && x.batch_stride % 8 == 0 && x.seq_stride % 8 == 0 && x.head_stride % 8 == 0;
-}
-
-unsigned tiles(int64_t count, int64_t tile) { return static_cast<unsigned>((count + tile - 1) / tile); }
-
-// Launches `kernel` with the dynamic shared memory of two stages of kTensors tiles and
-// kExtraBytes after them; above the 48 KiB default (head dim 128, dk/dv) the kernel opts in.
-template <int kD, int kTensors, std::size_t kExtraBytes = 0, class Kernel, class Args>
-void launch_staged(const char* name, Kernel* kernel, dim3 grid, int threads, const AttentionShape& shape,
-                   const Args& args, cudaStream_t stream) {
-  constexpr std::size_t kBytes = staged_shared_bytes<kD, kTensors>() + kExtraBytes;
-  if (kBytes > 48 * 1024) {
-    const cudaError_t error =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kBytes));
-    if (error != cudaSuccess)
-      cuda_launch::fail_kernel_launch(name, cudaGetErrorName(error), cudaGetErrorString(error),
-                                      "cudaFuncSetAttribute(MaxDynamicSharedMemorySize) refused the staging buffers");
-  }
-  KILN_LAUNCH_NAMED(name, kernel, grid, dim3(threads), kBytes, stream, shape, args);
-}
 
 template <int kWarps>
 void launch_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
   using Block = BlockShape<kWarps>;
   const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
   if (shape.dim == 64) {
-    launch_staged<64, 2>("flash_forward_kernel", &flash_forward_kernel<64, kWarps>, grid, Block::kThreads, shape, args,
+    launch_with_shared<staged_shared_bytes<64, 2>()>("flash_forward_kernel", &flash_forward_kernel<64, kWarps>, grid, Block::kThreads, shape, args,
                          stream);
   } else {
-    launch_staged<128, 2>("flash_forward_kernel", &flash_forward_kernel<128, kWarps>, grid, Block::kThreads, shape,
+    launch_with_shared<staged_shared_bytes<128, 2>()>("flash_forward_kernel", &flash_forward_kernel<128, kWarps>, grid, Block::kThreads, shape,
                           args, stream);
   }
 }
@@ -655,11 +385,11 @@ void launch_backward_for_dim(const AttentionShape& shape, const AttentionBackwar
   using Block = BlockShape<kWarps>;
   if (shape.tq > 0) {
     const dim3 grid(tiles(shape.tq, Block::kRows), static_cast<unsigned>(shape.heads), static_cast<unsigned>(shape.batch));
-    launch_staged<kD, 2>("flash_dq_kernel", &flash_dq_kernel<kD, kWarps>, grid, Block::kThreads, shape, args, stream);
+    launch_with_shared<staged_shared_bytes<kD, 2>()>("flash_dq_kernel", &flash_dq_kernel<kD, kWarps>, grid, Block::kThreads, shape, args, stream);
   }
   const dim3 grid(tiles(shape.tk, Block::kRows), static_cast<unsigned>(shape.kv_heads), static_cast<unsigned>(shape.batch));
   constexpr std::size_t kKeyRowBytes = 2 * Block::kRows * Tile<kD>::kStride * sizeof(bf16);  // k and v
-  launch_staged<kD, 2, kKeyRowBytes>("flash_dkdv_kernel", &flash_dkdv_kernel<kD, kWarps>, grid, Block::kThreads, shape,
+  launch_with_shared<staged_shared_bytes<kD, 2>() + kKeyRowBytes>("flash_dkdv_kernel", &flash_dkdv_kernel<kD, kWarps>, grid, Block::kThreads, shape,
                                      args, stream);
 }
 
@@ -690,8 +420,26 @@ void set_flash_attention_block_warps(int warps) {
 
 int flash_attention_block_warps() { return block_warps; }
 
+bool flash_attention_wgmma_built() {
+#if KILN_CUDA_EMULATED || defined(KILN_CUDA_SM90A)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void set_flash_attention_forward_kernel(FlashForwardKernel kernel) {
+  if (kernel == FlashForwardKernel::wgmma && !flash_attention_wgmma_built())
+    cuda_launch::fail_kernel_argument("flash_attention",
+                                      "the wgmma forward needs kiln built for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a)");
+  forward_kernel = kernel;
+}
+
+FlashForwardKernel flash_attention_forward_kernel() { return forward_kernel; }
+
 // Shapes and pointers were checked by attention.cu's launchers, which call these.
 void flash_attention_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
+  if (forward_kernel == FlashForwardKernel::wgmma) return flash_attention_forward_wgmma(shape, args, block_warps, stream);
   if (block_warps == 8) return launch_forward<8>(shape, args, stream);
   launch_forward<4>(shape, args, stream);
 }

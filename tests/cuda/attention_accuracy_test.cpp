@@ -23,6 +23,8 @@
 namespace kiln::cuda_test {
 namespace {
 
+namespace device = kiln::KILN_CUDA_NS;
+
 struct Case {
   std::int64_t t, heads, kv_heads, dim;
   bool causal, documents;
@@ -177,6 +179,19 @@ TEST(CudaAttentionAccuracy, Bf16WithinTheFlashAttentionBoundAtAThousandTokens) {
   select_the_test_device();
   check_case({1000, 4, 2, 64, true, true});
   check_case({1000, 2, 2, 128, false, false});
+}
+
+// The same bound for the wgmma forward (sm_90a): the grid, and a thousand tokens.
+TEST(CudaAttentionAccuracy, WarpgroupMmaForwardWithinTheFlashAttentionBound) {
+  select_the_test_device();
+  if (!device::flash_attention_wgmma_built()) GTEST_SKIP() << "kiln was not built for sm_90a";
+  const FlashAttentionVariant variant(device::FlashForwardKernel::wgmma, 4);
+  for (const std::int64_t t : {1, 7, 64, 130})
+    for (const std::int64_t dim : {64, 128})
+      for (const std::int64_t group : {1, 2, 4})
+        for (const bool causal : {true, false})
+          for (const bool documents : {false, true}) check_case({t, 2 * group, 2, dim, causal, documents});
+  check_case({1000, 4, 1, 128, true, true});
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "kernels/cuda/backend.hpp"
 #include "kernels/cuda/backend_registry.hpp"
 #include "kernels/cuda/cuda_compat.cuh"
+#include "kernels/cuda/flash_attention.hpp"
 
 namespace kiln::cuda_test {
 
@@ -16,5 +17,21 @@ inline void select_the_test_device() {
   cuda_backend::select_cuda_backend(cuda_backend::BackendKind::Gpu, "test");
 #endif
 }
+
+// Runs the tensor-core attention forward on `kernel` (and blocks of `warps` warps) while it
+// lives; back to the defaults (mma.sync, 4 warps) after.
+class FlashAttentionVariant {
+ public:
+  FlashAttentionVariant(KILN_CUDA_NS::FlashForwardKernel kernel, int warps) {
+    KILN_CUDA_NS::set_flash_attention_forward_kernel(kernel);
+    KILN_CUDA_NS::set_flash_attention_block_warps(warps);
+  }
+  ~FlashAttentionVariant() {
+    KILN_CUDA_NS::set_flash_attention_forward_kernel(KILN_CUDA_NS::FlashForwardKernel::mma_sync);
+    KILN_CUDA_NS::set_flash_attention_block_warps(4);
+  }
+  FlashAttentionVariant(const FlashAttentionVariant&) = delete;
+  FlashAttentionVariant& operator=(const FlashAttentionVariant&) = delete;
+};
 
 }  // namespace kiln::cuda_test

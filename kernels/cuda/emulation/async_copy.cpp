@@ -6,6 +6,7 @@
 
 #include "kernels/cuda/emulation/execution.hpp"
 #include "kernels/cuda/emulation/runtime.hpp"
+#include "kernels/cuda/emulation/warpgroup_mma.hpp"
 
 namespace kiln::emu {
 
@@ -21,6 +22,7 @@ void land(const PendingCopy& copy) {
   auto* dst = static_cast<unsigned char*>(copy.shared_dst);
   std::memcpy(dst, copy.global_src, static_cast<std::size_t>(copy.src_bytes));
   std::memset(dst + copy.src_bytes, 0, static_cast<std::size_t>(copy.bytes - copy.src_bytes));
+  note_generic_shared_write(dst, copy.bytes);  // wgmma may read it only after a proxy fence
 }
 
 }  // namespace

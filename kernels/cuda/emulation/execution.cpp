@@ -17,6 +17,7 @@
 
 #include "kernels/cuda/emulation/async_copy.hpp"
 #include "kernels/cuda/emulation/fiber_context.hpp"
+#include "kernels/cuda/emulation/warpgroup_mma.hpp"
 #include "trainer/core/error.hpp"
 
 namespace kiln::emu {
@@ -30,7 +31,7 @@ constexpr std::size_t kStackBytes = 128 * 1024;
 // test that large would run for hours anyway.
 constexpr std::uint64_t kMaxEmulatedBlocks = std::uint64_t{1} << 22;
 
-enum class State { Runnable, AtBarrier, AtWarp, AtActiveMask, Done };
+enum class State { Runnable, AtBarrier, AtWarp, AtWarpgroup, AtActiveMask, Done };
 
 struct Fiber {
   FiberContext context;
@@ -43,8 +44,10 @@ struct Fiber {
   int result = 0;             // barrier count or active mask handed back on release
   unsigned mask = 0;          // warp collective mask
   WarpCombine combine = nullptr;
+  WarpgroupCombine group_combine = nullptr;
   LaneSlot slot;
-  AsyncCopyQueue async_copies;  // cp.async issued and not yet waited for
+  AsyncCopyQueue async_copies;     // cp.async issued and not yet waited for
+  WarpgroupMmaState warpgroup_mma;  // wgmma issued and not yet waited for, fences
 };
 
 class StackPool {
@@ -319,6 +322,7 @@ void run_grid(const GridShape& shape, const std::function<void()>& body) {
 }
 
 unsigned char* dynamic_shared_memory() { return block().shared.data(); }
+std::size_t dynamic_shared_size() { return block().shared.size(); }
 
 int block_barrier(int predicate, const char* what, std::source_location site) {
   Fiber& fiber = *block().current;
@@ -330,6 +334,12 @@ int block_barrier(int predicate, const char* what, std::source_location site) {
 unsigned lane_id() { return block().current->linear % warpSize; }
 
 AsyncCopyQueue& async_copy_queue() { return block().current->async_copies; }
+
+WarpgroupMmaState& warpgroup_mma_state() { return block().current->warpgroup_mma; }
+
+void for_each_thread_warpgroup_mma_state(const std::function<void(WarpgroupMmaState&)>& visit) {
+  for (Fiber& fiber : block().fibers) visit(fiber.warpgroup_mma);
+}
 
 bool async_copies_land_early() { return block().async_copies_land_early; }
 
@@ -393,6 +403,42 @@ void warp_collective(unsigned mask, const char* what, WarpCombine combine, LaneS
     Fiber& peer = b.fibers[first + other];
     if ((mask >> other & 1u) && &peer != &self) release(peer, 0);
   }
+  self.state = State::Runnable;
+}
+
+void warpgroup_collective(const char* what, WarpgroupCombine combine, LaneSlot slot, std::source_location site) {
+  Block& b = block();
+  Fiber& self = *b.current;
+  if (b.fibers.size() % kWarpgroupThreads != 0)
+    fail_in_kernel(fmt::format("{} needs whole warpgroups, but the block has {} threads (not a multiple of {})", what,
+                               b.fibers.size(), kWarpgroupThreads),
+                   site);
+  const unsigned first = self.linear - self.linear % kWarpgroupThreads;
+  int arrived = 1;
+  for (unsigned other = first; other < first + kWarpgroupThreads; ++other) {
+    const Fiber& peer = b.fibers[other];
+    if (&peer == &self) continue;
+    if (peer.state == State::Done)
+      fail_in_kernel(fmt::format("{}: thread {} of this warpgroup has already returned", what, other), site);
+    if (peer.state != State::AtWarpgroup) continue;
+    if (peer.group_combine != combine || std::strcmp(peer.what, what) != 0)
+      fail_in_kernel(fmt::format("{} while thread {} of this warpgroup waits in {} at {} (a warpgroup must make the same "
+                                 "call together)",
+                                 what, other, peer.what, where(peer.site)),
+                     site);
+    ++arrived;
+  }
+  self.group_combine = combine;
+  self.slot = slot;
+  if (arrived != kWarpgroupThreads) {
+    park(State::AtWarpgroup, what, site);
+    return;  // the last thread combined for us
+  }
+  LaneSlot threads[kWarpgroupThreads];
+  for (unsigned i = 0; i < kWarpgroupThreads; ++i) threads[i] = b.fibers[first + i].slot;
+  combine(threads, what);
+  for (unsigned other = first; other < first + kWarpgroupThreads; ++other)
+    if (&b.fibers[other] != &self) release(b.fibers[other], 0);
   self.state = State::Runnable;
 }
 

@@ -48,6 +48,7 @@ void run_grid(const GridShape& shape, const std::function<void()>& body);
 // The dynamic shared memory of the running block (the launch's size; filled with 0xFF at
 // block start, so an uninitialised float reads NaN and an int -1).
 unsigned char* dynamic_shared_memory();
+std::size_t dynamic_shared_size();
 
 // Block barrier with an optional predicate reduction: returns how many threads passed a
 // non-zero predicate.
@@ -64,6 +65,15 @@ struct LaneSlot {
 using WarpCombine = void (*)(LaneSlot* lanes, unsigned mask, const char* what);
 void warp_collective(unsigned mask, const char* what, WarpCombine combine, LaneSlot slot,
                      std::source_location site);
+
+// One thread's part of a warpgroup collective (wgmma.mma_async): the 128 threads of the
+// caller's warpgroup (linear thread index / 128) all make the same call; the last to arrive
+// calls `combine(threads)` with threads[i] the slot of thread 128 * group + i. A block whose
+// size is not a whole number of warpgroups, a thread of the group that has returned, or one
+// waiting in another warpgroup call is an error naming the kernel, thread and line.
+inline constexpr int kWarpgroupThreads = 128;
+using WarpgroupCombine = void (*)(LaneSlot* threads, const char* what);
+void warpgroup_collective(const char* what, WarpgroupCombine combine, LaneSlot slot, std::source_location site);
 
 // The lanes of the calling warp that reach this same __activemask call before anything else
 // can run (the emulator's model of convergence).

@@ -3,13 +3,18 @@
 // in turn, causal (the default) or full, q/k/v as separate [B, T, H, D] tensors. A benchmark,
 // not a test: prints one line per block size,
 //   attention B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>
+// and, where kiln was built for sm_90a, one for the wgmma forward (flash_attention_wgmma.cu)
+// with its largest difference from the mma.sync forward's output on the same inputs,
+//   attention-wgmma B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> max-diff <x>
 // counting 4 B H T^2 D FLOPs forward (halved when causal: half the score matrix) and 2.5 times
 // that backward, the convention FlashAttention's papers use. scripts/bench_attention_torch.py
 // times PyTorch's scaled_dot_product_attention on the same shapes.
 // usage: kiln_cuda_attention_bench B T H KV D [REPS] [causal|full]
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <functional>
 #include <cstdlib>
@@ -71,6 +76,18 @@ int run(int argc, char** argv) {
     fmt::print("attention B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n",
                B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
                backward_flops / backward / 1e12);
+    if (!kiln::cuda::flash_attention_wgmma_built()) continue;
+    const std::vector<float> reference = out.download();
+    kiln::cuda::set_flash_attention_forward_kernel(kiln::cuda::FlashForwardKernel::wgmma);
+    const double wgmma = seconds_per_call(
+        reps, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options); }, kWarmUp);
+    const std::vector<float> got = out.download();
+    kiln::cuda::set_flash_attention_forward_kernel(kiln::cuda::FlashForwardKernel::mma_sync);
+    double max_diff = 0.0;
+    for (std::size_t i = 0; i < got.size(); ++i)
+      max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - reference[i])));
+    fmt::print("attention-wgmma B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s max-diff {:.3g}\n", B, T, H,
+               KV, D, mask, warps, wgmma * 1e3, forward_flops / wgmma / 1e12, max_diff);
   }
   kiln::cuda::set_flash_attention_block_warps(4);
   return 0;
