@@ -10,8 +10,10 @@
 //     online softmax of S in registers (flash_attention_tiles.cuh, shared with mma.sync)
 //     O (64 x kD) += P V       4 x kD / 64 wgmma: A = P rounded to bf16 (registers), B = the
 //                              v tile (N-major: its rows of d are B's rows)
-// K and V tiles stream through two stages by cp.async, the next in flight while the block
-// computes, stored as the canonical no-swizzle layout of the wgmma descriptors: 8 x 8 core
+// K and V tiles stream through three stages by cp.async, the next in flight while the block
+// computes on this one and the one before may still be read by a warpgroup that lags: so one
+// barrier per tile (after the wait) suffices, and the warpgroups of a block drift apart by up to
+// a tile, one's softmax overlapping the other's products. Tiles are stored as the canonical no-swizzle layout of the wgmma descriptors: 8 x 8 core
 // matrices of 128 contiguous bytes, core (i, j) (rows 8i.., columns 8j..) at 128 (i kD / 8 + j).
 // A warp's 16-byte copies fill 512 consecutive bytes, so staging has no bank conflicts, and a
 // core matrix sits on all 32 banks for the tensor cores' reads.
@@ -30,6 +32,7 @@ using std::int64_t;
 
 constexpr int kWarpgroupRows = 64;  // M of wgmma.m64n64k16
 constexpr std::uint32_t kCoreBytes = 128;
+constexpr int kStages = 3;
 
 // A 64-row tile of head dim kD in core matrices.
 template <int kD>
@@ -94,7 +97,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
     flash_forward_wgmma_kernel(AttentionShape shape, AttentionForward<bf16> args) {
   constexpr int kThreads = kWarpgroups * kWarpgroupThreads, kBlockRows = kWarpgroups * kWarpgroupRows;
   constexpr int kDSteps = kD / 16, kChunks = kD / kWarpgroupTileColumns, kKeySteps = kTileRows / 16;
-  KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of k and v core tiles
+  KILN_DYNAMIC_SHARED(bf16, tiles);  // kStages stages of k and v core tiles
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
 
   const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
@@ -131,9 +134,13 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     const int64_t k0 = block_keys.lo + tile * kTileRows;
     const bool next = tile + 1 < key_tiles;
-    if (next) stage_key_tile<kD, kThreads>(tiles, static_cast<int>((tile + 1) & 1), shape, args, b, kv_head, k0 + kTileRows);
+    // The next tile's stage was last read two tiles ago, before every thread passed the
+    // previous tile's barrier.
+    if (next)
+      stage_key_tile<kD, kThreads>(tiles, static_cast<int>((tile + 1) % kStages), shape, args, b, kv_head,
+                                   k0 + kTileRows);
     wait_for_tile_for_wgmma(next);
-    const bf16* const k_tile = tiles + 2 * (tile & 1) * CoreTile<kD>::kElements;
+    const bf16* const k_tile = tiles + 2 * (tile % kStages) * CoreTile<kD>::kElements;
     const bf16* const v_tile = k_tile + CoreTile<kD>::kElements;
 
     WarpgroupAccumulator score;
@@ -168,7 +175,6 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
     warpgroup_wait<0>(out[0]);
     KILN_UNROLL
     for (int c = 1; c < kChunks; ++c) warpgroup_keep_registers(out[c]);
-    __syncthreads();  // this stage is read: the copy issued next iteration overwrites it
   }
 
   const RowFactors inverse = finish_softmax_rows(shape, args, b, h, i0, slot, running_max, running_sum);
@@ -185,7 +191,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
 
 template <int kD, int kWarpgroups>
 void launch_wgmma_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
-  constexpr std::size_t kSharedBytes = 2 * 2 * CoreTile<kD>::kElements * sizeof(bf16);  // stages x (k, v)
+  constexpr std::size_t kSharedBytes = kStages * 2 * CoreTile<kD>::kElements * sizeof(bf16);  // (k, v) per stage
   const dim3 grid(tiles(shape.tq, kWarpgroups * kWarpgroupRows), static_cast<unsigned>(shape.heads),
                   static_cast<unsigned>(shape.batch));
   launch_with_shared<kSharedBytes>("flash_forward_wgmma_kernel", &flash_forward_wgmma_kernel<kD, kWarpgroups>, grid,

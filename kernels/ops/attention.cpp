@@ -86,6 +86,9 @@ void check_cudnn_attention(const char* op, const Tensor& q, const AttentionDims&
 void refuse_cudnn_on_cpu(const char* op, const AttentionOptions& options) {
   if (options.library == AttentionLibrary::cudnn)
     fail("ops::{}: cuDNN attention runs on CUDA tensors only; on the CPU set train.attention: flash", op);
+  if (options.library == AttentionLibrary::kiln_wgmma)
+    fail("ops::{}: the warpgroup-MMA attention forward runs on CUDA tensors only; on the CPU set train.attention: flash",
+         op);
 }
 
 // ---- the CUDA side: kernels/cuda/attention.cu through the backend ---------------------------
@@ -104,7 +107,8 @@ void cuda_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v
     return cuda_backend_for(op).cudnn_attention_forward(out, lse, q, k, v, doc_ids, *options.documents, options.causal,
                                                         scale);
   }
-  cuda_backend_for(op).attention_forward(out, lse, q, k, v, doc_ids, options.causal, scale);
+  cuda_backend_for(op).attention_forward(out, lse, q, k, v, doc_ids, options.causal, scale,
+                                         options.library == AttentionLibrary::kiln_wgmma);
 }
 
 void cuda_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,

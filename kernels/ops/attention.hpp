@@ -9,9 +9,11 @@
 
 namespace kiln::ops {
 
-// Which kernels run the attention of CUDA tensors (`train.attention`): kiln's own, or cuDNN's
-// fused SDPA (kernels/cuda/cudnn_sdpa.hpp). The CPU has only kiln's.
-enum class AttentionLibrary { kiln, cudnn };
+// Which kernels run the attention of CUDA tensors (`train.attention`): kiln's own, kiln's own
+// with the forward on Hopper's warpgroup MMA (kernels/cuda/flash_attention_wgmma.cu: bf16, head
+// dims 64 and 128, an sm_90a build; the backward is kiln's usual), or cuDNN's fused SDPA
+// (kernels/cuda/cudnn_sdpa.hpp). The CPU has only kiln's.
+enum class AttentionLibrary { kiln, kiln_wgmma, cudnn };
 
 // One document of a packed batch: tokens [start, start + length) of batch row `row`.
 struct DocumentRun {

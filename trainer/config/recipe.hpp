@@ -27,7 +27,7 @@ namespace kiln::config {
 enum class ModelFamily { gpt2, llama };
 enum class RopeScalingType { none, llama3 };
 enum class Device { auto_select, cpu, cuda };
-enum class AttentionBackend { flash, cudnn };
+enum class AttentionBackend { flash, flash_wgmma, cudnn };
 // What the training activations keep per block (trainer/model/activations.hpp).
 enum class Recompute { none, selective, full };
 // Storage of weights and activations (compute is fp32 either way): bf16 keeps fp32 master

@@ -57,8 +57,8 @@ struct EnumNames<Device> {
 };
 template <>
 struct EnumNames<AttentionBackend> {
-  static constexpr std::array<std::pair<AttentionBackend, std::string_view>, 2> values{
-      {{AttentionBackend::flash, "flash"}, {AttentionBackend::cudnn, "cudnn"}}};
+  static constexpr std::array<std::pair<AttentionBackend, std::string_view>, 3> values{
+      {{AttentionBackend::flash, "flash"}, {AttentionBackend::flash_wgmma, "flash-wgmma"}, {AttentionBackend::cudnn, "cudnn"}}};
 };
 template <>
 struct EnumNames<Recompute> {

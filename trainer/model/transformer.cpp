@@ -290,6 +290,8 @@ void Transformer::attention_core(LayerActivations& a, Tensor k, Tensor v, Tensor
 // Training and scoring attend with the library set_attention_library chose.
 ops::AttentionOptions Transformer::batch_attention(const Batch& batch) const {
   if (attention_library_ == ops::AttentionLibrary::kiln) return {};
+  if (attention_library_ == ops::AttentionLibrary::kiln_wgmma)
+    return {.causal = true, .softmax_scale = 0.0, .library = attention_library_};
   if (!batch.documents) fail("model: cuDNN attention needs the batch's document runs (a batch uploaded by DeviceBatch)");
   return {.causal = true, .softmax_scale = 0.0, .library = attention_library_, .documents = batch.documents.get()};
 }

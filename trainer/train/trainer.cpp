@@ -125,6 +125,7 @@ DType storage_dtype(config::Precision precision) {
 
 std::string attention_banner(config::AttentionBackend attention) {
   if (attention == config::AttentionBackend::cudnn) return "cudnn (cuDNN " + cudnn_sdpa::library_version() + " fused SDPA)";
+  if (attention == config::AttentionBackend::flash_wgmma) return "flash-wgmma (kiln's kernels, the forward on wgmma)";
   return "flash (kiln's kernels)";
 }
 
@@ -181,6 +182,7 @@ struct Trainer::State {
   }
   void choose_device();
   void check_cudnn_attention() const;
+  void check_wgmma_attention() const;
   void build_model();
   void resume_or_initialise();
   void load_weights(const checkpoint::CheckpointReader& reader);
@@ -265,6 +267,20 @@ void Trainer::State::choose_device() {
          "cannot). Fix: set train.precision: fp32, or train.device: cuda",
          layout.tp, layout.pp);
   if (train.attention == config::AttentionBackend::cudnn) check_cudnn_attention();
+  if (train.attention == config::AttentionBackend::flash_wgmma) check_wgmma_attention();
+}
+
+// The wgmma forward is kiln's bf16 tensor-core kernel on CUDA; elsewhere the setting would do
+// nothing, so it is refused (whether the build has sm_90a code, the first forward says).
+void Trainer::State::check_wgmma_attention() const {
+  if (device != Device::Cuda)
+    fail("train.attention: flash-wgmma runs on CUDA, but this run trains on the CPU ({}). Fix: set train.attention: "
+         "flash, or train.device: cuda",
+         device_choice);
+  if (recipe.train.precision != config::Precision::bf16)
+    fail("train.attention: flash-wgmma is a bf16 kernel, but train.precision is {}. Fix: set train.precision: bf16, "
+         "or train.attention: flash",
+         config::to_string(recipe.train.precision));
 }
 
 // cuDNN's fused attention is a CUDA, bf16 kernel that needs libcudnn: refused before any
@@ -296,6 +312,8 @@ void Trainer::State::build_model() {
   const auto config = model::from_recipe(recipe.model, layout.tp);
   model = std::make_unique<model::Transformer>(config, storage_dtype(recipe.train.precision), placement, allocator());
   if (recipe.train.attention == config::AttentionBackend::cudnn) model->set_attention_library(ops::AttentionLibrary::cudnn);
+  if (recipe.train.attention == config::AttentionBackend::flash_wgmma)
+    model->set_attention_library(ops::AttentionLibrary::kiln_wgmma);
   model->set_recompute(model::recompute_of(recipe.train.recompute));
 
   loss_total = memory::DeviceBuffer(2 * sizeof(double), memory::MemoryCategory::workspace, allocator());

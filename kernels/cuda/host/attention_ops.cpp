@@ -12,6 +12,7 @@
 
 #include "kernels/cuda/attention.hpp"
 #include "kernels/cuda/attention_merge.hpp"
+#include "kernels/cuda/flash_attention.hpp"
 #include "kernels/cuda/host/device_backend.hpp"
 #include "kernels/cuda/host/tensor_pointers.hpp"
 
@@ -38,13 +39,32 @@ AttentionShape attention_shape(const Tensor& q, const Tensor& k, bool causal, do
   return {q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), causal, static_cast<float>(scale)};
 }
 
+// The wgmma forward for one call, then the process-wide choice as it was (tests and benchmarks
+// set that choice directly).
+class WarpgroupMmaForward {
+ public:
+  explicit WarpgroupMmaForward(bool wanted) : previous_(flash_attention_forward_kernel()), wanted_(wanted) {
+    if (wanted_) set_flash_attention_forward_kernel(FlashForwardKernel::wgmma);
+  }
+  ~WarpgroupMmaForward() {
+    if (wanted_) set_flash_attention_forward_kernel(previous_);
+  }
+  WarpgroupMmaForward(const WarpgroupMmaForward&) = delete;
+  WarpgroupMmaForward& operator=(const WarpgroupMmaForward&) = delete;
+
+ private:
+  FlashForwardKernel previous_;
+  bool wanted_;
+};
+
 }  // namespace
 
 void DeviceBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
-                                      bool causal, double scale) {
+                                      bool causal, double scale, bool warpgroup_mma) {
   constexpr const char* op = "flash_attention_forward";
   float* const lse_data = f32_pointer(op, "lse", lse);
   const std::int32_t* const docs = document_ids(op, doc_ids);
+  const WarpgroupMmaForward kernel_choice(warpgroup_mma);
   dispatch_storage(op, q, [&]<class T>(T) {
     const AttentionForward<T> args{head_tensor<T>(op, "out", out), lse_data, head_tensor<const T>(op, "q", q),
                                    head_tensor<const T>(op, "k", k), head_tensor<const T>(op, "v", v), docs};

@@ -65,7 +65,7 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void cross_entropy_finish(Tensor losses, Tensor lse, Tensor loss_sum, Tensor row_max, Tensor sum_exp,
                             Tensor target_logit, Tensor mask) override;
   void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
-                         double scale) override;
+                         double scale, bool warpgroup_mma) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                           Tensor lse, Tensor doc_ids, bool causal, double scale) override;
   void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) override;
