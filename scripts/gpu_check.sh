@@ -153,13 +153,16 @@ check() {
   # GPT-2 small in bf16 at seq 1024, batch 8; KILN_GPU_CHECK_EXTRA=1 adds Llama (GQA 12/4,
   # SwiGLU 2048), =2 also a batch of 16.
   train_row gpt2 8
-  # The same run with cuDNN's fused attention (train.attention: cudnn) in place of kiln's.
-  local cudnn_train
-  echo "== kiln train gpt2 b8 cudnn" >>"$logs/bench.log"
-  cudnn_train=$(KILN_BENCH_ATTENTION=cudnn timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 |
-                  tee -a "$logs/bench.log" | tail -1)
-  printf '%-32s %s\n' "kiln train gpt2 b8 (cuDNN attn)" \
-    "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$cudnn_train")"
+  # The same run with cuDNN's fused attention (train.attention: cudnn) in place of kiln's, and
+  # with kiln's attention forward on wgmma (train.attention: flash-wgmma).
+  local attention trained
+  for attention in cudnn flash-wgmma; do
+    echo "== kiln train gpt2 b8 $attention" >>"$logs/bench.log"
+    trained=$(KILN_BENCH_ATTENTION=$attention timeout 240 "$root/scripts/bench_train_gpu.sh" "$kiln" 30 2>&1 |
+                tee -a "$logs/bench.log" | tail -1)
+    printf '%-32s %s\n' "kiln train gpt2 b8 ($attention)" \
+      "$(awk '$1 == "gpu-train" {printf "%s tok/s, MFU %s%% of %s %s", $2, $3, $4, $5; next} {print "failed: " $0}' <<<"$trained")"
+  done
   # 200 steps of a small Llama on the CPU (fp32) and on the GPU (fp32, bf16) on the same data.
   local agree
   agree=$(timeout 240 "$root/scripts/check_gpu_losses.sh" "$kiln" 200 2>"$logs/gpu_losses.log" | tail -1)

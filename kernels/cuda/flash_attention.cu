@@ -84,16 +84,10 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   // This lane's fragment rows: queries i0 + slot[0] and i0 + slot[1].
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
-  int64_t lo[2], hi[2];
-  const bf16* q_row[2];
-  KILN_UNROLL
-  for (int r = 0; r < 2; ++r) {
-    lo[r] = range_lo[slot[r]], hi[r] = range_hi[slot[r]];
-    q_row[r] = i0 + slot[r] < shape.tq ? args.q.row(b, i0 + slot[r], h) : nullptr;
-  }
-  MmaFragmentA q[kDSteps];
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) q[s] = a_from_rows(q_row[0], q_row[1], 16 * s);
+  LaneQueries<kDSteps> queries;
+  load_lane_queries(queries, shape, args, b, h, i0, slot, range_lo, range_hi);
+  const auto &lo = queries.lo, &hi = queries.hi;
+  const auto& q = queries.q;
 
   MmaAccumulator out[kDTiles];
   KILN_UNROLL
@@ -215,9 +209,7 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
       KILN_UNROLL
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
-        const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
-        const bool visible = unmasked || (key >= lo[r] && key < hi[r]);
-        const float p = visible ? exp2f(ds[t].reg[e] * scale_log2 - lse[r]) : 0.0f;
+        const float p = key_visible(unmasked, lo, hi, k0, t, e) ? exp2f(ds[t].reg[e] * scale_log2 - lse[r]) : 0.0f;
         ds[t].reg[e] = p * (dp[t].reg[e] - delta[r]);
       }
     }

@@ -224,7 +224,46 @@ __device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
   __syncthreads();
 }
 
-// ---- the forward's online softmax (both forward kernels) --------------------------------------
+// Whether element e (of 4) of 8-key tile t of a warp's scores from key k0 is visible to its row
+// (rows: e < 2 the lane's first, else its second): always when the whole tile is.
+__device__ __forceinline__ bool key_visible(bool unmasked, const int64_t (&lo)[2], const int64_t (&hi)[2], int64_t k0,
+                                            int t, int e) {
+  const int r = e >> 1;
+  const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
+  return unmasked || (key >= lo[r] && key < hi[r]);
+}
+
+// ---- the forward's queries and online softmax (both forward kernels) --------------------------
+
+// The fragment rows of this lane in a block whose warp w owns rows 16w .. 16w + 15.
+struct LaneRows {
+  int slot[2];
+};
+__device__ __forceinline__ LaneRows lane_rows() {
+  return {{warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8}};
+}
+
+// This lane's two queries, i0 + slot[r]: the keys each sees (from query_ranges' lo/hi) and their
+// q as the A fragments of the head dim's kDSteps 16-wide steps (zeros past Tq).
+template <int kDSteps>
+struct LaneQueries {
+  int64_t lo[2], hi[2];
+  MmaFragmentA q[kDSteps];
+};
+template <int kDSteps>
+__device__ __forceinline__ void load_lane_queries(LaneQueries<kDSteps>& x, const AttentionShape& shape,
+                                                  const AttentionForward<bf16>& args, int64_t b, int64_t h, int64_t i0,
+                                                  const int (&slot)[2], const int64_t* range_lo,
+                                                  const int64_t* range_hi) {
+  const bf16* q_row[2];
+  KILN_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    x.lo[r] = range_lo[slot[r]], x.hi[r] = range_hi[slot[r]];
+    q_row[r] = i0 + slot[r] < shape.tq ? args.q.row(b, i0 + slot[r], h) : nullptr;
+  }
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) x.q[s] = a_from_rows(q_row[0], q_row[1], 16 * s);
+}
 
 // Per row of this lane's two: a factor that scales its output accumulators.
 struct RowFactors {
@@ -247,11 +286,8 @@ __device__ __forceinline__ RowFactors online_softmax_step(MmaAccumulator (&score
   for (int t = 0; t < kKeyTiles; ++t) {
     KILN_UNROLL
     for (int e = 0; e < 4; ++e) {
-      const int r = e >> 1;
-      const int64_t key = k0 + 8 * t + 2 * member_of_lane() + (e & 1);
-      const bool visible = unmasked || (key >= lo[r] && key < hi[r]);
-      score[t].reg[e] = visible ? score[t].reg[e] * scale_log2 : kNegativeInfinity;
-      tile_max[r] = fmaxf(tile_max[r], score[t].reg[e]);
+      score[t].reg[e] = key_visible(unmasked, lo, hi, k0, t, e) ? score[t].reg[e] * scale_log2 : kNegativeInfinity;
+      tile_max[e >> 1] = fmaxf(tile_max[e >> 1], score[t].reg[e]);
     }
   }
   float base[2];
@@ -302,14 +338,6 @@ __device__ __forceinline__ RowFactors finish_softmax_rows(const AttentionShape& 
       args.lse[(b * shape.heads + h) * shape.tq + i] = sum > 0.0f ? running_max[r] * kLn2 + logf(sum) : INFINITY;
   }
   return inverse;
-}
-
-// The fragment rows of this lane in a block whose warp w owns rows 16w .. 16w + 15.
-struct LaneRows {
-  int slot[2];
-};
-__device__ __forceinline__ LaneRows lane_rows() {
-  return {{warp_id() * kWarpRows + group_of_lane(), warp_id() * kWarpRows + group_of_lane() + 8}};
 }
 
 // ---- eligibility and launches -----------------------------------------------------------------

@@ -111,16 +111,10 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
-  int64_t lo[2], hi[2];
-  const bf16* q_row[2];
-  KILN_UNROLL
-  for (int r = 0; r < 2; ++r) {
-    lo[r] = range_lo[slot[r]], hi[r] = range_hi[slot[r]];
-    q_row[r] = i0 + slot[r] < shape.tq ? args.q.row(b, i0 + slot[r], h) : nullptr;
-  }
-  MmaFragmentA q[kDSteps];
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) q[s] = a_from_rows(q_row[0], q_row[1], 16 * s);
+  LaneQueries<kDSteps> queries;
+  load_lane_queries(queries, shape, args, b, h, i0, slot, range_lo, range_hi);
+  const auto &lo = queries.lo, &hi = queries.hi;
+  auto& q = queries.q;  // pinned before each wgmma.fence (warpgroup_keep_fragment)
 
   WarpgroupAccumulator out[kChunks];
   KILN_UNROLL
