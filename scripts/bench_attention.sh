@@ -4,8 +4,8 @@
 # 16 KV heads, causal and full, T = 1024, 4096, 16384 at 16384 tokens a batch (B = 16, 4, 1).
 # Forward and backward TFLOP/s, one table row a shape: kiln (the better of its 4- and 8-warp
 # blocks, forward and backward apart), cuDNN, the ratio kiln / cuDNN, and FA2 (the flash backend);
-# then kiln's wgmma forward (sm_90a builds) and its ratio to cuDNN, with the largest difference
-# of its output from the mma.sync forward's (bf16 rounding: ~1e-2 at most).
+# then kiln's wgmma kernels (sm_90a builds), forward and backward, and their ratios to cuDNN, with
+# the largest difference of out, dq, dk, dv from the mma.sync kernels' (bf16 rounding: ~1e-2).
 #
 #   scripts/bench_attention.sh [KILN_BENCH_BINARY] [REPS]
 #
@@ -51,10 +51,10 @@ ratio() {
     if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a > 0 && b > 0) printf "%.2f\n", a / b; else print "-" }'
 }
 
-row='%-22s %-6s %8s %9s %6s %8s %9s %6s %7s %7s %10s %6s %9s\n'
+row='%-22s %-6s %8s %9s %6s %8s %9s %6s %7s %7s %9s %6s %9s %6s %9s\n'
 echo "attention TFLOP/s (bf16; ratio = kiln / cuDNN; FA2 = PyTorch's flash backend; - = failed or unsupported):"
 # shellcheck disable=SC2059
-printf "$row" shape mask kiln-fwd cudnn-fwd ratio kiln-bwd cudnn-bwd ratio fa2-fwd fa2-bwd wgmma-fwd ratio max-diff
+printf "$row" shape mask kiln-fwd cudnn-fwd ratio kiln-bwd cudnn-bwd ratio fa2-fwd fa2-bwd wgmma-fwd ratio wgmma-bwd ratio max-diff
 for mask in causal full; do
   for t in $lengths; do
     b=$((tokens / t))
@@ -68,14 +68,14 @@ for mask in causal full; do
     kiln_fwd=$(tflops attention fwd <<<"$kiln") kiln_bwd=$(tflops attention bwd <<<"$kiln")
     cudnn_fwd=$(tflops torch-attention fwd <<<"$cudnn") cudnn_bwd=$(tflops torch-attention bwd <<<"$cudnn")
     flash_fwd=$(tflops torch-attention fwd <<<"$flash") flash_bwd=$(tflops torch-attention bwd <<<"$flash")
-    wgmma_fwd=$(tflops attention-wgmma fwd <<<"$kiln")
+    wgmma_fwd=$(tflops attention-wgmma fwd <<<"$kiln") wgmma_bwd=$(tflops attention-wgmma bwd <<<"$kiln")
     wgmma_diff=$(awk '$1 == "attention-wgmma" { for (i = 1; i < NF; i++) if ($i == "max-diff") {
                           if (!found || $(i + 1) + 0 > d + 0) d = $(i + 1); found = 1 } }
                       END { print found ? d : "-" }' <<<"$kiln")
     # shellcheck disable=SC2059
     printf "$row" "${shape[*]}" "$mask" "$kiln_fwd" "$cudnn_fwd" "$(ratio "$kiln_fwd" "$cudnn_fwd")" \
       "$kiln_bwd" "$cudnn_bwd" "$(ratio "$kiln_bwd" "$cudnn_bwd")" "$flash_fwd" "$flash_bwd" \
-      "$wgmma_fwd" "$(ratio "$wgmma_fwd" "$cudnn_fwd")" "$wgmma_diff"
+      "$wgmma_fwd" "$(ratio "$wgmma_fwd" "$cudnn_fwd")" "$wgmma_bwd" "$(ratio "$wgmma_bwd" "$cudnn_bwd")" "$wgmma_diff"
   done
 done
 echo "raw output of every command: $log"

@@ -36,7 +36,7 @@ fi
 # KILN_BENCH_FAMILY=llama: the Llama family at the same width (GQA 12/4 heads, SwiGLU 2048, RoPE,
 # RMSNorm). KILN_BENCH_BATCH: sequences per step (8), one micro-batch.
 # KILN_BENCH_ATTENTION=cudnn: cuDNN's fused SDPA instead of kiln's flash kernels (train.attention);
-# =flash-wgmma: kiln's kernels with the attention forward on wgmma (sm_90a).
+# =flash-wgmma: kiln's attention kernels on wgmma (sm_90a), forward and backward.
 family=${KILN_BENCH_FAMILY:-gpt2}
 attention=${KILN_BENCH_ATTENTION:-flash}
 batch=${KILN_BENCH_BATCH:-8}

@@ -154,7 +154,7 @@ check() {
   # SwiGLU 2048), =2 also a batch of 16.
   train_row gpt2 8
   # The same run with cuDNN's fused attention (train.attention: cudnn) in place of kiln's, and
-  # with kiln's attention forward on wgmma (train.attention: flash-wgmma).
+  # with kiln's attention on wgmma (train.attention: flash-wgmma).
   local attention trained
   for attention in cudnn flash-wgmma; do
     echo "== kiln train gpt2 b8 $attention" >>"$logs/bench.log"

@@ -132,12 +132,13 @@ class CudaBackend {
   // Attention with ops::flash_attention_forward/backward's semantics (kernels/cuda/attention.hpp):
   // q, out, dq, dout [B, Tq, Hq, D] and k, v, dk, dv [B, Tk, Hkv, D] of one storage dtype,
   // strided heads with unit inner stride; lse f32 [B, Hq, Tq]; doc_ids i32 [B, Tk] or
-  // undefined. dq, dk, dv are overwritten. warpgroup_mma: the forward's tensor-core kernel is
-  // the wgmma one (kernels/cuda/flash_attention.hpp; kiln::Error unless built for sm_90a).
+  // undefined. dq, dk, dv are overwritten. warpgroup_mma: the tensor-core kernels are the wgmma
+  // ones (kernels/cuda/flash_attention.hpp; kiln::Error unless built for sm_90a).
   virtual void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
                                  double scale, bool warpgroup_mma) = 0;
   virtual void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
-                                  Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale) = 0;
+                                  Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale,
+                                  bool warpgroup_mma) = 0;
   // ops::merge_attention (ring attention): out/part f32 [B, T, H, D], lse/part_lse f32 [B, H, T],
   // all strided with unit stride over D.
   virtual void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) = 0;

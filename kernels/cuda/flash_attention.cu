@@ -25,7 +25,7 @@ using bf16 = __nv_bfloat16;
 using std::int64_t;
 
 int block_warps = 4;
-FlashForwardKernel forward_kernel = FlashForwardKernel::mma_sync;
+FlashKernels kernels = FlashKernels::mma_sync;
 
 // ---- forward ----------------------------------------------------------------------------------
 
@@ -44,11 +44,6 @@ __device__ void stage_keys_and_values(bf16* tiles, int stage, const AttentionSha
 
 // Key tile `tile` of a walk over key_tiles tiles from first_key, ready in shared memory: issues
 // the copy of the next tile into the other stage (it stays in flight), waits for this one.
-struct KeyTile {
-  int64_t k0;
-  const bf16* k;
-  const bf16* v;
-};
 template <int kD, int kThreads>
 __device__ KeyTile next_key_tile(bf16* tiles, int64_t tile, int64_t key_tiles, int64_t first_key,
                                  const AttentionShape& shape, const HeadTensor<const bf16>& k,
@@ -119,38 +114,6 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
 // ---- backward: dq -----------------------------------------------------------------------------
 
-// delta = dout . out of queries i0 .. i0 + kRows - 1, into shared, and their lse in log2 units
-// (+inf past Tq). kThreads / kRows threads per row (2 or 4), each its share of the row in
-// 16-byte words, so the loads of all rows are in flight at once (a warp walking its rows one by
-// one stalled on each in turn).
-template <int kD, int kThreads, int kRows>
-__device__ void query_statistics(const AttentionShape& shape, const AttentionBackward<bf16>& args, int64_t b,
-                                 int64_t h, int64_t i0, float* delta, float* lse_log2) {
-  constexpr int kPerRow = kThreads / kRows, kShare = kD / kPerRow;
-  static_assert(kPerRow * kRows == kThreads && kShare % 8 == 0, "whole 16-byte words per thread");
-  const int slot = static_cast<int>(threadIdx.x) / kPerRow, part = static_cast<int>(threadIdx.x) % kPerRow;
-  const int64_t i = i0 + slot;
-  float sum = 0.0f;
-  if (i < shape.tq) {
-    const bf16* dout = args.dout.row(b, i, h) + part * kShare;
-    const bf16* out = args.out.row(b, i, h) + part * kShare;
-    KILN_UNROLL
-    for (int w = 0; w < kShare / 8; ++w) {
-      float g[8], o[8];
-      Pack<bf16>::load(dout + 8 * w, g);
-      Pack<bf16>::load(out + 8 * w, o);
-      KILN_UNROLL
-      for (int e = 0; e < 8; ++e) sum += g[e] * o[e];
-    }
-  }
-  KILN_UNROLL
-  for (int offset = 1; offset < kPerRow; offset <<= 1) sum += __shfl_xor_sync(kFullWarp, sum, offset);
-  if (part == 0) {
-    delta[slot] = sum;
-    lse_log2[slot] = i < shape.tq ? args.lse[(b * shape.heads + h) * shape.tq + i] * kLog2e : INFINITY;
-  }
-}
-
 template <int kD, int kWarps>
 __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     flash_dq_kernel(AttentionShape shape, AttentionBackward<bf16> args) {
@@ -173,23 +136,11 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
-  int64_t lo[2], hi[2];
-  float delta[2], lse[2];
-  const bf16 *q_row[2], *dout_row[2];
-  KILN_UNROLL
-  for (int r = 0; r < 2; ++r) {
-    lo[r] = range_lo[slot[r]], hi[r] = range_hi[slot[r]];
-    delta[r] = delta_of[slot[r]], lse[r] = lse_of[slot[r]];
-    const bool real = i0 + slot[r] < shape.tq;
-    q_row[r] = real ? args.q.row(b, i0 + slot[r], h) : nullptr;
-    dout_row[r] = real ? args.dout.row(b, i0 + slot[r], h) : nullptr;
-  }
-  MmaFragmentA q[kDSteps], dout[kDSteps];
-  KILN_UNROLL
-  for (int s = 0; s < kDSteps; ++s) {
-    q[s] = a_from_rows(q_row[0], q_row[1], 16 * s);
-    dout[s] = a_from_rows(dout_row[0], dout_row[1], 16 * s);
-  }
+  LaneGradientQueries<kDSteps> queries;
+  load_lane_gradient_queries(queries, shape, args, b, h, i0, slot, range_lo, range_hi, delta_of, lse_of);
+  const auto &lo = queries.lo, &hi = queries.hi;
+  const auto &delta = queries.delta, &lse = queries.lse;
+  const auto &q = queries.q, &dout = queries.dout;
   MmaAccumulator dq[kDTiles];
   KILN_UNROLL
   for (int t = 0; t < kDTiles; ++t) dq[t] = zero_accumulator();
@@ -203,16 +154,7 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
     MmaAccumulator ds[kKeyTiles], dp[kKeyTiles];
     products_with_tile(ds, q, k_tile, kStride);
     products_with_tile(dp, dout, v_tile, kStride);
-    const bool unmasked = warp_sees_whole_tile(lo, hi, k0);
-    KILN_UNROLL
-    for (int t = 0; t < kKeyTiles; ++t) {
-      KILN_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int r = e >> 1;
-        const float p = key_visible(unmasked, lo, hi, k0, t, e) ? exp2f(ds[t].reg[e] * scale_log2 - lse[r]) : 0.0f;
-        ds[t].reg[e] = p * (dp[t].reg[e] - delta[r]);
-      }
-    }
+    score_gradients(ds, dp, lo, hi, k0, warp_sees_whole_tile(lo, hi, k0), scale_log2, lse, delta);
     KILN_UNROLL
     for (int j = 0; j < kKeyTiles / 2; ++j)
       mma_row_of_tiles<kDTiles, false>(dq, a_from_accumulators(ds[2 * j], ds[2 * j + 1]), k_tile, 16 * j, kStride);
@@ -255,60 +197,33 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   __shared__ float delta_of[2 * kTileRows], lse_of[2 * kTileRows];
   __shared__ int64_t key_lo[kBlockRows], key_hi[kBlockRows];
 
-  const int64_t b = blockIdx.z, kv_head = blockIdx.y, k0 = int64_t{blockIdx.x} * kBlockRows;
-  const int64_t n = smaller(kBlockRows, shape.tk - k0), group = shape.heads / shape.kv_heads;
-  const int64_t offset = shape.tk - shape.tq;
+  const int64_t b = blockIdx.z, k0 = int64_t{blockIdx.x} * kBlockRows;
   const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
-  // The run of each key of the block: query position p sees key j when lo_j <= p < hi_j (and,
-  // when causal, j <= p). The first half of the warps take 32 keys each.
-  if (warp_id() < kWarps / 2) {
-    const int64_t first = k0 + 32 * warp_id(), count = smaller(32, shape.tk - first);
-    KeyRange run{0, shape.tk};
-    if (count > 0) run = key_run(doc, first, count, shape.tk);
-    key_lo[32 * warp_id() + lane_id()] = run.lo, key_hi[32 * warp_id() + lane_id()] = run.hi;
-  }
-  __syncthreads();
-  const int64_t first_position = shape.causal ? k0 : key_lo[0];
-  const int64_t last_position = key_hi[n - 1];
-  const int64_t first_query = larger(0, first_position - offset);
-  const int64_t queries = larger(0, smaller(shape.tq, last_position - offset) - first_query);
-  const int64_t tiles_per_head = tile_count(0, queries);
-  const int64_t items = group * tiles_per_head;
-  // Work item i: query head kv_head * group + i / tiles_per_head, its query tile i % tiles_per_head.
-  const auto item_head = [&](int64_t item) { return kv_head * group + item / tiles_per_head; };
-  const auto item_first_query = [&](int64_t item) { return first_query + (item % tiles_per_head) * kTileRows; };
-  const auto item_count = [&](int64_t item) { return smaller(kTileRows, first_query + queries - item_first_query(item)); };
+  const KeyBlockWork work = key_block_work<kWarps, kBlockRows>(shape, doc, blockIdx.y, k0, key_lo, key_hi);
+  const int64_t kv_head = work.kv_head, n = work.n, offset = work.offset;
   stage_tile<kD, kThreads, kBlockRows>(k_rows, args.k, b, k0, n, kv_head);
   stage_tile<kD, kThreads, kBlockRows>(v_rows, args.v, b, k0, n, kv_head);
   async_copy_commit();  // completes before the first query tile's group (groups land in order)
-  if (items > 0)
-    stage_queries<kD, kThreads>(tiles, delta_of, lse_of, 0, shape, args, b, item_head(0), item_first_query(0),
-                                item_count(0));
+  if (work.items > 0)
+    stage_queries<kD, kThreads>(tiles, delta_of, lse_of, 0, shape, args, b, work.head(0), work.first(0), work.count(0));
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
-  int64_t key[2], lo[2], hi[2];
-  KILN_UNROLL
-  for (int r = 0; r < 2; ++r) {
-    key[r] = k0 + slot[r];
-    lo[r] = key_lo[slot[r]], hi[r] = key_hi[slot[r]];
-    if (slot[r] >= n) hi[r] = lo[r];  // not a key: sees no query (its staged row is zeros)
-    // Causal: a key is seen from its own position on.
-    if (shape.causal) lo[r] = larger(lo[r], key[r]);
-  }
+  const LaneKeys keys = lane_keys(shape, work, slot, key_lo, key_hi);
+  const auto &key = keys.key, &lo = keys.lo, &hi = keys.hi;
   const int row0 = warp_id() * kWarpRows;
   MmaAccumulator dk[kDTiles], dv[kDTiles];
   KILN_UNROLL
   for (int t = 0; t < kDTiles; ++t) dk[t] = zero_accumulator(), dv[t] = zero_accumulator();
   const float scale_log2 = shape.scale * kLog2e;
 
-  for (int64_t item = 0; item < items; ++item) {
-    const int64_t q0 = item_first_query(item), count = item_count(item);
-    const bool next = item + 1 < items;
+  for (int64_t item = 0; item < work.items; ++item) {
+    const int64_t q0 = work.first(item), count = work.count(item);
+    const bool next = item + 1 < work.items;
     const int stage = static_cast<int>(item & 1);
     if (next)
-      stage_queries<kD, kThreads>(tiles, delta_of, lse_of, stage ^ 1, shape, args, b, item_head(item + 1),
-                                  item_first_query(item + 1), item_count(item + 1));
+      stage_queries<kD, kThreads>(tiles, delta_of, lse_of, stage ^ 1, shape, args, b, work.head(item + 1),
+                                  work.first(item + 1), work.count(item + 1));
     wait_for_current_tile(next);
     const bf16* const q_tile = tiles + 2 * stage * Tile<kD>::kElements;
     const bf16* const dout_tile = q_tile + Tile<kD>::kElements;
@@ -420,23 +335,24 @@ bool flash_attention_wgmma_built() {
 #endif
 }
 
-void set_flash_attention_forward_kernel(FlashForwardKernel kernel) {
-  if (kernel == FlashForwardKernel::wgmma && !flash_attention_wgmma_built())
+void set_flash_attention_kernels(FlashKernels kernel) {
+  if (kernel == FlashKernels::wgmma && !flash_attention_wgmma_built())
     cuda_launch::fail_kernel_argument("flash_attention",
-                                      "the wgmma forward needs kiln built for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a)");
-  forward_kernel = kernel;
+                                      "the wgmma kernels need kiln built for sm_90a (CMAKE_CUDA_ARCHITECTURES=90a)");
+  kernels = kernel;
 }
 
-FlashForwardKernel flash_attention_forward_kernel() { return forward_kernel; }
+FlashKernels flash_attention_kernels() { return kernels; }
 
 // Shapes and pointers were checked by attention.cu's launchers, which call these.
 void flash_attention_forward(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
-  if (forward_kernel == FlashForwardKernel::wgmma) return flash_attention_forward_wgmma(shape, args, block_warps, stream);
+  if (kernels == FlashKernels::wgmma) return flash_attention_forward_wgmma(shape, args, block_warps, stream);
   if (block_warps == 8) return launch_forward<8>(shape, args, stream);
   launch_forward<4>(shape, args, stream);
 }
 
 void flash_attention_backward(const AttentionShape& shape, const AttentionBackward<bf16>& args, cudaStream_t stream) {
+  if (kernels == FlashKernels::wgmma) return flash_attention_backward_wgmma(shape, args, block_warps, stream);
   if (block_warps == 8) return launch_backward<8>(shape, args, stream);
   launch_backward<4>(shape, args, stream);
 }

@@ -27,18 +27,21 @@ bool flash_attention_backward_supports(const AttentionShape& shape, const Attent
 void set_flash_attention_block_warps(int warps);
 int flash_attention_block_warps();
 
-// Which forward kernel runs: mma.sync (sm_80 and later, the default) or Hopper's warpgroup MMA
-// (wgmma, flash_attention_wgmma.cu; sm_90a only). Same tensors, semantics and accuracy.
-// Process-wide, not thread-safe; choosing wgmma where it was not built (nvcc for an
-// architecture other than sm_90a) is kiln::Error. The emulated device always has it.
-enum class FlashForwardKernel { mma_sync, wgmma };
+// Which tensor-core kernels run, forward and backward: mma.sync (sm_80 and later, the default)
+// or Hopper's warpgroup MMA (wgmma: flash_attention_wgmma.cu, flash_attention_wgmma_backward.cu;
+// sm_90a only). Same tensors, semantics and accuracy. Process-wide, not thread-safe; choosing
+// wgmma where it was not built (nvcc for an architecture other than sm_90a) is kiln::Error. The
+// emulated device always has it.
+enum class FlashKernels { mma_sync, wgmma };
 bool flash_attention_wgmma_built();
-void set_flash_attention_forward_kernel(FlashForwardKernel kernel);
-FlashForwardKernel flash_attention_forward_kernel();
-// The wgmma forward itself (flash_attention_forward dispatches to it): one warpgroup per 64
-// queries, `warps` 4 or 8 per block.
+void set_flash_attention_kernels(FlashKernels kernel);
+FlashKernels flash_attention_kernels();
+// The wgmma kernels themselves (flash_attention_forward/backward dispatch to them): one
+// warpgroup per 64 queries (forward, dq) or keys (dk, dv), `warps` 4 or 8 per block.
 void flash_attention_forward_wgmma(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args, int warps,
                                    cudaStream_t stream);
+void flash_attention_backward_wgmma(const AttentionShape& shape, const AttentionBackward<__nv_bfloat16>& args,
+                                    int warps, cudaStream_t stream);
 
 void flash_attention_forward(const AttentionShape& shape, const AttentionForward<__nv_bfloat16>& args,
                              cudaStream_t stream);

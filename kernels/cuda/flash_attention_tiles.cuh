@@ -233,6 +233,13 @@ __device__ __forceinline__ bool key_visible(bool unmasked, const int64_t (&lo)[2
   return unmasked || (key >= lo[r] && key < hi[r]);
 }
 
+// A key tile ready in shared memory: its first key, and where its k and v rows are.
+struct KeyTile {
+  int64_t k0;
+  const bf16* k;
+  const bf16* v;
+};
+
 // ---- the forward's queries and online softmax (both forward kernels) --------------------------
 
 // The fragment rows of this lane in a block whose warp w owns rows 16w .. 16w + 15.
@@ -338,6 +345,145 @@ __device__ __forceinline__ RowFactors finish_softmax_rows(const AttentionShape& 
       args.lse[(b * shape.heads + h) * shape.tq + i] = sum > 0.0f ? running_max[r] * kLn2 + logf(sum) : INFINITY;
   }
   return inverse;
+}
+
+// ---- the backward's statistics and score gradients (both dq kernels; dk/dv the statistics) -----
+
+// delta = dout . out of queries i0 .. i0 + kRows - 1, into shared, and their lse in log2 units
+// (+inf past Tq). kThreads / kRows threads per row (2 or 4), each its share of the row in
+// 16-byte words, so the loads of all rows are in flight at once (a warp walking its rows one by
+// one stalled on each in turn).
+template <int kD, int kThreads, int kRows>
+__device__ void query_statistics(const AttentionShape& shape, const AttentionBackward<bf16>& args, int64_t b,
+                                 int64_t h, int64_t i0, float* delta, float* lse_log2) {
+  constexpr int kPerRow = kThreads / kRows, kShare = kD / kPerRow;
+  static_assert(kPerRow * kRows == kThreads && kShare % 8 == 0, "whole 16-byte words per thread");
+  const int slot = static_cast<int>(threadIdx.x) / kPerRow, part = static_cast<int>(threadIdx.x) % kPerRow;
+  const int64_t i = i0 + slot;
+  float sum = 0.0f;
+  if (i < shape.tq) {
+    const bf16* dout = args.dout.row(b, i, h) + part * kShare;
+    const bf16* out = args.out.row(b, i, h) + part * kShare;
+    KILN_UNROLL
+    for (int w = 0; w < kShare / 8; ++w) {
+      float g[8], o[8];
+      Pack<bf16>::load(dout + 8 * w, g);
+      Pack<bf16>::load(out + 8 * w, o);
+      KILN_UNROLL
+      for (int e = 0; e < 8; ++e) sum += g[e] * o[e];
+    }
+  }
+  KILN_UNROLL
+  for (int offset = 1; offset < kPerRow; offset <<= 1) sum += __shfl_xor_sync(kFullWarp, sum, offset);
+  if (part == 0) {
+    delta[slot] = sum;
+    lse_log2[slot] = i < shape.tq ? args.lse[(b * shape.heads + h) * shape.tq + i] * kLog2e : INFINITY;
+  }
+}
+
+// This lane's two queries in the dq kernels, i0 + slot[r]: the keys each sees, its delta and
+// log2 lse (from query_ranges and query_statistics' shared rows), and its q and dout as A
+// fragments of the head dim's kDSteps 16-wide steps (zeros past Tq).
+template <int kDSteps>
+struct LaneGradientQueries {
+  int64_t lo[2], hi[2];
+  float delta[2], lse[2];
+  MmaFragmentA q[kDSteps], dout[kDSteps];
+};
+template <int kDSteps>
+__device__ __forceinline__ void load_lane_gradient_queries(LaneGradientQueries<kDSteps>& x, const AttentionShape& shape,
+                                                           const AttentionBackward<bf16>& args, int64_t b, int64_t h,
+                                                           int64_t i0, const int (&slot)[2], const int64_t* range_lo,
+                                                           const int64_t* range_hi, const float* delta_of,
+                                                           const float* lse_of) {
+  const bf16 *q_row[2], *dout_row[2];
+  KILN_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    x.lo[r] = range_lo[slot[r]], x.hi[r] = range_hi[slot[r]];
+    x.delta[r] = delta_of[slot[r]], x.lse[r] = lse_of[slot[r]];
+    const bool real = i0 + slot[r] < shape.tq;
+    q_row[r] = real ? args.q.row(b, i0 + slot[r], h) : nullptr;
+    dout_row[r] = real ? args.dout.row(b, i0 + slot[r], h) : nullptr;
+  }
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) {
+    x.q[s] = a_from_rows(q_row[0], q_row[1], 16 * s);
+    x.dout[s] = a_from_rows(dout_row[0], dout_row[1], 16 * s);
+  }
+}
+
+// ds = p (dp - delta) into the scores s of this lane's two rows of a 16 x 64 tile from key k0,
+// with p = exp2(s scale_log2 - lse) where the key is visible and 0 where not.
+template <int kKeyTiles>
+__device__ __forceinline__ void score_gradients(MmaAccumulator (&s)[kKeyTiles], const MmaAccumulator (&dp)[kKeyTiles],
+                                                const int64_t (&lo)[2], const int64_t (&hi)[2], int64_t k0,
+                                                bool unmasked, float scale_log2, const float (&lse)[2],
+                                                const float (&delta)[2]) {
+  KILN_UNROLL
+  for (int t = 0; t < kKeyTiles; ++t) {
+    KILN_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      const int r = e >> 1;
+      const float p = key_visible(unmasked, lo, hi, k0, t, e) ? exp2f(s[t].reg[e] * scale_log2 - lse[r]) : 0.0f;
+      s[t].reg[e] = p * (dp[t].reg[e] - delta[r]);
+    }
+  }
+}
+
+// ---- the work of a dk/dv block (both dk/dv kernels) -------------------------------------------
+
+// A dk/dv block's keys k0 .. k0 + n - 1 of kv head kv_head, and its work items: each query head
+// of the group times each 64-query tile that sees any of the keys.
+struct KeyBlockWork {
+  int64_t kv_head, group, k0, n, offset, first_query, queries, tiles_per_head, items;
+  // Item i: query head kv_head * group + i / tiles_per_head, its query tile i % tiles_per_head.
+  __device__ int64_t head(int64_t item) const { return kv_head * group + item / tiles_per_head; }
+  __device__ int64_t first(int64_t item) const { return first_query + (item % tiles_per_head) * kTileRows; }
+  __device__ int64_t count(int64_t item) const { return smaller(kTileRows, first_query + queries - first(item)); }
+};
+
+// The run of each key of the block into key_lo / key_hi (query position p sees key j when
+// lo_j <= p < hi_j and, when causal, j <= p; the first half of the warps take 32 keys each),
+// then, after a barrier, the block's work.
+template <int kWarps, int kBlockRows>
+__device__ KeyBlockWork key_block_work(const AttentionShape& shape, const std::int32_t* doc, int64_t kv_head,
+                                       int64_t k0, int64_t* key_lo, int64_t* key_hi) {
+  static_assert(32 * (kWarps / 2) == kBlockRows, "half the warps cover the block's keys, 32 each");
+  if (warp_id() < kWarps / 2) {
+    const int64_t first = k0 + 32 * warp_id(), count = smaller(32, shape.tk - first);
+    KeyRange run{0, shape.tk};
+    if (count > 0) run = key_run(doc, first, count, shape.tk);
+    key_lo[32 * warp_id() + lane_id()] = run.lo, key_hi[32 * warp_id() + lane_id()] = run.hi;
+  }
+  __syncthreads();
+  KeyBlockWork work;
+  work.kv_head = kv_head, work.group = shape.heads / shape.kv_heads, work.k0 = k0;
+  work.n = smaller(kBlockRows, shape.tk - k0), work.offset = shape.tk - shape.tq;
+  const int64_t first_position = shape.causal ? k0 : key_lo[0];
+  const int64_t last_position = key_hi[work.n - 1];
+  work.first_query = larger(0, first_position - work.offset);
+  work.queries = larger(0, smaller(shape.tq, last_position - work.offset) - work.first_query);
+  work.tiles_per_head = tile_count(0, work.queries);
+  work.items = work.group * work.tiles_per_head;
+  return work;
+}
+
+// This lane's two keys k0 + slot[r] and the query positions lo[r] <= p < hi[r] that see each
+// (none for a row past the block's keys, whose staged row is zeros).
+struct LaneKeys {
+  int64_t key[2], lo[2], hi[2];
+};
+__device__ __forceinline__ LaneKeys lane_keys(const AttentionShape& shape, const KeyBlockWork& work,
+                                              const int (&slot)[2], const int64_t* key_lo, const int64_t* key_hi) {
+  LaneKeys x;
+  KILN_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    x.key[r] = work.k0 + slot[r];
+    x.lo[r] = key_lo[slot[r]], x.hi[r] = key_hi[slot[r]];
+    if (slot[r] >= work.n) x.hi[r] = x.lo[r];
+    if (shape.causal) x.lo[r] = larger(x.lo[r], x.key[r]);  // causal: a key is seen from its own position on
+  }
+  return x;
 }
 
 // ---- eligibility and launches -----------------------------------------------------------------

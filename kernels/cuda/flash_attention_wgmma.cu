@@ -10,17 +10,13 @@
 //     online softmax of S in registers (flash_attention_tiles.cuh, shared with mma.sync)
 //     O (64 x kD) += P V       4 x kD / 64 wgmma: A = P rounded to bf16 (registers), B = the
 //                              v tile (N-major: its rows of d are B's rows)
-// K and V tiles stream through three stages by cp.async, the next in flight while the block
-// computes on this one and the one before may still be read by a warpgroup that lags: so one
-// barrier per tile (after the wait) suffices, and the warpgroups of a block drift apart by up to
-// a tile, one's softmax overlapping the other's products. Tiles are stored as the canonical no-swizzle layout of the wgmma descriptors: 8 x 8 core
-// matrices of 128 contiguous bytes, core (i, j) (rows 8i.., columns 8j..) at 128 (i kD / 8 + j).
-// A warp's 16-byte copies fill 512 consecutive bytes, so staging has no bank conflicts, and a
-// core matrix sits on all 32 banks for the tensor cores' reads.
+// K and V tiles stream through three stages by cp.async (flash_attention_wgmma_tiles.cuh), the
+// next in flight while the block computes on this one and the one before may still be read by a
+// warpgroup that lags: so one barrier per tile (after the wait) suffices, and the warpgroups of
+// a block drift apart by up to a tile, one's softmax overlapping the other's products.
 #include "kernels/cuda/flash_attention.hpp"
 
-#include "kernels/cuda/flash_attention_tiles.cuh"
-#include "kernels/cuda/warpgroup_mma.cuh"
+#include "kernels/cuda/flash_attention_wgmma_tiles.cuh"
 
 namespace kiln::KILN_CUDA_NS {
 namespace {
@@ -29,68 +25,6 @@ using namespace attention_detail;
 using namespace flash_detail;
 using bf16 = __nv_bfloat16;
 using std::int64_t;
-
-constexpr int kWarpgroupRows = 64;  // M of wgmma.m64n64k16
-constexpr std::uint32_t kCoreBytes = 128;
-constexpr int kStages = 3;
-
-// A 64-row tile of head dim kD in core matrices.
-template <int kD>
-struct CoreTile {
-  static constexpr int kElements = kTileRows * kD;
-  static constexpr int kCoreColumns = kD / 8;
-  static constexpr std::uint32_t kRowGroupBytes = kCoreColumns * kCoreBytes;  // from rows 8i.. to 8i + 8..
-};
-
-// Rows t0 .. t0 + 63 of head h of x into a core tile by cp.async, thread e (and e + kThreads,
-// ...) copying the e-th 16 bytes of the tile; rows r >= n are zero-filled, their source unread.
-template <int kD, int kThreads>
-__device__ void stage_core_tile(bf16* dst, const HeadTensor<const bf16>& x, int64_t b, int64_t t0, int64_t n,
-                                int64_t h) {
-  using Layout = CoreTile<kD>;
-  for (int e = static_cast<int>(threadIdx.x); e < Layout::kElements / 8; e += kThreads) {
-    const int core = e / 8, r = core / Layout::kCoreColumns * 8 + e % 8, word = core % Layout::kCoreColumns;
-    const bool real = r < n;
-    async_copy_16(dst + 8 * e, x.row(b, real ? t0 + r : t0, h) + 8 * word, real);
-  }
-}
-
-// k and v of the key tile from k0 into stage `stage` (k, then v), as one cp.async group.
-template <int kD, int kThreads>
-__device__ void stage_key_tile(bf16* tiles, int stage, const AttentionShape& shape, const AttentionForward<bf16>& args,
-                               int64_t b, int64_t kv_head, int64_t k0) {
-  const int64_t n = smaller(kTileRows, shape.tk - k0);
-  bf16* const k_tile = tiles + 2 * stage * CoreTile<kD>::kElements;
-  stage_core_tile<kD, kThreads>(k_tile, args.k, b, k0, n, kv_head);
-  stage_core_tile<kD, kThreads>(k_tile + CoreTile<kD>::kElements, args.v, b, k0, n, kv_head);
-  async_copy_commit();
-}
-
-// This thread's copies of the current tile have landed (the next stays in flight); its bytes
-// are ordered for the tensor cores' async proxy, and the barrier makes every thread's visible.
-__device__ __forceinline__ void wait_for_tile_for_wgmma(bool next_in_flight) {
-  if (next_in_flight) {
-    async_copy_wait<1>();
-  } else {
-    async_copy_wait<0>();
-  }
-  fence_shared_for_async_proxy();
-  __syncthreads();
-}
-
-// B of k-step s (d = 16s ..) of S = Q K^T: the k tile, N = 64 keys (row groups stride apart),
-// K = d (core columns 2s, 2s + 1, leading bytes apart).
-template <int kD>
-__device__ __forceinline__ std::uint64_t keys_operand(const bf16* k_tile, int s) {
-  return shared_matrix_descriptor(k_tile + 2 * s * kCoreBytes / sizeof(bf16), kCoreBytes, CoreTile<kD>::kRowGroupBytes);
-}
-// B of k-step j (keys 16j ..) and output chunk c (d = 64c ..) of O += P V: the v tile N-major,
-// N = d (core columns 8c .. 8c + 7, stride bytes apart), K = keys (row groups 2j, 2j + 1).
-template <int kD>
-__device__ __forceinline__ std::uint64_t values_operand(const bf16* v_tile, int j, int c) {
-  const std::uint32_t bytes = 2 * j * CoreTile<kD>::kRowGroupBytes + 8 * c * kCoreBytes;
-  return shared_matrix_descriptor(v_tile + bytes / sizeof(bf16), CoreTile<kD>::kRowGroupBytes, kCoreBytes);
-}
 
 template <int kD, int kWarpgroups>
 __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
@@ -107,7 +41,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   __syncthreads();
   const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
   const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
-  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args, b, kv_head, block_keys.lo);
+  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
@@ -126,23 +60,15 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const int64_t k0 = block_keys.lo + tile * kTileRows;
-    const bool next = tile + 1 < key_tiles;
-    // The next tile's stage was last read two tiles ago, before every thread passed the
-    // previous tile's barrier.
-    if (next)
-      stage_key_tile<kD, kThreads>(tiles, static_cast<int>((tile + 1) % kStages), shape, args, b, kv_head,
-                                   k0 + kTileRows);
-    wait_for_tile_for_wgmma(next);
-    const bf16* const k_tile = tiles + 2 * (tile % kStages) * CoreTile<kD>::kElements;
-    const bf16* const v_tile = k_tile + CoreTile<kD>::kElements;
+    const auto [k0, k_tile, v_tile] = next_key_tile_for_wgmma<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape,
+                                                                            args.k, args.v, b, kv_head);
 
     WarpgroupAccumulator score;
     KILN_UNROLL
     for (int s = 0; s < kDSteps; ++s) warpgroup_keep_fragment(q[s]);
     warpgroup_fence();
     KILN_UNROLL
-    for (int s = 0; s < kDSteps; ++s) warpgroup_mma<false>(score, q[s], keys_operand<kD>(k_tile, s), s > 0);
+    for (int s = 0; s < kDSteps; ++s) warpgroup_mma<false>(score, q[s], operand_over_head_dim<kD>(k_tile, s), s > 0);
     warpgroup_commit();
     warpgroup_wait<0>(score);
 
@@ -163,7 +89,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
     KILN_UNROLL
     for (int j = 0; j < kKeySteps; ++j) {
       KILN_UNROLL
-      for (int c = 0; c < kChunks; ++c) warpgroup_mma<true>(out[c], p[j], values_operand<kD>(v_tile, j, c), true);
+      for (int c = 0; c < kChunks; ++c) warpgroup_mma<true>(out[c], p[j], operand_over_rows<kD>(v_tile, j, c), true);
     }
     warpgroup_commit();
     warpgroup_wait<0>(out[0]);

@@ -8,6 +8,7 @@
 //     fragment (MmaFragmentA); D the same per warp: eight m16n8 accumulator tiles
 //     (MmaAccumulator[8]), tile t the columns 8t .. 8t + 7. So code written for mma.sync
 //     fragments (softmax on scores, probabilities as the next A) works unchanged.
+//   A may instead come from shared memory (K-major), through a descriptor as B does.
 //   B in shared memory, described by a 64-bit matrix descriptor (shared_matrix_descriptor) in
 //     the canonical no-swizzle layout: 8 x 16-byte core matrices, `leading_bytes` apart along K
 //     and `stride_bytes` apart along N. K-major (kNMajor false): a core-matrix row is 8
@@ -50,6 +51,19 @@ inline void warpgroup_mma(WarpgroupAccumulator& acc, const MmaFragmentA& a, std:
   ::kiln::emu::WarpgroupMma mma;
   mma.n = kWarpgroupTileColumns;
   mma.a_registers = a.reg;
+  mma.b_descriptor = b;
+  mma.b_n_major = kNMajor;
+  mma.accumulate = accumulate;
+  mma.accumulator = acc[0].reg;
+  ::kiln::emu::wgmma_mma_async(mma, site);
+}
+// ... A from shared memory too (K-major: a core-matrix row is 8 consecutive k of one m).
+template <bool kNMajor>
+inline void warpgroup_mma(WarpgroupAccumulator& acc, std::uint64_t a, std::uint64_t b, bool accumulate,
+                          std::source_location site = std::source_location::current()) {
+  ::kiln::emu::WarpgroupMma mma;
+  mma.n = kWarpgroupTileColumns;
+  mma.a_descriptor = a;
   mma.b_descriptor = b;
   mma.b_n_major = kNMajor;
   mma.accumulate = accumulate;
@@ -117,6 +131,22 @@ __device__ __forceinline__ void warpgroup_mma(WarpgroupAccumulator& acc, const M
       : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "l"(b), "r"(static_cast<int>(accumulate)),
         "n"(static_cast<int>(kNMajor)));
 }
+template <bool kNMajor>
+__device__ __forceinline__ void warpgroup_mma(WarpgroupAccumulator& acc, std::uint64_t a, std::uint64_t b,
+                                              bool accumulate) {
+  asm volatile(
+      "{\n"
+      ".reg .pred accumulate;\n"
+      "setp.ne.b32 accumulate, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "%32, %33, accumulate, 1, 1, 0, %35;\n"
+      "}\n"
+      : KILN_WGMMA_TILE(0), KILN_WGMMA_TILE(1), KILN_WGMMA_TILE(2), KILN_WGMMA_TILE(3), KILN_WGMMA_TILE(4),
+        KILN_WGMMA_TILE(5), KILN_WGMMA_TILE(6), KILN_WGMMA_TILE(7)
+      : "l"(a), "l"(b), "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kNMajor)));
+}
 #undef KILN_WGMMA_TILE
 #else
 // Built for an architecture without wgmma (anything but sm_90a): the wgmma kernels are never
@@ -130,6 +160,10 @@ __device__ __forceinline__ void warpgroup_wait(WarpgroupAccumulator&) {
 }
 template <bool kNMajor>
 __device__ __forceinline__ void warpgroup_mma(WarpgroupAccumulator&, const MmaFragmentA&, std::uint64_t, bool) {
+  __trap();
+}
+template <bool kNMajor>
+__device__ __forceinline__ void warpgroup_mma(WarpgroupAccumulator&, std::uint64_t, std::uint64_t, bool) {
   __trap();
 }
 #endif

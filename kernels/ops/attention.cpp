@@ -87,7 +87,7 @@ void refuse_cudnn_on_cpu(const char* op, const AttentionOptions& options) {
   if (options.library == AttentionLibrary::cudnn)
     fail("ops::{}: cuDNN attention runs on CUDA tensors only; on the CPU set train.attention: flash", op);
   if (options.library == AttentionLibrary::kiln_wgmma)
-    fail("ops::{}: the warpgroup-MMA attention forward runs on CUDA tensors only; on the CPU set train.attention: flash",
+    fail("ops::{}: kiln's warpgroup-MMA attention runs on CUDA tensors only; on the CPU set train.attention: flash",
          op);
 }
 
@@ -129,7 +129,8 @@ void cuda_attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tenso
     return cuda_backend_for(op).cudnn_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids,
                                                          *options.documents, options.causal, scale);
   }
-  cuda_backend_for(op).attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options.causal, scale);
+  cuda_backend_for(op).attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc_ids, options.causal, scale,
+                                          options.library == AttentionLibrary::kiln_wgmma);
 }
 
 }  // namespace

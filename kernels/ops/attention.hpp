@@ -10,8 +10,8 @@
 namespace kiln::ops {
 
 // Which kernels run the attention of CUDA tensors (`train.attention`): kiln's own, kiln's own
-// with the forward on Hopper's warpgroup MMA (kernels/cuda/flash_attention_wgmma.cu: bf16, head
-// dims 64 and 128, an sm_90a build; the backward is kiln's usual), or cuDNN's fused SDPA
+// on Hopper's warpgroup MMA (kernels/cuda/flash_attention_wgmma*.cu: bf16, head dims 64 and
+// 128, an sm_90a build), or cuDNN's fused SDPA
 // (kernels/cuda/cudnn_sdpa.hpp). The CPU has only kiln's.
 enum class AttentionLibrary { kiln, kiln_wgmma, cudnn };
 

@@ -6,7 +6,7 @@
 # meta.json and metrics.jsonl say cuda/bf16; MFU uses log.peak_tflops when given; a device that
 # is not there is refused naming the key (several ranks: train_multi_gpu_test.sh); cuDNN attention trains
 # within bf16 of kiln's attention and resumes bit for bit (refused on the CPU and in fp32); so does
-# the wgmma attention forward (train.attention: flash-wgmma); eval, score and generate with
+# kiln's attention on wgmma (train.attention: flash-wgmma); eval, score and generate with
 # --device cuda give the CPU's numbers and tokens.
 # $1: the kiln binary.
 set -uo pipefail
@@ -110,8 +110,8 @@ else
   echo "  (cuDNN attention not checked: $("$kiln" --version | grep -o 'cuDNN not available.*'))"
 fi
 
-# train.attention: flash-wgmma (the attention forward on Hopper's warpgroup MMA; the emulated
-# device checks the wgmma contract): a head dim of 64, where kiln's tensor-core kernels run, in
+# train.attention: flash-wgmma (kiln's attention on Hopper's warpgroup MMA, forward and backward;
+# the emulated device checks the wgmma contract): a head dim of 64, where kiln's tensor-core kernels run, in
 # bf16 beside flash; refused on the CPU, in fp32, and for a head dim the kernel does not take.
 sed -e 's/d_model: 32, n_layers: 2, n_heads: 4, n_kv_heads: 2/d_model: 128, n_layers: 2, n_heads: 2, n_kv_heads: 1/' \
   "$work/llama.yaml" >"$work/wide.yaml"
@@ -121,17 +121,17 @@ wide() {  # wide RUN_DIR [--set ...]
   "$kiln" train "$work/wide.yaml" --run-dir "$dir" "$@" >"$dir.log" 2>&1 || { tail -5 "$dir.log"; return 1; }
 }
 check "head dim 64 bf16 run with kiln's attention" wide "$work/wide-flash" "${on_cuda[@]}" --set train.precision=bf16
-check "head dim 64 bf16 run with the wgmma forward" wide "$work/wide-wgmma" "${on_cuda[@]}" \
+check "head dim 64 bf16 run with the wgmma kernels" wide "$work/wide-wgmma" "${on_cuda[@]}" \
   --set train.precision=bf16 --set train.attention=flash-wgmma
-check "banner names the wgmma forward" grep -q "train.attention flash-wgmma" "$work/wide-wgmma.log"
-check "the wgmma forward within $BF16_RTOL of the mma.sync forward" within "$BF16_RTOL" "$work/wide-wgmma" \
+check "banner names the wgmma kernels" grep -q "train.attention flash-wgmma" "$work/wide-wgmma.log"
+check "the wgmma kernels within $BF16_RTOL of the mma.sync ones" within "$BF16_RTOL" "$work/wide-wgmma" \
   "$work/wide-flash"
-expect_error "the wgmma forward in fp32 refused with the fix" "set train.precision: bf16" \
+expect_error "the wgmma kernels in fp32 refused with the fix" "set train.precision: bf16" \
   "$kiln" train "$work/wide.yaml" --run-dir "$work/wgmma-fp32" "${on_cuda[@]}" --set train.attention=flash-wgmma \
   --set train.precision=fp32
-expect_error "the wgmma forward on the CPU refused with the fix" "set train.attention: flash" \
+expect_error "the wgmma kernels on the CPU refused with the fix" "set train.attention: flash" \
   "$kiln" train "$work/wide.yaml" --run-dir "$work/wgmma-cpu" --set train.attention=flash-wgmma --set train.device=cpu
-expect_error "the wgmma forward with head dim 8 refused naming the key" "flash-wgmma needs a head dim of 64 or 128" \
+expect_error "the wgmma kernels with head dim 8 refused naming the key" "flash-wgmma needs a head dim of 64 or 128" \
   "$kiln" train "$work/llama.yaml" --run-dir "$work/wgmma-dim8" "${on_cuda[@]}" --set train.attention=flash-wgmma
 
 # eval, score and generate of the fp32 CPU run's checkpoint with --device cuda: the model, its

@@ -181,11 +181,12 @@ TEST(CudaAttentionAccuracy, Bf16WithinTheFlashAttentionBoundAtAThousandTokens) {
   check_case({1000, 2, 2, 128, false, false});
 }
 
-// The same bound for the wgmma forward (sm_90a): the grid, and a thousand tokens.
-TEST(CudaAttentionAccuracy, WarpgroupMmaForwardWithinTheFlashAttentionBound) {
+// The same bound for the wgmma kernels (sm_90a), forward and backward: the grid, and a
+// thousand tokens.
+TEST(CudaAttentionAccuracy, WarpgroupMmaKernelsWithinTheFlashAttentionBound) {
   select_the_test_device();
   if (!device::flash_attention_wgmma_built()) GTEST_SKIP() << "kiln was not built for sm_90a";
-  const FlashAttentionVariant variant(device::FlashForwardKernel::wgmma, 4);
+  const FlashAttentionVariant variant(device::FlashKernels::wgmma, 4);
   for (const std::int64_t t : {1, 7, 64, 130})
     for (const std::int64_t dim : {64, 128})
       for (const std::int64_t group : {1, 2, 4})

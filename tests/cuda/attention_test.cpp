@@ -163,13 +163,13 @@ TEST_P(CudaAttention, TensorCoreBlocksOfEightWarpsMatchTheCpuOp) {
   EXPECT_EQ(device::flash_attention_block_warps(), 4);
 }
 
-// The wgmma forward (sm_90a) over the same shapes, one and two warpgroups per block; the
-// backward stays the mma.sync kernels'. The f32 run takes the CUDA-core kernels either way.
-TEST_P(CudaAttention, WarpgroupMmaForwardMatchesTheCpuOp) {
+// The wgmma kernels (sm_90a), forward and backward, over the same shapes, one and two
+// warpgroups per block. The f32 run takes the CUDA-core kernels either way.
+TEST_P(CudaAttention, WarpgroupMmaKernelsMatchTheCpuOp) {
   if (!device::flash_attention_wgmma_built()) GTEST_SKIP() << "kiln was not built for sm_90a";
   for (const int warps : {4, 8}) {
     SCOPED_TRACE(warps);
-    const FlashAttentionVariant variant(device::FlashForwardKernel::wgmma, warps);
+    const FlashAttentionVariant variant(device::FlashKernels::wgmma, warps);
     check_case({2, 130, 130, 4, 2, 64, true, true}, GetParam());
     check_case({1, 97, 97, 2, 2, 64, false, false}, GetParam());
     check_case({1, 5, 140, 2, 1, 64, true, true}, GetParam());

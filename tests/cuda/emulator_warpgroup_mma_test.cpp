@@ -26,6 +26,8 @@ constexpr int kM = 64, kN = 64, kK = 32;  // two k-steps of m64n64k16
 
 // What the probe kernel does wrong, if anything.
 enum class Fault { none, no_fence, read_before_wait, overwrite_before_wait, copy_without_proxy_fence, uses_garbage_c };
+// Where A comes from: registers, or shared memory (K-major, after B).
+enum class ASource { registers, shared };
 
 // Byte offset of element (mn, k) of a 64 x 32 operand in core matrices, core (mn / 8, k / 8)
 // at 128 (mn / 8 * 4 + k / 8) (K-major rows: 8 k of one mn) or, N-major, rows of 8 n of one k
@@ -35,8 +37,9 @@ int n_major_offset(int n, int k) { return 128 * (k / 8 * (kN / 8) + n / 8) + 16 
 
 // d (64 x 64) = a (64 x 32, row-major) b (32 x 64, b[k][n]), one warpgroup; B is staged into
 // shared memory K-major or N-major, A comes from registers.
-__global__ void warpgroup_product(float* d, const bf16* a, const bf16* b, bool n_major, Fault fault) {
+__global__ void warpgroup_product(float* d, const bf16* a, const bf16* b, bool n_major, Fault fault, ASource source) {
   KILN_DYNAMIC_SHARED(bf16, shared);
+  bf16* const a_shared = shared + kN * kK;
   const int thread = static_cast<int>(threadIdx.x), warp = thread / 32, lane = thread % 32;
   if (fault == Fault::copy_without_proxy_fence) {
     // 16-byte words of B by cp.async: word w holds elements 8w .. 8w + 7 of the tile's bytes.
@@ -51,6 +54,7 @@ __global__ void warpgroup_product(float* d, const bf16* a, const bf16* b, bool n
       const int k = e / kN, n = e % kN;
       shared[(n_major ? n_major_offset(n, k) : k_major_offset(n, k)) / 2] = b[e];
     }
+    for (int e = thread; e < kM * kK; e += 128) a_shared[k_major_offset(e / kK, e % kK) / 2] = a[e];
     device::fence_shared_for_async_proxy();
   }
   __syncthreads();
@@ -71,7 +75,13 @@ __global__ void warpgroup_product(float* d, const bf16* a, const bf16* b, bool n
         n_major ? device::shared_matrix_descriptor(shared + n_major_offset(0, 16 * s) / 2, 128 * (kN / 8), 128)
                 : device::shared_matrix_descriptor(shared + k_major_offset(0, 16 * s) / 2, 128, 128 * (kK / 8));
     const bool accumulate = fault == Fault::uses_garbage_c ? s > 0 : true;
-    if (n_major)
+    const std::uint64_t a_descriptor =
+        device::shared_matrix_descriptor(a_shared + k_major_offset(0, 16 * s) / 2, 128, 128 * (kK / 8));
+    if (source == ASource::shared && n_major)
+      device::warpgroup_mma<true>(acc, a_descriptor, descriptor, accumulate);
+    else if (source == ASource::shared)
+      device::warpgroup_mma<false>(acc, a_descriptor, descriptor, accumulate);
+    else if (n_major)
       device::warpgroup_mma<true>(acc, fa[s], descriptor, accumulate);
     else
       device::warpgroup_mma<false>(acc, fa[s], descriptor, accumulate);
@@ -110,11 +120,11 @@ struct Operands {
 };
 
 std::vector<float> run(const Operands& x, bool n_major, Fault fault, const std::vector<float>* b_override = nullptr,
-                       unsigned threads = 128) {
+                       unsigned threads = 128, ASource source = ASource::registers) {
   DeviceBuffer<bf16> da(to_bf16(x.a)), db(to_bf16(b_override ? *b_override : x.b));
   DeviceBuffer<float> dd(kM * kN);
-  KILN_LAUNCH(warpgroup_product, dim3(1), dim3(threads), kN * kK * sizeof(bf16), nullptr, dd.data(), da.data(), db.data(),
-              n_major, fault);
+  KILN_LAUNCH(warpgroup_product, dim3(1), dim3(threads), (kN + kM) * kK * sizeof(bf16), nullptr, dd.data(), da.data(),
+              db.data(), n_major, fault, source);
   return dd.download();
 }
 
@@ -141,10 +151,13 @@ TEST(EmulatedWarpgroupMma, DescriptorsEncodeAsThePtxIsaSays) {
   EXPECT_EQ(d.stride_bytes, 128u);
 }
 
-TEST(EmulatedWarpgroupMma, ProductsMatchThePlainLoopForBothLayoutsOfB) {
+TEST(EmulatedWarpgroupMma, ProductsMatchThePlainLoopForBothLayoutsOfBAndBothSourcesOfA) {
   const Operands x;
   EXPECT_TRUE(all_close(run(x, false, Fault::none), x.product(), 0.0, 0.0)) << "K-major B";
   EXPECT_TRUE(all_close(run(x, true, Fault::none), x.product(), 0.0, 0.0)) << "N-major B";
+  // A from shared memory (K-major) instead of registers.
+  EXPECT_TRUE(all_close(run(x, false, Fault::none, nullptr, 128, ASource::shared), x.product(), 0.0, 0.0)) << "A shared";
+  EXPECT_TRUE(all_close(run(x, true, Fault::none, nullptr, 128, ASource::shared), x.product(), 0.0, 0.0)) << "A shared";
   // scale-d = 0 on the first k-step ignores what the accumulators held.
   EXPECT_TRUE(all_close(run(x, true, Fault::uses_garbage_c), x.product(), 0.0, 0.0)) << "scale-d 0";
 }

@@ -18,16 +18,16 @@ inline void select_the_test_device() {
 #endif
 }
 
-// Runs the tensor-core attention forward on `kernel` (and blocks of `warps` warps) while it
-// lives; back to the defaults (mma.sync, 4 warps) after.
+// Runs the tensor-core attention on `kernel` (and blocks of `warps` warps) while it lives;
+// back to the defaults (mma.sync, 4 warps) after.
 class FlashAttentionVariant {
  public:
-  FlashAttentionVariant(KILN_CUDA_NS::FlashForwardKernel kernel, int warps) {
-    KILN_CUDA_NS::set_flash_attention_forward_kernel(kernel);
+  FlashAttentionVariant(KILN_CUDA_NS::FlashKernels kernel, int warps) {
+    KILN_CUDA_NS::set_flash_attention_kernels(kernel);
     KILN_CUDA_NS::set_flash_attention_block_warps(warps);
   }
   ~FlashAttentionVariant() {
-    KILN_CUDA_NS::set_flash_attention_forward_kernel(KILN_CUDA_NS::FlashForwardKernel::mma_sync);
+    KILN_CUDA_NS::set_flash_attention_kernels(KILN_CUDA_NS::FlashKernels::mma_sync);
     KILN_CUDA_NS::set_flash_attention_block_warps(4);
   }
   FlashAttentionVariant(const FlashAttentionVariant&) = delete;

@@ -150,7 +150,7 @@ void check_context_parallel(const Recipe& r, RecipeProblems& problems) {
     problems.add("parallel.cp", "ring attention runs kiln's attention kernels, not cuDNN's (train.attention: cudnn)",
                  "set train.attention: flash, or parallel.cp: 1");
   if (r.train.attention == AttentionBackend::flash_wgmma)
-    problems.add("parallel.cp", "ring attention runs kiln's mma.sync attention, not the wgmma forward (train.attention: "
+    problems.add("parallel.cp", "ring attention runs kiln's mma.sync attention, not the wgmma kernels (train.attention: "
                  "flash-wgmma)", "set train.attention: flash, or parallel.cp: 1");
 }
 
@@ -178,7 +178,7 @@ void check_parallel(const Recipe& r, RecipeProblems& problems) {
 // device and precision can run it (CUDA, bf16, libcudnn present) the trainer checks once
 // train.device and train.precision `auto` are resolved.
 void check_device(const Recipe& r, RecipeProblems& problems) {
-  // The wgmma forward is a tensor-core kernel for head dims 64 and 128 only; any other would
+  // The wgmma kernels are tensor-core kernels for head dims 64 and 128 only; any other would
   // quietly take another kernel.
   if (r.train.attention == AttentionBackend::flash_wgmma && r.model.n_heads >= 1 && r.model.head_dim() != 64 &&
       r.model.head_dim() != 128)

@@ -125,7 +125,7 @@ DType storage_dtype(config::Precision precision) {
 
 std::string attention_banner(config::AttentionBackend attention) {
   if (attention == config::AttentionBackend::cudnn) return "cudnn (cuDNN " + cudnn_sdpa::library_version() + " fused SDPA)";
-  if (attention == config::AttentionBackend::flash_wgmma) return "flash-wgmma (kiln's kernels, the forward on wgmma)";
+  if (attention == config::AttentionBackend::flash_wgmma) return "flash-wgmma (kiln's kernels on wgmma)";
   return "flash (kiln's kernels)";
 }
 
@@ -270,7 +270,7 @@ void Trainer::State::choose_device() {
   if (train.attention == config::AttentionBackend::flash_wgmma) check_wgmma_attention();
 }
 
-// The wgmma forward is kiln's bf16 tensor-core kernel on CUDA; elsewhere the setting would do
+// The wgmma kernels are kiln's bf16 tensor-core kernels on CUDA; elsewhere the setting would do
 // nothing, so it is refused (whether the build has sm_90a code, the first forward says).
 void Trainer::State::check_wgmma_attention() const {
   if (device != Device::Cuda)

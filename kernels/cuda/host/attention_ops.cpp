@@ -39,21 +39,21 @@ AttentionShape attention_shape(const Tensor& q, const Tensor& k, bool causal, do
   return {q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), causal, static_cast<float>(scale)};
 }
 
-// The wgmma forward for one call, then the process-wide choice as it was (tests and benchmarks
+// The wgmma kernels for one call, then the process-wide choice as it was (tests and benchmarks
 // set that choice directly).
-class WarpgroupMmaForward {
+class WarpgroupMmaKernels {
  public:
-  explicit WarpgroupMmaForward(bool wanted) : previous_(flash_attention_forward_kernel()), wanted_(wanted) {
-    if (wanted_) set_flash_attention_forward_kernel(FlashForwardKernel::wgmma);
+  explicit WarpgroupMmaKernels(bool wanted) : previous_(flash_attention_kernels()), wanted_(wanted) {
+    if (wanted_) set_flash_attention_kernels(FlashKernels::wgmma);
   }
-  ~WarpgroupMmaForward() {
-    if (wanted_) set_flash_attention_forward_kernel(previous_);
+  ~WarpgroupMmaKernels() {
+    if (wanted_) set_flash_attention_kernels(previous_);
   }
-  WarpgroupMmaForward(const WarpgroupMmaForward&) = delete;
-  WarpgroupMmaForward& operator=(const WarpgroupMmaForward&) = delete;
+  WarpgroupMmaKernels(const WarpgroupMmaKernels&) = delete;
+  WarpgroupMmaKernels& operator=(const WarpgroupMmaKernels&) = delete;
 
  private:
-  FlashForwardKernel previous_;
+  FlashKernels previous_;
   bool wanted_;
 };
 
@@ -64,7 +64,7 @@ void DeviceBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k
   constexpr const char* op = "flash_attention_forward";
   float* const lse_data = f32_pointer(op, "lse", lse);
   const std::int32_t* const docs = document_ids(op, doc_ids);
-  const WarpgroupMmaForward kernel_choice(warpgroup_mma);
+  const WarpgroupMmaKernels kernel_choice(warpgroup_mma);
   dispatch_storage(op, q, [&]<class T>(T) {
     const AttentionForward<T> args{head_tensor<T>(op, "out", out), lse_data, head_tensor<const T>(op, "q", q),
                                    head_tensor<const T>(op, "k", k), head_tensor<const T>(op, "v", v), docs};
@@ -73,10 +73,12 @@ void DeviceBackend::attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k
 }
 
 void DeviceBackend::attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v,
-                                       Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale) {
+                                       Tensor out, Tensor lse, Tensor doc_ids, bool causal, double scale,
+                                       bool warpgroup_mma) {
   constexpr const char* op = "flash_attention_backward";
   const float* const lse_data = f32_pointer(op, "lse", lse);
   const std::int32_t* const docs = document_ids(op, doc_ids);
+  const WarpgroupMmaKernels kernel_choice(warpgroup_mma);
   dispatch_storage(op, q, [&]<class T>(T) {
     const AttentionBackward<T> args{head_tensor<T>(op, "dq", dq),          head_tensor<T>(op, "dk", dk),
                                     head_tensor<T>(op, "dv", dv),          head_tensor<const T>(op, "dout", dout),

@@ -67,7 +67,7 @@ class DeviceBackend final : public cuda_backend::CudaBackend {
   void attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids, bool causal,
                          double scale, bool warpgroup_mma) override;
   void attention_backward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
-                          Tensor lse, Tensor doc_ids, bool causal, double scale) override;
+                          Tensor lse, Tensor doc_ids, bool causal, double scale, bool warpgroup_mma) override;
   void merge_attention(Tensor out, Tensor lse, Tensor part, Tensor part_lse) override;
   void cudnn_attention_forward(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, Tensor doc_ids,
                                const ops::DocumentRuns& documents, bool causal, double scale) override;

@@ -3,9 +3,9 @@
 // in turn, causal (the default) or full, q/k/v as separate [B, T, H, D] tensors. A benchmark,
 // not a test: prints one line per block size,
 //   attention B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>
-// and, where kiln was built for sm_90a, one for the wgmma forward (flash_attention_wgmma.cu)
-// with its largest difference from the mma.sync forward's output on the same inputs,
-//   attention-wgmma B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> max-diff <x>
+// and, where kiln was built for sm_90a, one for the wgmma kernels (flash_attention_wgmma*.cu)
+// with the largest difference of out, dq, dk, dv from the mma.sync kernels' on the same inputs,
+//   attention-wgmma B T H/KV D causal|full warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s> max-diff <x>
 // counting 4 B H T^2 D FLOPs forward (halved when causal: half the score matrix) and 2.5 times
 // that backward, the convention FlashAttention's papers use. scripts/bench_attention_torch.py
 // times PyTorch's scaled_dot_product_attention on the same shapes.
@@ -77,17 +77,24 @@ int run(int argc, char** argv) {
                B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
                backward_flops / backward / 1e12);
     if (!kiln::cuda::flash_attention_wgmma_built()) continue;
-    const std::vector<float> reference = out.download();
-    kiln::cuda::set_flash_attention_forward_kernel(kiln::cuda::FlashForwardKernel::wgmma);
-    const double wgmma = seconds_per_call(
+    const std::vector<std::vector<float>> reference{out.download(), dq.download(), dk.download(), dv.download()};
+    kiln::cuda::set_flash_attention_kernels(kiln::cuda::FlashKernels::wgmma);
+    const double wgmma_forward = seconds_per_call(
         reps, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options); }, kWarmUp);
-    const std::vector<float> got = out.download();
-    kiln::cuda::set_flash_attention_forward_kernel(kiln::cuda::FlashForwardKernel::mma_sync);
+    const double wgmma_backward = seconds_per_call(
+        reps,
+        [&] { kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options); },
+        kWarmUp);
+    const std::vector<std::vector<float>> got{out.download(), dq.download(), dk.download(), dv.download()};
+    kiln::cuda::set_flash_attention_kernels(kiln::cuda::FlashKernels::mma_sync);
     double max_diff = 0.0;
-    for (std::size_t i = 0; i < got.size(); ++i)
-      max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[i] - reference[i])));
-    fmt::print("attention-wgmma B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s max-diff {:.3g}\n", B, T, H,
-               KV, D, mask, warps, wgmma * 1e3, forward_flops / wgmma / 1e12, max_diff);
+    for (std::size_t t = 0; t < got.size(); ++t)
+      for (std::size_t i = 0; i < got[t].size(); ++i)
+        max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[t][i] - reference[t][i])));
+    fmt::print("attention-wgmma B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s "
+               "max-diff {:.3g}\n",
+               B, T, H, KV, D, mask, warps, wgmma_forward * 1e3, forward_flops / wgmma_forward / 1e12,
+               wgmma_backward * 1e3, backward_flops / wgmma_backward / 1e12, max_diff);
   }
   kiln::cuda::set_flash_attention_block_warps(4);
   return 0;
