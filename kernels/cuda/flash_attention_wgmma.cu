@@ -9,11 +9,12 @@
 //                              (registers, loaded once), B = the k tile (K-major: rows of d)
 //     online softmax of S in registers (flash_attention_tiles.cuh, shared with mma.sync)
 //     O (64 x kD) += P V       4 x kD / 64 wgmma: A = P rounded to bf16 (registers), B = the
-//                              v tile (N-major: its rows of d are B's rows)
-// K and V tiles stream through three stages by cp.async (flash_attention_wgmma_tiles.cuh), the
-// next in flight while the block computes on this one and the one before may still be read by a
-// warpgroup that lags: so one barrier per tile (after the wait) suffices, and the warpgroups of
-// a block drift apart by up to a tile, one's softmax overlapping the other's products.
+//                              v tile (N-major: its rows of d are B's rows), one tile late
+// Tile j's P V is issued after tile j + 1's Q K^T and waited for after its softmax, so the
+// tensor cores multiply while the CUDA cores exponentiate (FA3's intra-warpgroup overlap). K and
+// V stream through three stages by cp.async (flash_attention_wgmma_tiles.cuh): tile j + 1's copy
+// is issued after tile j's barrier into the stage tile j - 2 used, one barrier per tile, and the
+// warpgroups of a block drift apart within a tile.
 #include "kernels/cuda/flash_attention.hpp"
 
 #include "kernels/cuda/flash_attention_wgmma_tiles.cuh"
@@ -25,6 +26,19 @@ using namespace attention_detail;
 using namespace flash_detail;
 using bf16 = __nv_bfloat16;
 using std::int64_t;
+
+// Issues S = Q K^T of a key tile into `score` (kD / 16 k-steps, the first overwriting), after the
+// wgmma.fence that orders every register the warpgroup touched, as one commit group.
+template <int kD, int kDSteps>
+__device__ __forceinline__ void issue_scores(WarpgroupAccumulator& score, MmaFragmentA (&q)[kDSteps],
+                                             const bf16* k_tile) {
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) warpgroup_keep_fragment(q[s]);
+  warpgroup_fence();
+  KILN_UNROLL
+  for (int s = 0; s < kDSteps; ++s) warpgroup_mma<false>(score, q[s], operand_over_head_dim<kD>(k_tile, s), s > 0);
+  warpgroup_commit();
+}
 
 template <int kD, int kWarpgroups>
 __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
@@ -51,50 +65,45 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   auto& q = queries.q;  // pinned before each wgmma.fence (warpgroup_keep_fragment)
 
   WarpgroupAccumulator out[kChunks];
-  KILN_UNROLL
-  for (int c = 0; c < kChunks; ++c) {
-    KILN_UNROLL
-    for (int t = 0; t < kWarpgroupTileColumns / 8; ++t) out[c][t] = zero_accumulator();
-  }
+  zero_chunks(out);
   float running_max[2] = {kNegativeInfinity, kNegativeInfinity}, running_sum[2] = {0.0f, 0.0f};
   const float scale_log2 = shape.scale * kLog2e;
 
+  // Tile j's O += P V runs on the tensor cores while tile j + 1's softmax runs on the CUDA cores:
+  // it is issued after tile j + 1's S and waited for after that softmax (FA3's overlap). The
+  // first tile is peeled off, so that every wait of the loop has one shape (ptxas serialises
+  // the mmas when it cannot match a wait to its group across branches).
+  MmaFragmentA p[kKeySteps];  // the previous tile's probabilities, read by its P V in flight
+  const bf16* previous_values = nullptr;
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const auto [k0, k_tile, v_tile] = next_key_tile_for_wgmma<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape,
-                                                                            args.k, args.v, b, kv_head);
-
+    const auto [k0, k_tile, v_tile] = key_tile_then_next_for_wgmma<kD, kThreads>(
+        tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
     WarpgroupAccumulator score;
-    KILN_UNROLL
-    for (int s = 0; s < kDSteps; ++s) warpgroup_keep_fragment(q[s]);
-    warpgroup_fence();
-    KILN_UNROLL
-    for (int s = 0; s < kDSteps; ++s) warpgroup_mma<false>(score, q[s], operand_over_head_dim<kD>(k_tile, s), s > 0);
-    warpgroup_commit();
-    warpgroup_wait<0>(score);
-
-    const bool unmasked = warp_sees_whole_tile(lo, hi, k0);
-    const RowFactors correction = online_softmax_step(score, lo, hi, k0, unmasked, scale_log2, running_max, running_sum);
-    MmaFragmentA p[kKeySteps];
-    KILN_UNROLL
-    for (int j = 0; j < kKeySteps; ++j) {
-      p[j] = a_from_accumulators(score[2 * j], score[2 * j + 1]);
-      warpgroup_keep_fragment(p[j]);
-    }
-    KILN_UNROLL
-    for (int c = 0; c < kChunks; ++c) {
-      scale_rows(out[c], correction);
-      warpgroup_keep_registers(out[c]);
-    }
-    warpgroup_fence();
-    KILN_UNROLL
-    for (int j = 0; j < kKeySteps; ++j) {
+    issue_scores<kD>(score, q, k_tile);
+    if (tile == 0) {
+      warpgroup_wait<0>(score);
+      online_softmax_step(score, lo, hi, k0, warp_sees_whole_tile(lo, hi, k0), scale_log2, running_max, running_sum);
+    } else {
+      accumulate_over_rows<kD>(out, p, previous_values);
+      warpgroup_commit();
+      warpgroup_wait<1>(score);  // the scores; the previous P V may still run
+      const RowFactors correction =
+          online_softmax_step(score, lo, hi, k0, warp_sees_whole_tile(lo, hi, k0), scale_log2, running_max, running_sum);
+      wait_for_chunks(out);
       KILN_UNROLL
-      for (int c = 0; c < kChunks; ++c) warpgroup_mma<true>(out[c], p[j], operand_over_rows<kD>(v_tile, j, c), true);
+      for (int c = 0; c < kChunks; ++c) {
+        scale_rows(out[c], correction);
+        warpgroup_keep_registers(out[c]);
+      }
     }
+    fragments_of(p, score);
+    previous_values = v_tile;
+  }
+  if (key_tiles > 0) {  // the last tile's P V
+    warpgroup_fence();
+    accumulate_over_rows<kD>(out, p, previous_values);
     warpgroup_commit();
-    warpgroup_wait<0>(out[0]);
-    KILN_UNROLL
-    for (int c = 1; c < kChunks; ++c) warpgroup_keep_registers(out[c]);
+    wait_for_chunks(out);
   }
 
   const RowFactors inverse = finish_softmax_rows(shape, args, b, h, i0, slot, running_max, running_sum);

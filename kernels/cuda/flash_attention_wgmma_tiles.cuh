@@ -102,4 +102,70 @@ __device__ __forceinline__ std::uint64_t operand_over_rows(const bf16* rows, int
   return shared_matrix_descriptor(rows + bytes / sizeof(bf16), CoreTile<kD>::kRowGroupBytes, kCoreBytes);
 }
 
+// Key tile `tile` of a walk ready for wgmma, then the copy of the next tile issued into its stage,
+// after the barrier: the forward's products of a tile run until the end of the next iteration,
+// so the stage it overwrites (read two tiles ago) is free only once every thread has finished
+// the previous iteration.
+template <int kD, int kThreads>
+__device__ KeyTile key_tile_then_next_for_wgmma(bf16* tiles, int64_t tile, int64_t key_tiles, int64_t first_key,
+                                                const AttentionShape& shape, const HeadTensor<const bf16>& k,
+                                                const HeadTensor<const bf16>& v, int64_t b, int64_t kv_head) {
+  const int64_t k0 = first_key + tile * kTileRows;
+  wait_for_tile_for_wgmma(false);
+  if (tile + 1 < key_tiles)
+    stage_key_tile<kD, kThreads>(tiles, static_cast<int>((tile + 1) % kStages), shape, k, v, b, kv_head,
+                                 k0 + kTileRows);
+  const bf16* const k_tile = tiles + 2 * (tile % kStages) * CoreTile<kD>::kElements;
+  return {k0, k_tile, k_tile + CoreTile<kD>::kElements};
+}
+
+// ---- accumulators of 64 x kD in chunks of 64 columns ------------------------------------------
+
+template <int kChunks>
+__device__ __forceinline__ void zero_chunks(WarpgroupAccumulator (&acc)[kChunks]) {
+  KILN_UNROLL
+  for (int c = 0; c < kChunks; ++c) {
+    KILN_UNROLL
+    for (int t = 0; t < kWarpgroupTileColumns / 8; ++t) acc[c][t] = zero_accumulator();
+  }
+}
+
+// Waits for the group just committed and pins every chunk's registers after the wait.
+template <int kChunks>
+__device__ __forceinline__ void wait_for_chunks(WarpgroupAccumulator (&acc)[kChunks]) {
+  warpgroup_wait<0>(acc[0]);
+  KILN_UNROLL
+  for (int c = 1; c < kChunks; ++c) warpgroup_keep_registers(acc[c]);
+}
+
+// Stores this lane's two rows of the chunks (d = 64c ..), scaled, into row0 / row8 (null: not a
+// real row).
+template <int kChunks>
+__device__ __forceinline__ void store_chunks(bf16* row0, bf16* row8, WarpgroupAccumulator (&acc)[kChunks], float scale) {
+  KILN_UNROLL
+  for (int c = 0; c < kChunks; ++c)
+    store_rows(row0 != nullptr ? row0 + kWarpgroupTileColumns * c : nullptr,
+               row8 != nullptr ? row8 + kWarpgroupTileColumns * c : nullptr, acc[c], scale);
+}
+
+// acc[c] += a[j] x (chunk c of `rows` over its row step j) for every k-step j and chunk c.
+template <int kD, int kSteps, int kChunks>
+__device__ __forceinline__ void accumulate_over_rows(WarpgroupAccumulator (&acc)[kChunks], MmaFragmentA (&a)[kSteps],
+                                                     const bf16* rows) {
+  KILN_UNROLL
+  for (int j = 0; j < kSteps; ++j) {
+    KILN_UNROLL
+    for (int c = 0; c < kChunks; ++c) warpgroup_mma<true>(acc[c], a[j], operand_over_rows<kD>(rows, j, c), true);
+  }
+}
+
+// The bf16 A fragments of a 16 x 64 accumulator's four 16-wide k-steps, pinned for the fence.
+__device__ __forceinline__ void fragments_of(MmaFragmentA (&a)[kTileRows / 16], WarpgroupAccumulator& acc) {
+  KILN_UNROLL
+  for (int j = 0; j < kTileRows / 16; ++j) {
+    a[j] = a_from_accumulators(acc[2 * j], acc[2 * j + 1]);
+    warpgroup_keep_fragment(a[j]);
+  }
+}
+
 }  // namespace kiln::KILN_CUDA_NS::flash_detail

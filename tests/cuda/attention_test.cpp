@@ -175,6 +175,7 @@ TEST_P(CudaAttention, WarpgroupMmaKernelsMatchTheCpuOp) {
     check_case({1, 5, 140, 2, 1, 64, true, true}, GetParam());
     check_case({1, 70, 70, 2, 1, 128, true, true}, GetParam());
     check_case({1, 200, 200, 4, 1, 128, false, true}, GetParam());
+    check_case({1, 512, 512, 2, 1, 64, false, false}, GetParam());
   }
 }
 

@@ -172,6 +172,40 @@ __global__ void barriers_at_two_sites(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// Two warps each take kRounds warp-synchronous steps, counting them in shared memory, and at
+// the end each notes how far the other had got (no barrier in between: a race by design).
+constexpr int kRounds = 20;
+__global__ void drifting_warps(int* seen) {
+  __shared__ int progress[2];
+  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) progress[warp] = 0;
+  __syncthreads();
+  for (int round = 0; round < kRounds; ++round) {
+    __syncwarp();
+    if (lane == 0) progress[warp] = round + 1;
+  }
+  if (lane == 0) seen[2 * blockIdx.x + warp] = progress[1 - warp];
+  __syncthreads();
+}
+
+// Warps drift by whole collectives, and in some blocks one warp lags until the other can go no
+// further: there it sees the other finished while the other saw it not started. (With each warp
+// sitting out half the rounds only, a gap of all 20 rounds would come once in 2^20 blocks.)
+TEST(CudaEmulatorBlock, AWarpCanFallAsFarBehindAsTheBarriersAllow) {
+  constexpr unsigned blocks = 64;
+  DeviceBuffer<int> seen(2 * blocks);
+  KILN_LAUNCH(drifting_warps, dim3(blocks), dim3(64), 0, nullptr, seen.data());
+  const std::vector<int> got = seen.download();
+  int lagged = 0, in_step = 0;
+  for (unsigned b = 0; b < blocks; ++b) {
+    const int first = got[2 * b], second = got[2 * b + 1];
+    lagged += (first == 0 && second == kRounds) || (first == kRounds && second == 0);
+    in_step += (first > 0 && first < kRounds) || (second > 0 && second < kRounds);
+  }
+  EXPECT_GT(lagged, 0);
+  EXPECT_GT(in_step, 0);  // elsewhere the warps interleave: one ends while the other is midway
+}
+
 TEST(CudaEmulatorBlock, DivergentBarrierIsAnErrorNamingTheKernelNotAHang) {
   DeviceBuffer<int> out(64);
   const std::string skipped = launch_error([&] { KILN_LAUNCH(barrier_in_branch, dim3(2), dim3(64), 0, nullptr, out.data()); });

@@ -84,6 +84,7 @@ struct Block {
   std::vector<unsigned char> shared;
   std::mt19937_64 random;
   bool async_copies_land_early = false;  // drawn per block (async_copy.hpp)
+  int lagging_warp = -1;                  // drawn per block: a warp that runs last (draw_paused_warps)
 };
 
 thread_local Block* running_block = nullptr;
@@ -249,13 +250,17 @@ bool release_barrier(Block& b) {
 // Warps that sit out this round (bit w % 32 for warp w): each of them with probability 1/2,
 // never all of them. So warps drift apart between barriers by whole collectives, as they do on
 // the GPU, instead of marching in step, and a race between warps inside a barrier interval
-// (one warp staging into a buffer another still reads) gets a chance to show.
+// (one warp staging into a buffer another still reads) gets a chance to show. In half the
+// blocks one warp lags: it runs only when no other warp can, so the others get as far ahead of
+// it as the barriers allow (a race that needs a long drift, such as a copy into a stage whose
+// asynchronous reads a slow warpgroup has not waited for yet).
 std::uint32_t draw_paused_warps(Block& b) {
   std::uint32_t ready_warps = 0;
   for (unsigned linear : b.ready) ready_warps |= 1u << (linear / warpSize % 32);
   if (std::popcount(ready_warps) < 2) return 0;
-  const auto paused = static_cast<std::uint32_t>(b.random()) & ready_warps;
-  return paused == ready_warps ? 0 : paused;
+  const std::uint32_t lagging = b.lagging_warp >= 0 ? 1u << (b.lagging_warp % 32) : 0u;
+  const auto paused = (static_cast<std::uint32_t>(b.random()) | lagging) & ready_warps;
+  return paused == ready_warps ? (lagging & ready_warps ? lagging : 0) : paused;
 }
 
 void run_block(Block& b, unsigned threads) {
@@ -317,6 +322,8 @@ void run_grid(const GridShape& shape, const std::function<void()>& body) {
                 static_cast<unsigned>(linear / (std::uint64_t{shape.grid.x} * shape.grid.y))};
     b.shared.assign(shape.dynamic_shared_bytes, 0xFF);
     b.async_copies_land_early = (b.random() & 1) != 0;
+    const unsigned warps = (threads + warpSize - 1) / warpSize;
+    b.lagging_warp = warps > 1 && (b.random() & 1) != 0 ? static_cast<int>(b.random() % warps) : -1;
     run_block(b, threads);
   }
 }
