@@ -187,6 +187,10 @@ check() {
     (cd "$bundle" && timeout 120 compute-sanitizer --tool racecheck --error-exitcode 3 "$bundle/bin/kiln_cuda_tests" \
        --gtest_filter='*TensorCoreTiles*bf16' >"$logs/racecheck.log" 2>&1)
     printf '%-32s %s\n' "racecheck (tensor-core attention)" "rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/racecheck.log" | tr '\n' ' ')"
+    # The same for the wgmma kernels: cp.async staging against the tensor cores' shared reads.
+    (cd "$bundle" && timeout 120 compute-sanitizer --tool racecheck --error-exitcode 3 "$bundle/bin/kiln_cuda_tests" \
+       --gtest_filter='*WarpgroupMmaKernelsMatchTheCpuOp/bf16' >"$logs/racecheck_wgmma.log" 2>&1)
+    printf '%-32s %s\n' "racecheck (wgmma attention)" "rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)  \] [0-9]' "$logs/racecheck_wgmma.log" | tr '\n' ' ')"
   fi
   [[ ${KILN_GPU_CHECK_PROFILE:-0} == 1 ]] && profile_step
   [[ ${KILN_GPU_CHECK_CPU:-0} == 1 ]] || return 0

@@ -13,6 +13,8 @@
 //   dk, dv   grid (Tk / 64, Hkv, B): a warp's 16 keys walk every (query head of the group, query
 //            tile) that sees them: dv += p^T dout, dk += ds^T q (head dim 128: each query
 //            tile in two halves, so a half's p and ds fit in registers beside dk and dv)
+//   or, on sm_90a (set_flash_attention_kernels), the same three kernels on wgmma, a warpgroup
+//   of 4 warps owning 64 rows (flash_attention_wgmma.cu, flash_attention_wgmma_backward.cu).
 #include "kernels/cuda/attention.hpp"
 
 namespace kiln::KILN_CUDA_NS {
