@@ -67,14 +67,10 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   KILN_DYNAMIC_SHARED(bf16, tiles);  // two stages of [key][d] k and v tiles
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
 
-  const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
-  const int64_t kv_head = h / (shape.heads / shape.kv_heads);
-  const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
-  query_ranges(shape, doc, i0, range_lo, range_hi);
-  __syncthreads();
-  const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
-  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
-  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
+  const QueryBlock block = begin_query_block<kBlockRows>(shape, args.doc_ids, range_lo, range_hi,
+                                                         [](const QueryBlock&) {});
+  const int64_t b = block.b, h = block.h, i0 = block.i0, kv_head = block.kv_head, key_tiles = block.key_tiles;
+  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block.first_key);
 
   // This lane's fragment rows: queries i0 + slot[0] and i0 + slot[1].
   const LaneRows lane = lane_rows();
@@ -93,7 +89,7 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     const auto [k0, k_tile, v_tile] =
-        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
+        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block.first_key, shape, args.k, args.v, b, kv_head);
 
     MmaAccumulator score[kKeyTiles];
     products_with_tile(score, q, k_tile, kStride);
@@ -124,15 +120,12 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
   __shared__ float delta_of[kBlockRows], lse_of[kBlockRows];
 
-  const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
-  const int64_t kv_head = h / (shape.heads / shape.kv_heads);
-  const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
-  query_ranges(shape, doc, i0, range_lo, range_hi);
-  query_statistics<kD, kThreads, kBlockRows>(shape, args, b, h, i0, delta_of, lse_of);
-  __syncthreads();
-  const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
-  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
-  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
+  const QueryBlock block = begin_query_block<kBlockRows>(shape, args.doc_ids, range_lo, range_hi,
+                                                         [&](const QueryBlock& rows) {
+    query_statistics<kD, kThreads, kBlockRows>(shape, args, rows.b, rows.h, rows.i0, delta_of, lse_of);
+  });
+  const int64_t b = block.b, h = block.h, i0 = block.i0, kv_head = block.kv_head, key_tiles = block.key_tiles;
+  if (key_tiles > 0) stage_keys_and_values<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block.first_key);
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
@@ -148,7 +141,7 @@ __global__ void __launch_bounds__(BlockShape<kWarps>::kThreads)
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     const auto [k0, k_tile, v_tile] =
-        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
+        next_key_tile<kD, kThreads>(tiles, tile, key_tiles, block.first_key, shape, args.k, args.v, b, kv_head);
 
     // ds = p (dp - delta), p = exp(scaled score - lse), dp = dout . v, into the score tiles.
     MmaAccumulator ds[kKeyTiles], dp[kKeyTiles];

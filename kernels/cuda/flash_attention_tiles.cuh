@@ -212,15 +212,41 @@ __device__ __forceinline__ int64_t tile_count(int64_t first, int64_t end) {
   return end > first ? (end - first + kTileRows - 1) / kTileRows : 0;
 }
 
+// A forward or dq block: batch row b, query head h, queries i0 .. i0 + kBlockRows - 1, the kv
+// head they read, and the keys any of them sees: key_tiles tiles of kTileRows from first_key.
+struct QueryBlock {
+  int64_t b, h, i0, kv_head, first_key, key_tiles;
+};
 
-// Waits for the tile the loop is at (while the next one, when issued, stays in flight), then
-// makes every thread's copies of it visible to the block.
-__device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
+// Sets a forward or dq block up: each query's visible keys into range_lo / range_hi and whatever
+// before_barrier(block) writes to shared memory, a barrier, then the keys of the whole block.
+template <int kBlockRows, class BeforeBarrier>
+__device__ QueryBlock begin_query_block(const AttentionShape& shape, const std::int32_t* doc_ids, int64_t* range_lo,
+                                        int64_t* range_hi, BeforeBarrier before_barrier) {
+  QueryBlock block;
+  block.b = blockIdx.z, block.h = blockIdx.y, block.i0 = int64_t{blockIdx.x} * kBlockRows;
+  block.kv_head = block.h / (shape.heads / shape.kv_heads);
+  query_ranges(shape, doc_ids != nullptr ? doc_ids + block.b * shape.tk : nullptr, block.i0, range_lo, range_hi);
+  before_barrier(block);
+  __syncthreads();
+  const KeyRange keys = union_of(range_lo, range_hi, kBlockRows);
+  block.first_key = keys.lo, block.key_tiles = tile_count(keys.lo, keys.hi);
+  return block;
+}
+
+
+// Waits for this thread's copies of the tile the loop is at (the next one, when issued, stays in
+// flight).
+__device__ __forceinline__ void wait_for_own_copies(bool next_in_flight) {
   if (next_in_flight) {
     async_copy_wait<1>();
   } else {
     async_copy_wait<0>();
   }
+}
+// ... then makes every thread's copies of it visible to the block.
+__device__ __forceinline__ void wait_for_current_tile(bool next_in_flight) {
+  wait_for_own_copies(next_in_flight);
   __syncthreads();
 }
 

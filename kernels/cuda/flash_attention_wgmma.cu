@@ -48,14 +48,10 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   KILN_DYNAMIC_SHARED(bf16, tiles);  // kStages stages of k and v core tiles
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
 
-  const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
-  const int64_t kv_head = h / (shape.heads / shape.kv_heads);
-  const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
-  query_ranges(shape, doc, i0, range_lo, range_hi);
-  __syncthreads();
-  const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
-  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
-  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
+  const QueryBlock block = begin_query_block<kBlockRows>(shape, args.doc_ids, range_lo, range_hi,
+                                                         [](const QueryBlock&) {});
+  const int64_t b = block.b, h = block.h, i0 = block.i0, kv_head = block.kv_head, key_tiles = block.key_tiles;
+  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block.first_key);
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
@@ -77,7 +73,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   const bf16* previous_values = nullptr;
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
     const auto [k0, k_tile, v_tile] = key_tile_then_next_for_wgmma<kD, kThreads>(
-        tiles, tile, key_tiles, block_keys.lo, shape, args.k, args.v, b, kv_head);
+        tiles, tile, key_tiles, block.first_key, shape, args.k, args.v, b, kv_head);
     WarpgroupAccumulator score;
     issue_scores<kD>(score, q, k_tile);
     if (tile == 0) {
@@ -127,18 +123,13 @@ void launch_wgmma_forward(const AttentionShape& shape, const AttentionForward<bf
                                    kWarpgroups * kWarpgroupThreads, shape, args, stream);
 }
 
-template <int kWarpgroups>
-void launch_wgmma_forward_for_dim(const AttentionShape& shape, const AttentionForward<bf16>& args, cudaStream_t stream) {
-  if (shape.dim == 64) return launch_wgmma_forward<64, kWarpgroups>(shape, args, stream);
-  launch_wgmma_forward<128, kWarpgroups>(shape, args, stream);
-}
-
 }  // namespace
 
 void flash_attention_forward_wgmma(const AttentionShape& shape, const AttentionForward<bf16>& args, int warps,
                                    cudaStream_t stream) {
-  if (warps == 8) return launch_wgmma_forward_for_dim<2>(shape, args, stream);
-  launch_wgmma_forward_for_dim<1>(shape, args, stream);
+  with_wgmma_shape(shape.dim, warps, [&](auto dim, auto warpgroups) {
+    launch_wgmma_forward<decltype(dim)::value, decltype(warpgroups)::value>(shape, args, stream);
+  });
 }
 
 }  // namespace kiln::KILN_CUDA_NS

@@ -39,15 +39,12 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   __shared__ int64_t range_lo[kBlockRows], range_hi[kBlockRows];
   __shared__ float delta_of[kBlockRows], lse_of[kBlockRows];
 
-  const int64_t b = blockIdx.z, h = blockIdx.y, i0 = int64_t{blockIdx.x} * kBlockRows;
-  const int64_t kv_head = h / (shape.heads / shape.kv_heads);
-  const std::int32_t* doc = args.doc_ids != nullptr ? args.doc_ids + b * shape.tk : nullptr;
-  query_ranges(shape, doc, i0, range_lo, range_hi);
-  query_statistics<kD, kThreads, kBlockRows>(shape, args, b, h, i0, delta_of, lse_of);
-  __syncthreads();
-  const KeyRange block_keys = union_of(range_lo, range_hi, kBlockRows);
-  const int64_t key_tiles = tile_count(block_keys.lo, block_keys.hi);
-  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block_keys.lo);
+  const QueryBlock block = begin_query_block<kBlockRows>(shape, args.doc_ids, range_lo, range_hi,
+                                                         [&](const QueryBlock& rows) {
+    query_statistics<kD, kThreads, kBlockRows>(shape, args, rows.b, rows.h, rows.i0, delta_of, lse_of);
+  });
+  const int64_t b = block.b, h = block.h, i0 = block.i0, kv_head = block.kv_head, key_tiles = block.key_tiles;
+  if (key_tiles > 0) stage_key_tile<kD, kThreads>(tiles, 0, shape, args.k, args.v, b, kv_head, block.first_key);
 
   const LaneRows lane = lane_rows();
   const auto& slot = lane.slot;
@@ -61,7 +58,7 @@ __global__ void __launch_bounds__(kWarpgroups * kWarpgroupThreads)
   const float scale_log2 = shape.scale * kLog2e;
 
   for (int64_t tile = 0; tile < key_tiles; ++tile) {
-    const auto [k0, k_tile, v_tile] = next_key_tile_for_wgmma<kD, kThreads>(tiles, tile, key_tiles, block_keys.lo, shape,
+    const auto [k0, k_tile, v_tile] = next_key_tile_for_wgmma<kD, kThreads>(tiles, tile, key_tiles, block.first_key, shape,
                                                                             args.k, args.v, b, kv_head);
 
     WarpgroupAccumulator ds, dp;  // the scores, then ds in place
@@ -223,19 +220,13 @@ void launch_wgmma_backward(const AttentionShape& shape, const AttentionBackward<
                                                         shape, args, stream);
 }
 
-template <int kWarpgroups>
-void launch_wgmma_backward_for_dim(const AttentionShape& shape, const AttentionBackward<bf16>& args,
-                                   cudaStream_t stream) {
-  if (shape.dim == 64) return launch_wgmma_backward<64, kWarpgroups>(shape, args, stream);
-  launch_wgmma_backward<128, kWarpgroups>(shape, args, stream);
-}
-
 }  // namespace
 
 void flash_attention_backward_wgmma(const AttentionShape& shape, const AttentionBackward<bf16>& args, int warps,
                                     cudaStream_t stream) {
-  if (warps == 8) return launch_wgmma_backward_for_dim<2>(shape, args, stream);
-  launch_wgmma_backward_for_dim<1>(shape, args, stream);
+  with_wgmma_shape(shape.dim, warps, [&](auto dim, auto warpgroups) {
+    launch_wgmma_backward<decltype(dim)::value, decltype(warpgroups)::value>(shape, args, stream);
+  });
 }
 
 }  // namespace kiln::KILN_CUDA_NS

@@ -7,6 +7,7 @@
 // 16-byte copies fill 512 consecutive bytes, so staging has no bank conflicts, and a core matrix
 // sits on all 32 banks for the tensor cores' reads.
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/flash_attention_tiles.cuh"
 #include "kernels/cuda/warpgroup_mma.cuh"
@@ -59,11 +60,7 @@ __device__ void stage_key_tile(bf16* tiles, int stage, const AttentionShape& sha
 // This thread's copies of the current tile have landed (the next stays in flight); its bytes
 // are ordered for the tensor cores' async proxy, and the barrier makes every thread's visible.
 __device__ __forceinline__ void wait_for_tile_for_wgmma(bool next_in_flight) {
-  if (next_in_flight) {
-    async_copy_wait<1>();
-  } else {
-    async_copy_wait<0>();
-  }
+  wait_for_own_copies(next_in_flight);
   fence_shared_for_async_proxy();
   __syncthreads();
 }
@@ -166,6 +163,20 @@ __device__ __forceinline__ void fragments_of(MmaFragmentA (&a)[kTileRows / 16], 
     a[j] = a_from_accumulators(acc[2 * j], acc[2 * j + 1]);
     warpgroup_keep_fragment(a[j]);
   }
+}
+
+// ---- launches ---------------------------------------------------------------------------------
+
+// launch(head dim, warpgroups) with both as std::integral_constant: head dim 64 or 128 (the
+// supported check let nothing else through), 1 warpgroup for 4 warps a block, 2 for 8.
+template <class Launch>
+void with_wgmma_shape(int64_t dim, int warps, Launch launch) {
+  const auto for_dim = [&](auto warpgroups) {
+    if (dim == 64) return launch(std::integral_constant<int, 64>{}, warpgroups);
+    launch(std::integral_constant<int, 128>{}, warpgroups);
+  };
+  if (warps == 8) return for_dim(std::integral_constant<int, 2>{});
+  for_dim(std::integral_constant<int, 1>{});
 }
 
 }  // namespace kiln::KILN_CUDA_NS::flash_detail

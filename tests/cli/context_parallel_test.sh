@@ -10,8 +10,8 @@
 set -uo pipefail
 kiln=$1
 source "$(dirname "$0")/testlib.sh"
-if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+skip_without_mpi
+mpi_environment
 
 tiny_dataset 800 8
 # seq_len 32 = 8 chunks of 4 under cp = 4: the corpus's documents (tens of tokens) cross chunks.

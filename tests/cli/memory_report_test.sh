@@ -73,7 +73,7 @@ check "serial run trains" test $? -eq 0
 check "serial: banner and metrics.jsonl report the arenas' bytes" expect_memory "$work/serial.log" "$work/serial" serial
 
 if "$kiln" --version | grep -q "MPI: built"; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+  mpi_environment
   timeout 300 mpirun --oversubscribe -np 2 "$kiln" train "$work/gpt2.yaml" --run-dir "$work/zero" \
     --set parallel.dp=2 --set parallel.zero=1 >"$work/zero.log" 2>&1
   check "zero run trains" test $? -eq 0

@@ -8,8 +8,8 @@
 set -uo pipefail
 kiln=$1
 source "$(dirname "$0")/testlib.sh"
-if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+skip_without_mpi
+mpi_environment
 losses() { grep -o '"loss":[^,}]*' "$1/metrics.jsonl" | cut -d: -f2; }
 # same_losses A B FIRST_RTOL ALL_RTOL [FROM_STEP]: per-step losses agree.
 same_losses() {

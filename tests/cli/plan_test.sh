@@ -103,7 +103,7 @@ expect_error "--efficiency above 1" "--efficiency: 1.5 is above 1" "$kiln" plan 
 
 # ---- (b) the estimate against the measured high-water mark -------------------------------------
 if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI (measured layouts)"; finish; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+mpi_environment
 # estimate_within LAYOUT RUN_DIR: plan's per-rank total within 10% of the run's peak.
 estimate_within() {
   "$kiln" plan "$work/gpt2.yaml" --layout "$1" --json >"$work/one.json" || return 1

@@ -81,3 +81,14 @@ tiny_dataset() {
   "$kiln" prepare --tokenizer "$work/tok.json" --input "$work/corpus.jsonl" --out "$work/data" --val-fraction 0.05 \
     --quiet >/dev/null
 }
+
+# skip_without_mpi: ends the test as skipped (exit 0) when this kiln ($kiln) has no MPI.
+skip_without_mpi() {
+  if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
+}
+
+# mpi_environment: what mpirun --oversubscribe needs here: running as root allowed, one thread
+# per rank, and idle ranks yielding the few cores to the busy ones.
+mpi_environment() {
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+}

@@ -8,8 +8,8 @@
 set -uo pipefail
 kiln=$1
 source "$(dirname "$0")/testlib.sh"
-if ! "$kiln" --version | grep -q "MPI: built"; then echo "SKIP: kiln built without MPI"; exit 0; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMPI_MCA_mpi_yield_when_idle=1
+skip_without_mpi
+mpi_environment
 timeout_s=5
 
 "$kiln" corpus --out "$work/corpus.jsonl" --docs 400 --seed 9 >/dev/null

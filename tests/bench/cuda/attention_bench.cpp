@@ -65,36 +65,36 @@ int run(int argc, char** argv) {
   const auto score_elements = static_cast<double>(B * H * T * T);
   const double forward_flops = 4.0 * score_elements * static_cast<double>(D) / (causal ? 2.0 : 1.0);
   const double backward_flops = 2.5 * forward_flops;
-  for (const int warps : {4, 8}) {
-    kiln::cuda::set_flash_attention_block_warps(warps);
+  // Seconds per forward and per backward call of the kernels selected now, and the line that
+  // reports them (`label` warps W: fwd <ms> <TFLOP/s> bwd <ms> <TFLOP/s>).
+  const auto timed_line = [&](const char* label, int warps) {
     const double forward = seconds_per_call(
         reps, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options); }, kWarmUp);
     const double backward = seconds_per_call(
         reps,
         [&] { kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options); },
         kWarmUp);
-    fmt::print("attention B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s\n",
-               B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12, backward * 1e3,
-               backward_flops / backward / 1e12);
+    return fmt::format("{} B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s",
+                       label, B, T, H, KV, D, mask, warps, forward * 1e3, forward_flops / forward / 1e12,
+                       backward * 1e3, backward_flops / backward / 1e12);
+  };
+  const auto results = [&] {
+    return std::vector<std::vector<float>>{out.download(), dq.download(), dk.download(), dv.download()};
+  };
+  for (const int warps : {4, 8}) {
+    kiln::cuda::set_flash_attention_block_warps(warps);
+    fmt::print("{}\n", timed_line("attention", warps));
     if (!kiln::cuda::flash_attention_wgmma_built()) continue;
-    const std::vector<std::vector<float>> reference{out.download(), dq.download(), dk.download(), dv.download()};
+    const std::vector<std::vector<float>> reference = results();
     kiln::cuda::set_flash_attention_kernels(kiln::cuda::FlashKernels::wgmma);
-    const double wgmma_forward = seconds_per_call(
-        reps, [&] { kiln::ops::flash_attention_forward(out, lse, q, k, v, kiln::Tensor{}, options); }, kWarmUp);
-    const double wgmma_backward = seconds_per_call(
-        reps,
-        [&] { kiln::ops::flash_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, kiln::Tensor{}, options); },
-        kWarmUp);
-    const std::vector<std::vector<float>> got{out.download(), dq.download(), dk.download(), dv.download()};
+    const std::string wgmma = timed_line("attention-wgmma", warps);
+    const std::vector<std::vector<float>> got = results();
     kiln::cuda::set_flash_attention_kernels(kiln::cuda::FlashKernels::mma_sync);
     double max_diff = 0.0;
     for (std::size_t t = 0; t < got.size(); ++t)
       for (std::size_t i = 0; i < got[t].size(); ++i)
         max_diff = std::max(max_diff, static_cast<double>(std::fabs(got[t][i] - reference[t][i])));
-    fmt::print("attention-wgmma B{} T{} H{}/{} D{} {} warps {}: fwd {:.3f} ms {:.0f} TFLOP/s bwd {:.3f} ms {:.0f} TFLOP/s "
-               "max-diff {:.3g}\n",
-               B, T, H, KV, D, mask, warps, wgmma_forward * 1e3, forward_flops / wgmma_forward / 1e12,
-               wgmma_backward * 1e3, backward_flops / wgmma_backward / 1e12, max_diff);
+    fmt::print("{} max-diff {:.3g}\n", wgmma, max_diff);
   }
   kiln::cuda::set_flash_attention_block_warps(4);
   return 0;
